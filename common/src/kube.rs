@@ -1,0 +1,148 @@
+//! Building the Kubernetes client: from the cluster's endpoint, CA and an EKS token (no aws CLI,
+//! no kubectl, no kubeconfig needed), or from a kubeconfig file (`--kubeconfig`, other clusters,
+//! tests).
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::SecretString;
+
+/// Why no Kubernetes client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeClientError {
+    #[error("the cluster endpoint `{endpoint}` is not a URL: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("the cluster's certificate authority data is not base64 of a PEM certificate ({reason}); describe the cluster again or pass --kubeconfig")]
+    CertificateAuthority { reason: String },
+    #[error("cannot read kubeconfig {path}: {source}")]
+    ReadKubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("kubeconfig {path} has no usable context{context}: {source}")]
+    LoadKubeconfig {
+        path: String,
+        context: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// A client for an EKS cluster from its endpoint, its `certificateAuthority.data` (base64 of
+/// PEM) and a bearer token from [`crate::token`].
+pub fn client_for_eks(
+    endpoint: &str,
+    ca_data: &str,
+    token: &str,
+) -> Result<kube::Client, KubeClientError> {
+    let uri: http::Uri = endpoint.parse().map_err(|e: http::uri::InvalidUri| {
+        KubeClientError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    let mut config = kube::Config::new(uri);
+    config.root_cert = Some(ca_certificates_der(ca_data)?);
+    config.auth_info.token = Some(SecretString::from(token.to_owned()));
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// A client from a kubeconfig file, with its current context or `context`.
+pub async fn client_from_kubeconfig(
+    path: &Path,
+    context: Option<&str>,
+) -> Result<kube::Client, KubeClientError> {
+    let shown = path.display().to_string();
+    let kubeconfig =
+        Kubeconfig::read_from(path).map_err(|source| KubeClientError::ReadKubeconfig {
+            path: shown.clone(),
+            source,
+        })?;
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|source| KubeClientError::LoadKubeconfig {
+            path: shown,
+            context: context.map(|c| format!(" `{c}`")).unwrap_or_default(),
+            source,
+        })?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The DER certificates in base64-encoded PEM (the form EKS returns).
+pub fn ca_certificates_der(ca_data: &str) -> Result<Vec<Vec<u8>>, KubeClientError> {
+    let bad = |reason: &str| KubeClientError::CertificateAuthority {
+        reason: reason.to_owned(),
+    };
+    let pem_bytes = STANDARD
+        .decode(ca_data.trim())
+        .map_err(|_| bad("not base64"))?;
+    let pem = String::from_utf8(pem_bytes).map_err(|_| bad("not text"))?;
+    let mut certificates = Vec::new();
+    let mut rest = pem.as_str();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let body_start = start + "-----BEGIN CERTIFICATE-----".len();
+        let end = rest[body_start..]
+            .find("-----END CERTIFICATE-----")
+            .ok_or_else(|| bad("a certificate has no END line"))?;
+        let body: String = rest[body_start..body_start + end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        certificates.push(STANDARD.decode(body).map_err(|_| bad("a certificate body is not base64"))?);
+        rest = &rest[body_start + end..];
+    }
+    if certificates.is_empty() {
+        return Err(bad("no certificate in it"));
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(bodies: &[&[u8]]) -> String {
+        let mut text = String::new();
+        for body in bodies {
+            text.push_str("-----BEGIN CERTIFICATE-----\n");
+            let encoded = STANDARD.encode(body);
+            for chunk in encoded.as_bytes().chunks(64) {
+                text.push_str(std::str::from_utf8(chunk).unwrap());
+                text.push('\n');
+            }
+            text.push_str("-----END CERTIFICATE-----\n");
+        }
+        STANDARD.encode(text)
+    }
+
+    #[test]
+    fn reads_every_certificate() {
+        let data = pem(&[b"first certificate bytes, long enough to wrap over one line of pem", b"second"]);
+        let der = ca_certificates_der(&data).unwrap();
+        assert_eq!(der.len(), 2);
+        assert_eq!(der[1], b"second");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_pem() {
+        for data in ["not base64 !!", "cmFuZG9tIGxldHRlcnM=", ""] {
+            let err = ca_certificates_der(data).unwrap_err();
+            assert!(err.to_string().contains("--kubeconfig"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_endpoint_is_named() {
+        let Err(err) = client_for_eks("not a url", &pem(&[b"x"]), "t") else {
+            panic!("a bad endpoint must be refused");
+        };
+        assert!(err.to_string().contains("not a url"), "{err}");
+    }
+}

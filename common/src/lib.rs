@@ -1,0 +1,17 @@
+//! What every eks-fargate-alb step stands on: the state document, the shared flags, the AWS
+//! configuration and readable AWS errors, the EKS token and the Kubernetes client, logging in the
+//! seed's format, waiting with progress, and the driver that keeps the step contract.
+
+pub mod aws;
+pub mod cli;
+pub mod kube;
+pub mod logging;
+pub mod names;
+pub mod state;
+pub mod step;
+pub mod token;
+pub mod wait;
+
+pub use cli::CommonArgs;
+pub use state::State;
+pub use step::{Context, StepFailure, StepInfo};

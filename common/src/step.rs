@@ -1,0 +1,352 @@
+//! The life of one step run: read the state, stop on an earlier failure, resolve the region,
+//! build the AWS configuration, run the step, record its timing or its error, write the state,
+//! and end with the exit code of the contract (0 done, 1 failed, 2 bad input with nothing changed).
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aws_config::SdkConfig;
+use clap::Parser;
+
+use crate::aws::{environment_region, load_config, pick_region};
+use crate::cli::CommonArgs;
+use crate::state::{ErrorRecord, State, StateError};
+
+/// Exit code: done.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: failed (the state says what was made).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad input or usage; nothing was changed anywhere.
+pub const EXIT_USAGE: u8 = 2;
+
+/// How a step's error maps to the exit code.
+pub trait StepFailure: std::error::Error {
+    /// [`EXIT_USAGE`] for bad input found before any change, else [`EXIT_FAILED`].
+    fn exit_code(&self) -> u8 {
+        EXIT_FAILED
+    }
+}
+
+/// Which step is running.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    /// Its section in the state document (`sgStack`).
+    pub section: &'static str,
+    /// Its crate name, for the log filter (`env!("CARGO_CRATE_NAME")`).
+    pub crate_name: &'static str,
+}
+
+/// What a step gets besides the state.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The resolved region.
+    pub region: String,
+    /// The AWS configuration, built once; make every client from it.
+    pub aws: SdkConfig,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// Where the state comes from and goes to.
+#[derive(Debug, Clone)]
+enum Channel {
+    Pipe,
+    File(PathBuf),
+}
+
+impl Channel {
+    fn of(common: &CommonArgs) -> Self {
+        common.state.clone().map_or(Channel::Pipe, Channel::File)
+    }
+
+    /// The input text; a terminal on stdin or a missing file is an empty (new) document.
+    fn read(&self) -> Result<String, String> {
+        match self {
+            Channel::Pipe => {
+                let mut stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Ok(String::new());
+                }
+                let mut text = String::new();
+                stdin
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("cannot read the state from stdin: {e}"))?;
+                Ok(text)
+            }
+            Channel::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Ok(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(e) => Err(format!("cannot read the state file {}: {e}", path.display())),
+            },
+        }
+    }
+
+    fn write(&self, state: &State) -> Result<(), String> {
+        let text = state.to_json();
+        match self {
+            Channel::Pipe => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| format!("cannot write the state to stdout: {e}"))
+            }
+            Channel::File(path) => write_atomically(path, &text)
+                .map_err(|e| format!("cannot write the state file {}: {e}", path.display())),
+        }
+    }
+
+    /// After bad input: a pipe still gets a document carrying the error, so the next step in
+    /// it stops; a state file is left exactly as it was.
+    fn report_usage(&self, input: Option<State>, record: &ErrorRecord) {
+        if let Channel::Pipe = self {
+            let mut state = input.unwrap_or_default();
+            state.set_error(record);
+            if let Err(e) = self.write(&state) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename, mode 0600.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".state-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An error and all its causes on one line, without repeating a cause already in the text.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn record(info: &StepInfo, command: &str, message: String, exit_code: u8) -> ErrorRecord {
+    ErrorRecord {
+        step: info.section.to_owned(),
+        command: command.to_owned(),
+        message,
+        exit_code,
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+/// Parses the command line; on a usage error prints clap's message and, when the state travels
+/// through a pipe, passes the incoming state on with an error record so the pipe stops there.
+pub fn parse_args<T: Parser>(section: &'static str) -> T {
+    parse_args_from(section, std::env::args_os())
+}
+
+fn parse_args_from<T: Parser>(section: &'static str, args: impl IntoIterator<Item = OsString>) -> T {
+    let args: Vec<OsString> = args.into_iter().collect();
+    match T::try_parse_from(&args) {
+        Ok(parsed) => parsed,
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let _ = err.print();
+            let uses_file = args.iter().any(|a| {
+                let a = a.to_string_lossy();
+                a == "--state" || a.starts_with("--state=")
+            });
+            if !uses_file {
+                let channel = Channel::Pipe;
+                let input = channel.read().ok().and_then(|t| State::parse(&t).ok());
+                let info = StepInfo {
+                    section,
+                    crate_name: "",
+                };
+                let message = err.to_string().lines().next().unwrap_or_default().to_owned();
+                channel.report_usage(input, &record(&info, "usage", message, EXIT_USAGE));
+            }
+            std::process::exit(EXIT_USAGE.into());
+        }
+    }
+}
+
+/// A usage error found by the driver itself.
+#[derive(Debug, thiserror::Error)]
+enum DriverError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Region(#[from] crate::aws::RegionError),
+}
+
+/// Runs one step command under the state contract. `body` gets the state to update (its own
+/// section only) and the context; it must find bad input before it makes any AWS call.
+pub async fn drive<E, F>(info: StepInfo, command: &str, common: &CommonArgs, body: F) -> ExitCode
+where
+    E: StepFailure,
+    F: AsyncFnOnce(&mut State, &Context) -> Result<(), E>,
+{
+    crate::logging::init(info.crate_name, common.verbose, common.quiet);
+    let channel = Channel::of(common);
+    let usage = |input: Option<State>, err: &dyn std::error::Error| {
+        let message = error_chain(err);
+        tracing::error!("{message}");
+        channel.report_usage(input, &record(&info, command, message, EXIT_USAGE));
+        ExitCode::from(EXIT_USAGE)
+    };
+
+    let text = match channel.read() {
+        Ok(text) => text,
+        Err(e) => return usage(None, &DriverError::Input(e)),
+    };
+    let mut state = match State::parse(&text) {
+        Ok(state) => state,
+        Err(e) => return usage(None, &DriverError::State(e)),
+    };
+
+    if let Some(earlier) = state.error() {
+        if common.resume {
+            tracing::warn!(
+                "resuming after the earlier failure of {} {}: {}",
+                earlier.step,
+                earlier.command,
+                earlier.message
+            );
+            state.take_error();
+        } else {
+            tracing::error!(
+                "an earlier step failed ({} {}: {}); passing its state on unchanged. \
+                 Fix the cause and re-run with --resume",
+                earlier.step,
+                earlier.command,
+                earlier.message
+            );
+            if let Channel::Pipe = channel {
+                if let Err(e) = channel.write(&state) {
+                    tracing::error!("{e}");
+                }
+            }
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+
+    let from_state = state
+        .str_at("cluster", "region")
+        .or_else(|| state.str_at(info.section, "region"))
+        .map(str::to_owned);
+    let from_env = if common.region.is_none() && from_state.is_none() {
+        environment_region(common.profile.as_deref()).await
+    } else {
+        None
+    };
+    let region = match pick_region(
+        common.region.as_deref(),
+        from_state.as_deref(),
+        from_env.as_deref(),
+    ) {
+        Ok((region, _)) => region,
+        Err(e) => return usage(Some(state), &DriverError::Region(e)),
+    };
+
+    let context = Context {
+        aws: load_config(&region, common.profile.as_deref()).await,
+        region,
+        dry_run: common.dry_run,
+    };
+    let original = state.clone();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let clock = Instant::now();
+    let outcome = body(&mut state, &context).await;
+    let seconds = clock.elapsed().as_secs_f64();
+
+    let code = match outcome {
+        Ok(()) if context.dry_run => {
+            state = original;
+            EXIT_OK
+        }
+        Ok(()) => {
+            state.record_timing(info.section, command, &started_at, seconds);
+            EXIT_OK
+        }
+        Err(e) if e.exit_code() == EXIT_USAGE => return usage(Some(original), &e),
+        Err(e) => {
+            let message = error_chain(&e);
+            tracing::error!("{message}");
+            state.record_timing(info.section, command, &started_at, seconds);
+            state.set_error(&record(&info, command, message, e.exit_code()));
+            e.exit_code()
+        }
+    };
+    if let Err(e) = channel.write(&state) {
+        tracing::error!("{e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    ExitCode::from(code)
+}
+
+/// Runs `future` on a new multi-threaded runtime (for `main`).
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner detail")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: inner detail")]
+    struct Repeats(#[source] Inner);
+
+    #[test]
+    fn chain_joins_causes_once() {
+        assert_eq!(error_chain(&Outer(Inner)), "outer: inner detail");
+        assert_eq!(error_chain(&Repeats(Inner)), "outer: inner detail");
+    }
+
+    #[test]
+    fn atomic_write_is_private_and_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+}
