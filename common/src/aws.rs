@@ -28,7 +28,9 @@ pub enum RegionError {
         "no AWS region: pass --region (for example --region us-east-2), set AWS_REGION, or give the profile a region"
     )]
     Missing,
-    #[error("region `{region}` from {source_name} is not an AWS region name (like us-east-2); fix {source_name}")]
+    #[error(
+        "region `{region}` from {source_name} is not an AWS region name (like us-east-2); fix {source_name}"
+    )]
     Malformed {
         region: String,
         source_name: &'static str,
@@ -202,7 +204,10 @@ mod tests {
         let no_flag = pick_region(None, Some("us-east-2"), Some("ap-south-1"));
         assert_eq!(no_flag, Ok(("us-east-2".into(), RegionSource::State)));
         let env_only = pick_region(None, None, Some("ap-south-1"));
-        assert_eq!(env_only, Ok(("ap-south-1".into(), RegionSource::Environment)));
+        assert_eq!(
+            env_only,
+            Ok(("ap-south-1".into(), RegionSource::Environment))
+        );
         let empty_flag = pick_region(Some(""), None, Some("ap-south-1"));
         assert_eq!(empty_flag.unwrap().1, RegionSource::Environment);
         assert_eq!(pick_region(None, None, None), Err(RegionError::Missing));
@@ -218,10 +223,26 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for good in ["us-east-2", "us-gov-west-1", "cn-north-1", "eusc-de-east-1", "ap-southeast-5"] {
+        for good in [
+            "us-east-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eusc-de-east-1",
+            "ap-southeast-5",
+        ] {
             assert!(is_region_name(good), "{good}");
         }
-        for bad in ["", "us", "us-east", "us-east-", "-east-1", "us--1", "US-east-1", "u-east-1", "us-east-1a"] {
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "us-east-",
+            "-east-1",
+            "us--1",
+            "US-east-1",
+            "u-east-1",
+            "us-east-1a",
+        ] {
             assert!(!is_region_name(bad), "{bad}");
         }
     }

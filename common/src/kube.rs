@@ -14,7 +14,9 @@ use secrecy::SecretString;
 pub enum KubeClientError {
     #[error("the cluster endpoint `{endpoint}` is not a URL: {reason}")]
     Endpoint { endpoint: String, reason: String },
-    #[error("the cluster's certificate authority data is not base64 of a PEM certificate ({reason}); describe the cluster again or pass --kubeconfig")]
+    #[error(
+        "the cluster's certificate authority data is not base64 of a PEM certificate ({reason}); describe the cluster again or pass --kubeconfig"
+    )]
     CertificateAuthority { reason: String },
     #[error("cannot read kubeconfig {path}: {source}")]
     ReadKubeconfig {
@@ -38,12 +40,13 @@ pub fn client_for_eks(
     ca_data: &str,
     token: &str,
 ) -> Result<kube::Client, KubeClientError> {
-    let uri: http::Uri = endpoint.parse().map_err(|e: http::uri::InvalidUri| {
-        KubeClientError::Endpoint {
-            endpoint: endpoint.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
+    let uri: http::Uri =
+        endpoint
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| KubeClientError::Endpoint {
+                endpoint: endpoint.to_owned(),
+                reason: e.to_string(),
+            })?;
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(ca_certificates_der(ca_data)?);
     config.auth_info.token = Some(SecretString::from(token.to_owned()));
@@ -95,7 +98,11 @@ pub fn ca_certificates_der(ca_data: &str) -> Result<Vec<Vec<u8>>, KubeClientErro
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
-        certificates.push(STANDARD.decode(body).map_err(|_| bad("a certificate body is not base64"))?);
+        certificates.push(
+            STANDARD
+                .decode(body)
+                .map_err(|_| bad("a certificate body is not base64"))?,
+        );
         rest = &rest[body_start + end..];
     }
     if certificates.is_empty() {
@@ -124,7 +131,10 @@ mod tests {
 
     #[test]
     fn reads_every_certificate() {
-        let data = pem(&[b"first certificate bytes, long enough to wrap over one line of pem", b"second"]);
+        let data = pem(&[
+            b"first certificate bytes, long enough to wrap over one line of pem",
+            b"second",
+        ]);
         let der = ca_certificates_der(&data).unwrap();
         assert_eq!(der.len(), 2);
         assert_eq!(der[1], b"second");

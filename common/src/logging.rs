@@ -36,7 +36,9 @@ pub fn init(crate_name: &str, verbose: u8, quiet: bool) {
 
 /// Current time as the seed printed it.
 pub fn timestamp() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
 }
 
 /// `[time] message`, with the level for anything but info and the target for debug and trace.

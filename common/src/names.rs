@@ -29,7 +29,10 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// digits, `-` and `_`. The reason when it is not.
 pub fn check_cluster_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 100 {
-        return Err(format!("it has {} characters; EKS allows 1 to 100", name.len()));
+        return Err(format!(
+            "it has {} characters; EKS allows 1 to 100",
+            name.len()
+        ));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err("it must start with a letter or a digit".into());

@@ -21,11 +21,15 @@ pub const TIMINGS_KEY: &str = "timings";
 /// Why a state document was refused. Every variant is a usage error (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("the state document is not valid JSON ({source}); give the output of an earlier step, or nothing for a new document")]
+    #[error(
+        "the state document is not valid JSON ({source}); give the output of an earlier step, or nothing for a new document"
+    )]
     Parse { source: serde_json::Error },
     #[error("the state document must be a JSON object, found {found}")]
     NotAnObject { found: &'static str },
-    #[error("the state document has no `schemaVersion`; is it the output of an eks-fargate-alb step?")]
+    #[error(
+        "the state document has no `schemaVersion`; is it the output of an eks-fargate-alb step?"
+    )]
     NoSchemaVersion,
     #[error("`schemaVersion` must be a positive integer, found {found}")]
     BadSchemaVersion { found: String },
@@ -91,12 +95,13 @@ impl State {
             });
         };
         let version = doc.get(SCHEMA_KEY).ok_or(StateError::NoSchemaVersion)?;
-        let found = version
-            .as_u64()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| StateError::BadSchemaVersion {
-                found: version.to_string(),
-            })?;
+        let found =
+            version
+                .as_u64()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| StateError::BadSchemaVersion {
+                    found: version.to_string(),
+                })?;
         if found > SCHEMA_VERSION {
             return Err(StateError::Newer { found });
         }
@@ -105,7 +110,8 @@ impl State {
 
     /// The document as pretty JSON with a trailing newline.
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.doc).expect("a JSON map always serializes");
+        let mut text =
+            serde_json::to_string_pretty(&self.doc).expect("a JSON map always serializes");
         text.push('\n');
         text
     }
@@ -188,10 +194,13 @@ impl State {
             *per_step = Value::Object(Map::new());
         }
         let rounded = (seconds * 1000.0).round() / 1000.0;
-        per_step.as_object_mut().expect("made an object above").insert(
-            command.to_owned(),
-            serde_json::json!({ "startedAt": started_at, "seconds": rounded }),
-        );
+        per_step
+            .as_object_mut()
+            .expect("made an object above")
+            .insert(
+                command.to_owned(),
+                serde_json::json!({ "startedAt": started_at, "seconds": rounded }),
+            );
     }
 }
 
@@ -239,7 +248,10 @@ mod tests {
         let keys: Vec<_> = out.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["schemaVersion", "zeta", "sgStack", "alpha"]);
         assert_eq!(out["zeta"], serde_json::json!({"b":1,"a":[1,2]}));
-        assert_eq!(out["sgStack"], serde_json::json!({"stackName":"t","future":true}));
+        assert_eq!(
+            out["sgStack"],
+            serde_json::json!({"stackName":"t","future":true})
+        );
         let inner: Vec<_> = out["zeta"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(inner, ["b", "a"]);
     }
@@ -251,7 +263,10 @@ mod tests {
             State::parse("[1]"),
             Err(StateError::NotAnObject { found: "an array" })
         ));
-        assert!(matches!(State::parse("{}"), Err(StateError::NoSchemaVersion)));
+        assert!(matches!(
+            State::parse("{}"),
+            Err(StateError::NoSchemaVersion)
+        ));
         assert!(matches!(
             State::parse(r#"{"schemaVersion":"1"}"#),
             Err(StateError::BadSchemaVersion { .. })
@@ -305,7 +320,10 @@ mod tests {
         let timings = state.raw(TIMINGS_KEY).unwrap();
         assert_eq!(timings["sgStack"]["create"]["seconds"], 1.235);
         assert_eq!(timings["sgStack"]["delete"]["seconds"], 2.0);
-        assert_eq!(timings["cluster"]["create"]["startedAt"], "2026-11-25T00:02:00Z");
+        assert_eq!(
+            timings["cluster"]["create"]["startedAt"],
+            "2026-11-25T00:02:00Z"
+        );
     }
 
     #[test]

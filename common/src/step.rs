@@ -80,7 +80,10 @@ impl Channel {
             Channel::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) => Ok(text),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(e) => Err(format!("cannot read the state file {}: {e}", path.display())),
+                Err(e) => Err(format!(
+                    "cannot read the state file {}: {e}",
+                    path.display()
+                )),
             },
         }
     }
@@ -162,7 +165,10 @@ pub fn parse_args<T: Parser>(section: &'static str) -> T {
     parse_args_from(section, std::env::args_os())
 }
 
-fn parse_args_from<T: Parser>(section: &'static str, args: impl IntoIterator<Item = OsString>) -> T {
+fn parse_args_from<T: Parser>(
+    section: &'static str,
+    args: impl IntoIterator<Item = OsString>,
+) -> T {
     let args: Vec<OsString> = args.into_iter().collect();
     match T::try_parse_from(&args) {
         Ok(parsed) => parsed,
@@ -180,7 +186,12 @@ fn parse_args_from<T: Parser>(section: &'static str, args: impl IntoIterator<Ite
                     section,
                     crate_name: "",
                 };
-                let message = err.to_string().lines().next().unwrap_or_default().to_owned();
+                let message = err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 channel.report_usage(input, &record(&info, "usage", message, EXIT_USAGE));
             }
             std::process::exit(EXIT_USAGE.into());
@@ -241,10 +252,10 @@ where
                 earlier.command,
                 earlier.message
             );
-            if let Channel::Pipe = channel {
-                if let Err(e) = channel.write(&state) {
-                    tracing::error!("{e}");
-                }
+            if let Channel::Pipe = channel
+                && let Err(e) = channel.write(&state)
+            {
+                tracing::error!("{e}");
             }
             return ExitCode::from(EXIT_FAILED);
         }

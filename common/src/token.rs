@@ -50,11 +50,14 @@ pub enum TokenError {
 
 /// Makes a token for `cluster` with the configuration's credentials.
 pub async fn eks_token(config: &SdkConfig, cluster: &str) -> Result<EksToken, TokenError> {
-    let provider = config.credentials_provider().ok_or(TokenError::NoProvider)?;
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| TokenError::Credentials(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()))?;
+    let provider = config
+        .credentials_provider()
+        .ok_or(TokenError::NoProvider)?;
+    let credentials = provider.provide_credentials().await.map_err(|e| {
+        TokenError::Credentials(
+            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+        )
+    })?;
     let region = config
         .region()
         .map(|r| r.to_string())
@@ -143,21 +146,36 @@ mod tests {
     }
 
     fn get<'a>(q: &'a [(String, String)], key: &str) -> &'a str {
-        &q.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key} missing")).1
+        &q.iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("{key} missing"))
+            .1
     }
 
     #[test]
     fn token_is_a_presigned_get_caller_identity() {
-        let creds = Credentials::new("AKIDEXAMPLE", "secret", Some("sessiontoken/+=".into()), None, "test");
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("sessiontoken/+=".into()),
+            None,
+            "test",
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
         let token = presign_token("my-cluster", "us-east-2", creds, now).unwrap();
         assert!(token.token.starts_with("k8s-aws-v1."));
         assert!(!token.token.contains('='), "unpadded");
-        assert!(!token.token[TOKEN_PREFIX.len()..].contains(['+', '/']), "url-safe alphabet");
+        assert!(
+            !token.token[TOKEN_PREFIX.len()..].contains(['+', '/']),
+            "url-safe alphabet"
+        );
         assert_eq!(token.expires_at, now + Duration::from_secs(14 * 60));
 
         let url = decode_token(&token.token).unwrap();
-        assert!(url.starts_with("https://sts.us-east-2.amazonaws.com/?"), "{url}");
+        assert!(
+            url.starts_with("https://sts.us-east-2.amazonaws.com/?"),
+            "{url}"
+        );
         let q = query(&url);
         assert_eq!(get(&q, "Action"), "GetCallerIdentity");
         assert_eq!(get(&q, "Version"), "2011-06-15");
@@ -192,7 +210,11 @@ mod tests {
     fn china_regions_use_their_suffix() {
         let creds = Credentials::new("AKID", "secret", None, None, "test");
         let token = presign_token("c", "cn-north-1", creds, SystemTime::now()).unwrap();
-        assert!(decode_token(&token.token).unwrap().starts_with("https://sts.cn-north-1.amazonaws.com.cn/"));
+        assert!(
+            decode_token(&token.token)
+                .unwrap()
+                .starts_with("https://sts.cn-north-1.amazonaws.com.cn/")
+        );
     }
 
     #[test]

@@ -159,7 +159,11 @@ impl Progress {
         if let Some(bar) = &self.spinner {
             bar.finish_and_clear();
         }
-        tracing::info!("{} after {}", self.what, format_elapsed(elapsed));
+        tracing::info!(
+            "done waiting for {} ({})",
+            self.what,
+            format_elapsed(elapsed)
+        );
     }
 
     fn abandon(&self) {
@@ -245,6 +249,11 @@ mod tests {
             last_status: "CREATE_IN_PROGRESS".into(),
         };
         let text = t.to_string();
-        assert!(text.contains("0h:1m:5s") && text.contains("stack s") && text.contains("CREATE_IN_PROGRESS"), "{text}");
+        assert!(
+            text.contains("0h:1m:5s")
+                && text.contains("stack s")
+                && text.contains("CREATE_IN_PROGRESS"),
+            "{text}"
+        );
     }
 }

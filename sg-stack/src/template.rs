@@ -1,0 +1,184 @@
+//! The CloudFormation template of the stack: the ALB security group (HTTP and HTTPS in from each
+//! allowed CIDR, any TCP port out to the cluster security group only) and the rule on the cluster
+//! security group that lets the ALB reach the pods. What the seed's stack made, with every rule
+//! described, one pair of rules per allowed CIDR.
+
+use serde_json::{Value, json};
+
+use crate::cidr::Cidr;
+
+/// Logical id of the ALB security group.
+pub const ALB_GROUP: &str = "AlbSecurityGroup";
+/// The output carrying the ALB security group id.
+pub const OUTPUT_GROUP_ID: &str = "SecurityGroupId";
+
+/// The template for these allowed CIDRs.
+pub fn render(cidrs: &[Cidr]) -> Value {
+    let ingress: Vec<Value> = cidrs
+        .iter()
+        .flat_map(|cidr| {
+            [(80, "HTTP"), (443, "HTTPS")].map(|(port, name)| {
+                let mut rule = json!({
+                    "IpProtocol": "tcp",
+                    "FromPort": port,
+                    "ToPort": port,
+                    "Description": format!("{name} to the ALB from {cidr}"),
+                });
+                let key = if cidr.is_ipv6() { "CidrIpv6" } else { "CidrIp" };
+                rule[key] = Value::String(cidr.to_string());
+                rule
+            })
+        })
+        .collect();
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "eks-fargate-alb: security group of the internet-facing ALB of an EKS cluster on Fargate, and the rule that lets the ALB reach the pods",
+        "Parameters": {
+            "ClusterName": {
+                "Type": "String",
+                "Description": "Name of the EKS cluster",
+                "AllowedPattern": "^[0-9A-Za-z][A-Za-z0-9_-]*$",
+                "MinLength": 1,
+                "MaxLength": 100
+            },
+            "VpcId": {
+                "Type": "AWS::EC2::VPC::Id",
+                "Description": "VPC of the cluster"
+            },
+            "ClusterSecurityGroupId": {
+                "Type": "AWS::EC2::SecurityGroup::Id",
+                "Description": "Cluster security group that EKS made (it is on every Fargate pod)"
+            }
+        },
+        "Resources": {
+            ALB_GROUP: {
+                "Type": "AWS::EC2::SecurityGroup",
+                "Properties": {
+                    "GroupDescription": { "Fn::Sub": "ALB of EKS cluster ${ClusterName}: HTTP and HTTPS in, TCP out to the pods" },
+                    "VpcId": { "Ref": "VpcId" },
+                    "SecurityGroupIngress": ingress,
+                    "SecurityGroupEgress": [{
+                        "IpProtocol": "tcp",
+                        "FromPort": 0,
+                        "ToPort": 65535,
+                        "DestinationSecurityGroupId": { "Ref": "ClusterSecurityGroupId" },
+                        "Description": "From the ALB to the pods in the cluster security group"
+                    }],
+                    "Tags": [
+                        { "Key": "Name", "Value": { "Fn::Sub": "${ClusterName}-${AWS::Region}-ALB-Custom-SecurityGroup" } },
+                        { "Key": { "Fn::Sub": "kubernetes.io/cluster/${ClusterName}" }, "Value": "Shared" }
+                    ]
+                }
+            },
+            "ClusterSecurityGroupIngressFromAlb": {
+                "Type": "AWS::EC2::SecurityGroupIngress",
+                "Properties": {
+                    "GroupId": { "Ref": "ClusterSecurityGroupId" },
+                    "IpProtocol": "tcp",
+                    "FromPort": 0,
+                    "ToPort": 65535,
+                    "SourceSecurityGroupId": { "Fn::GetAtt": [ALB_GROUP, "GroupId"] },
+                    "Description": "To the pods from the ALB security group"
+                }
+            }
+        },
+        "Outputs": {
+            OUTPUT_GROUP_ID: {
+                "Description": "Id of the ALB security group (for the Ingress annotation alb.ingress.kubernetes.io/security-groups)",
+                "Value": { "Fn::GetAtt": [ALB_GROUP, "GroupId"] }
+            }
+        }
+    })
+}
+
+/// The template as the text sent to CloudFormation and printed by `eks-sg-stack template`.
+pub fn render_text(cidrs: &[Cidr]) -> String {
+    let mut text = serde_json::to_string_pretty(&render(cidrs)).expect("a JSON value serializes");
+    text.push('\n');
+    text
+}
+
+/// EC2 allows only these characters in a rule description.
+pub fn is_valid_rule_description(text: &str) -> bool {
+    text.len() <= 255
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(v: &[&str]) -> Vec<Cidr> {
+        v.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn descriptions(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "Description" && v.is_string() {
+                        out.push(v.as_str().unwrap().to_owned());
+                    }
+                    descriptions(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| descriptions(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn two_rules_per_cidr_in_the_right_family() {
+        let t = render(&cidrs(&["0.0.0.0/0", "2001:db8::/32"]));
+        let ingress = t["Resources"][ALB_GROUP]["Properties"]["SecurityGroupIngress"]
+            .as_array()
+            .unwrap();
+        assert_eq!(ingress.len(), 4);
+        assert_eq!(ingress[0]["CidrIp"], "0.0.0.0/0");
+        assert_eq!(ingress[1]["FromPort"], 443);
+        assert_eq!(ingress[2]["CidrIpv6"], "2001:db8::/32");
+        assert!(ingress[2].get("CidrIp").is_none());
+    }
+
+    #[test]
+    fn egress_only_to_the_cluster_group() {
+        let t = render(&cidrs(&["0.0.0.0/0"]));
+        let egress = t["Resources"][ALB_GROUP]["Properties"]["SecurityGroupEgress"]
+            .as_array()
+            .unwrap();
+        assert_eq!(egress.len(), 1);
+        assert_eq!(
+            egress[0]["DestinationSecurityGroupId"]["Ref"],
+            "ClusterSecurityGroupId"
+        );
+    }
+
+    #[test]
+    fn every_rule_is_described_in_characters_ec2_accepts() {
+        let t = render(&cidrs(&["0.0.0.0/0", "::/0"]));
+        let group = &t["Resources"][ALB_GROUP]["Properties"];
+        let rules = group["SecurityGroupIngress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(group["SecurityGroupEgress"].as_array().unwrap())
+            .chain([&t["Resources"]["ClusterSecurityGroupIngressFromAlb"]["Properties"]]);
+        for rule in rules {
+            let text = rule["Description"].as_str().expect("every rule described");
+            assert!(is_valid_rule_description(text), "{text}");
+        }
+        let mut all = Vec::new();
+        descriptions(&t, &mut all);
+        assert!(all.len() >= 8);
+    }
+
+    #[test]
+    fn rendering_is_stable() {
+        let a = render_text(&cidrs(&["10.0.0.0/8"]));
+        assert_eq!(a, render_text(&cidrs(&["10.0.0.0/8"])));
+        assert_ne!(a, render_text(&cidrs(&["10.0.0.0/16"])));
+        assert!(a.ends_with("}\n"));
+    }
+}

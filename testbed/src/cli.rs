@@ -1,0 +1,93 @@
+//! What `eks-testbed` does, for `make demo` and manual tries.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::{Moto, seed};
+
+/// Starts moto and keeps it until SIGINT or SIGTERM.
+pub async fn serve() -> ExitCode {
+    let moto = Moto::start();
+    for (key, value) in moto.env() {
+        println!("export {key}={value}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "moto is serving at {}; stop with SIGINT or SIGTERM",
+        moto.endpoint
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    drop(moto);
+    eprintln!("moto stopped");
+    ExitCode::SUCCESS
+}
+
+async fn config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await
+}
+
+/// Seeds a cluster as the tests do.
+pub async fn seed_cluster(name: &str, region: &str) -> ExitCode {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        eprintln!(
+            "error: AWS_ENDPOINT_URL is not set; this only seeds an emulator (eval \"$(eks-testbed serve)\" first)"
+        );
+        return ExitCode::from(2);
+    }
+    let seeded = seed::cluster(&config(region).await, name, true).await;
+    println!(
+        "{}",
+        json!({
+            "name": seeded.name,
+            "vpcId": seeded.vpc_id,
+            "subnetIds": seeded.subnet_ids,
+            "clusterSecurityGroupId": seeded.cluster_security_group_id,
+        })
+    );
+    ExitCode::SUCCESS
+}
+
+/// Lists what is there.
+pub async fn inventory(region: &str) -> ExitCode {
+    let config = config(region).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let stacks = match cfn.describe_stacks().send().await {
+        Ok(answer) => answer
+            .stacks()
+            .iter()
+            .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+            .map(
+                |s| json!({"name": s.stack_name(), "status": s.stack_status().map(|s| s.as_str())}),
+            )
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("error: DescribeStacks: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let groups = match ec2.describe_security_groups().send().await {
+        Ok(answer) => answer
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() != Some("default"))
+            .map(|g| json!({"id": g.group_id(), "name": g.group_name(), "vpcId": g.vpc_id()}))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("error: DescribeSecurityGroups: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", json!({"stacks": stacks, "securityGroups": groups}));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,60 @@
+//! `eks-testbed`: the local test bed by hand, for `make demo` and for trying the binaries with
+//! no AWS account. Dev-only.
+//!
+//! - `eks-testbed serve`: starts the moto AWS emulator on a free loopback port, prints the
+//!   environment to reach it (`export AWS_ENDPOINT_URL=...` lines) on stdout, and runs until
+//!   SIGINT or SIGTERM, then stops it.
+//! - `eks-testbed seed-cluster --name NAME --region R`: makes, through the AWS API at
+//!   `AWS_ENDPOINT_URL`, a VPC, two subnets, an EKS cluster and the security group EKS would tag
+//!   for it; prints them as JSON.
+//! - `eks-testbed inventory --region R`: prints, as JSON, the CloudFormation stacks and the
+//!   non-default security groups there, to show what is left.
+//!
+//! Exit codes: 0 done; 1 failed; 2 usage.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The local test bed (moto) for eks-fargate-alb; dev-only"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start moto on loopback; print its environment; stop it on SIGINT/SIGTERM.
+    Serve,
+    /// Make a VPC, subnets, an EKS cluster and its tagged security group.
+    SeedCluster {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = testbed::REGION)]
+        region: String,
+    },
+    /// List stacks and non-default security groups.
+    Inventory {
+        #[arg(long, default_value = testbed::REGION)]
+        region: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve => testbed::cli::serve().await,
+            Command::SeedCluster { name, region } => {
+                testbed::cli::seed_cluster(&name, &region).await
+            }
+            Command::Inventory { region } => testbed::cli::inventory(&region).await,
+        }
+    })
+}
