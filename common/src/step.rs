@@ -56,16 +56,23 @@ pub struct Context {
 enum Channel {
     Pipe,
     File(PathBuf),
+    /// Run by hand with no state: stdin is a terminal, no `--state`; a summary goes to stdout.
+    Terminal(fn(&State) -> String),
 }
 
 impl Channel {
-    fn of(common: &CommonArgs) -> Self {
-        common.state.clone().map_or(Channel::Pipe, Channel::File)
+    fn of(common: &CommonArgs, summary: Option<fn(&State) -> String>) -> Self {
+        match (&common.state, summary) {
+            (Some(path), _) => Channel::File(path.clone()),
+            (None, Some(summary)) if std::io::stdin().is_terminal() => Channel::Terminal(summary),
+            (None, _) => Channel::Pipe,
+        }
     }
 
     /// The input text; a terminal on stdin or a missing file is an empty (new) document.
     fn read(&self) -> Result<String, String> {
         match self {
+            Channel::Terminal(_) => Ok(String::new()),
             Channel::Pipe => {
                 let mut stdin = std::io::stdin();
                 if stdin.is_terminal() {
@@ -99,6 +106,12 @@ impl Channel {
             }
             Channel::File(path) => write_atomically(path, &text)
                 .map_err(|e| format!("cannot write the state file {}: {e}", path.display())),
+            Channel::Terminal(summary) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(summary(state).as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| format!("cannot write to stdout: {e}"))
+            }
         }
     }
 
@@ -217,8 +230,24 @@ where
     E: StepFailure,
     F: AsyncFnOnce(&mut State, &Context) -> Result<(), E>,
 {
+    drive_with_summary(info, command, common, None, body).await
+}
+
+/// [`drive`], and when run by hand (stdin a terminal, no `--state`) printing `summary` of the
+/// resulting state on stdout instead of the document.
+pub async fn drive_with_summary<E, F>(
+    info: StepInfo,
+    command: &str,
+    common: &CommonArgs,
+    summary: Option<fn(&State) -> String>,
+    body: F,
+) -> ExitCode
+where
+    E: StepFailure,
+    F: AsyncFnOnce(&mut State, &Context) -> Result<(), E>,
+{
     crate::logging::init(info.crate_name, common.verbose, common.quiet);
-    let channel = Channel::of(common);
+    let channel = Channel::of(common, summary);
     let usage = |input: Option<State>, err: &dyn std::error::Error| {
         let message = error_chain(err);
         tracing::error!("{message}");
@@ -226,13 +255,9 @@ where
         ExitCode::from(EXIT_USAGE)
     };
 
-    let text = match channel.read() {
-        Ok(text) => text,
-        Err(e) => return usage(None, &DriverError::Input(e)),
-    };
-    let mut state = match State::parse(&text) {
+    let mut state = match read_state(&channel) {
         Ok(state) => state,
-        Err(e) => return usage(None, &DriverError::State(e)),
+        Err(e) => return usage(None, &e),
     };
 
     if let Some(earlier) = state.error() {
@@ -261,28 +286,9 @@ where
         }
     }
 
-    let from_state = state
-        .str_at("cluster", "region")
-        .or_else(|| state.str_at(info.section, "region"))
-        .map(str::to_owned);
-    let from_env = if common.region.is_none() && from_state.is_none() {
-        environment_region(common.profile.as_deref()).await
-    } else {
-        None
-    };
-    let region = match pick_region(
-        common.region.as_deref(),
-        from_state.as_deref(),
-        from_env.as_deref(),
-    ) {
-        Ok((region, _)) => region,
-        Err(e) => return usage(Some(state), &DriverError::Region(e)),
-    };
-
-    let context = Context {
-        aws: load_config(&region, common.profile.as_deref()).await,
-        region,
-        dry_run: common.dry_run,
+    let context = match context_for(&info, common, &state).await {
+        Ok(context) => context,
+        Err(e) => return usage(Some(state), &e),
     };
     let original = state.clone();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -313,6 +319,73 @@ where
         return ExitCode::from(EXIT_FAILED);
     }
     ExitCode::from(code)
+}
+
+/// Runs a read-only command (a listing): the state, if any, is only read (from `--state`, or
+/// stdin when it is not a terminal) for facts; `body` returns what to print on stdout.
+pub async fn query<E, F>(info: StepInfo, common: &CommonArgs, body: F) -> ExitCode
+where
+    E: StepFailure,
+    F: AsyncFnOnce(&State, &Context) -> Result<String, E>,
+{
+    crate::logging::init(info.crate_name, common.verbose, common.quiet);
+    let channel = Channel::of(common, None);
+    let fail = |err: &dyn std::error::Error, code: u8| {
+        tracing::error!("{}", error_chain(err));
+        ExitCode::from(code)
+    };
+    let state = match read_state(&channel) {
+        Ok(state) => state,
+        Err(e) => return fail(&e, EXIT_USAGE),
+    };
+    let context = match context_for(&info, common, &state).await {
+        Ok(context) => context,
+        Err(e) => return fail(&e, EXIT_USAGE),
+    };
+    match body(&state, &context).await {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                tracing::error!("cannot write to stdout: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+fn read_state(channel: &Channel) -> Result<State, DriverError> {
+    let text = channel.read().map_err(DriverError::Input)?;
+    Ok(State::parse(&text)?)
+}
+
+/// Region (flag, then the state's `cluster.region` or the step's own `region`, then the
+/// environment) and the AWS configuration built from it.
+async fn context_for(
+    info: &StepInfo,
+    common: &CommonArgs,
+    state: &State,
+) -> Result<Context, DriverError> {
+    let from_state = state
+        .str_at("cluster", "region")
+        .or_else(|| state.str_at(info.section, "region"))
+        .map(str::to_owned);
+    let from_env = if common.region.is_none() && from_state.is_none() {
+        environment_region(common.profile.as_deref()).await
+    } else {
+        None
+    };
+    let (region, _) = pick_region(
+        common.region.as_deref(),
+        from_state.as_deref(),
+        from_env.as_deref(),
+    )?;
+    Ok(Context {
+        aws: load_config(&region, common.profile.as_deref()).await,
+        region,
+        dry_run: common.dry_run,
+    })
 }
 
 /// Runs `future` on a new multi-threaded runtime (for `main`).

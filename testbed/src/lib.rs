@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 pub mod cli;
+pub mod kubeapi;
 pub mod seed;
+pub mod sim;
 
 /// The region tests use unless they say otherwise.
 pub const REGION: &str = "us-east-2";

@@ -1,0 +1,667 @@
+//! The real `irsa` binary against moto (IAM, EKS) and the Kubernetes stand-in.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use testbed::kubeapi::KubeApi;
+use testbed::{Moto, REGION, seed};
+
+const BIN: &str = env!("CARGO_BIN_EXE_irsa");
+const ALB_SA: &str = "aws-load-balancer-controller";
+const S3_READ: &str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+fn assert_exit(run: &Run, code: i32) {
+    assert_eq!(
+        run.code, code,
+        "exit code\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+fn alb_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/aws-load-balancer-controller.json")
+}
+
+/// moto, the Kubernetes stand-in, a cluster and its OIDC provider (as `eks-oidc ensure` makes it).
+struct Bed {
+    moto: Moto,
+    kube: KubeApi,
+    provider_arn: String,
+}
+
+impl Bed {
+    async fn new(cluster: &str) -> Bed {
+        let moto = Moto::start();
+        let config = moto.sdk_config(REGION).await;
+        seed::cluster(&config, cluster, true).await;
+        let issuer = aws_sdk_eks::Client::new(&config)
+            .describe_cluster()
+            .name(cluster)
+            .send()
+            .await
+            .unwrap()
+            .cluster()
+            .unwrap()
+            .identity()
+            .unwrap()
+            .oidc()
+            .unwrap()
+            .issuer()
+            .unwrap()
+            .to_owned();
+        let provider_arn = aws_sdk_iam::Client::new(&config)
+            .create_open_id_connect_provider()
+            .url(&issuer)
+            .client_id_list("sts.amazonaws.com")
+            .send()
+            .await
+            .unwrap()
+            .open_id_connect_provider_arn()
+            .unwrap()
+            .to_owned();
+        let kube = KubeApi::start();
+        let client = kube.client().await;
+        let ns: Api<Namespace> = Api::all(client);
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "kube-system"}})).unwrap(),
+        )
+        .await
+        .ok();
+        Bed {
+            moto,
+            kube,
+            provider_arn,
+        }
+    }
+
+    async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.moto.sdk_config(REGION).await)
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let kubeconfig = self.kube.kubeconfig();
+        let mut all: Vec<&str> = vec!["--region", REGION];
+        all.extend_from_slice(args);
+        let needs_kube = matches!(args.first(), Some(&"ensure") | Some(&"delete"));
+        if needs_kube {
+            all.extend_from_slice(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
+        }
+        let output = self
+            .moto
+            .command(BIN)
+            .args(&all)
+            .write_stdin(stdin)
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    async fn service_account(&self, ns: &str, name: &str) -> Option<ServiceAccount> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.kube.client().await, ns);
+        api.get_opt(name).await.unwrap()
+    }
+}
+
+fn mutating(moto: &Moto) -> Vec<String> {
+    moto.recorded_calls()
+        .iter()
+        .filter(|c| c.is_mutating())
+        .map(|c| c.action.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn ensure_rerun_reconcile_and_delete() {
+    let bed = Bed::new("demo").await;
+    let alb = alb_policy();
+    let first = bed.run(
+        &[
+            "ensure",
+            "--cluster",
+            "demo",
+            "--sa-name",
+            ALB_SA,
+            "--policy-document",
+            alb.to_str().unwrap(),
+            "--policy-arn",
+            S3_READ,
+        ],
+        "",
+    );
+    assert_exit(&first, 0);
+    let state = first.json();
+    let entry = &state["irsa"][0];
+    let role_name = "sa-aws-load-balancer-controller-in-demo-us-east-2";
+    assert_eq!(entry["roleName"], role_name);
+    assert_eq!(entry["namespace"], "kube-system");
+    assert_eq!(entry["providerArn"], bed.provider_arn.as_str());
+    assert_eq!(entry["serviceAccountCreated"], true);
+    assert_eq!(
+        entry["inlinePolicies"][0]["name"],
+        "aws-load-balancer-controller"
+    );
+    assert_eq!(entry["managedPolicies"], json!([S3_READ]));
+
+    // IAM: the role, its trust (sub and aud), its policies.
+    let iam = bed.iam().await;
+    let role = iam.get_role().role_name(role_name).send().await.unwrap();
+    let role = role.role().unwrap();
+    assert_eq!(entry["roleArn"], role.arn());
+    let trust = irsa::policy::parse_returned(role.assume_role_policy_document().unwrap());
+    let statement = &trust["Statement"][0];
+    assert_eq!(
+        statement["Principal"]["Federated"],
+        bed.provider_arn.as_str()
+    );
+    assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity");
+    let host = bed.provider_arn.split("oidc-provider/").nth(1).unwrap();
+    let cond = &statement["Condition"]["StringEquals"];
+    assert_eq!(
+        cond[format!("{host}:sub")],
+        "system:serviceaccount:kube-system:aws-load-balancer-controller"
+    );
+    assert_eq!(cond[format!("{host}:aud")], "sts.amazonaws.com");
+    let inline = iam
+        .list_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.policy_names(), ["aws-load-balancer-controller"]);
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap();
+    let arns: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
+    assert_eq!(arns, [S3_READ]);
+
+    // Kubernetes: the service account, created and annotated.
+    let sa = bed
+        .service_account("kube-system", ALB_SA)
+        .await
+        .expect("created");
+    let annotations = sa.metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["eks.amazonaws.com/role-arn"], role.arn());
+    let version = sa.metadata.resource_version.clone();
+
+    // A second run: no mutating IAM call, no service account change.
+    bed.moto.start_recording();
+    let second = bed.run(
+        &[
+            "ensure",
+            "--sa-name",
+            ALB_SA,
+            "--policy-document",
+            alb.to_str().unwrap(),
+            "--policy-arn",
+            S3_READ,
+        ],
+        &first.stdout,
+    );
+    assert_exit(&second, 0);
+    assert!(mutating(&bed.moto).is_empty());
+    assert_eq!(
+        bed.service_account("kube-system", ALB_SA)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        version
+    );
+    assert_eq!(second.json()["irsa"], state["irsa"]);
+
+    // A changed policy set: the new inline policy is put before the old one goes; the managed
+    // policy is detached.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("read-secrets.json");
+    std::fs::write(&extra, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#).unwrap();
+    bed.moto.start_recording();
+    let third = bed.run(
+        &[
+            "ensure",
+            "--sa-name",
+            ALB_SA,
+            "--policy-document",
+            extra.to_str().unwrap(),
+        ],
+        &second.stdout,
+    );
+    assert_exit(&third, 0);
+    assert_eq!(
+        mutating(&bed.moto),
+        ["PutRolePolicy", "DeleteRolePolicy", "DetachRolePolicy"]
+    );
+    let inline = iam
+        .list_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.policy_names(), ["read-secrets"]);
+
+    // Delete: the role and the service account irsa created are gone, and so is the entry.
+    let deleted = bed.run(&["delete", "--sa-name", ALB_SA], &third.stdout);
+    assert_exit(&deleted, 0);
+    assert!(deleted.json().get("irsa").is_none());
+    assert!(iam.get_role().role_name(role_name).send().await.is_err());
+    assert!(bed.service_account("kube-system", ALB_SA).await.is_none());
+    let again = bed.run(&["delete", "--cluster", "demo", "--sa-name", ALB_SA], "");
+    assert_exit(&again, 0);
+}
+
+#[tokio::test]
+async fn an_existing_service_account_keeps_everything_else() {
+    let bed = Bed::new("keep").await;
+    let api: Api<ServiceAccount> = Api::namespaced(bed.kube.client().await, "kube-system");
+    let made = json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "app", "namespace": "kube-system", "labels": {"team": "a"}, "annotations": {"owner": "me"}}
+    });
+    api.patch(
+        "app",
+        &PatchParams::apply("someone-else"),
+        &Patch::Apply(made),
+    )
+    .await
+    .unwrap();
+    let out = bed.run(
+        &[
+            "ensure",
+            "--cluster",
+            "keep",
+            "--sa-name",
+            "app",
+            "--policy-arn",
+            S3_READ,
+        ],
+        "",
+    );
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["irsa"][0]["serviceAccountCreated"], false);
+    let sa = api.get("app").await.unwrap();
+    let annotations = sa.metadata.annotations.unwrap();
+    assert_eq!(annotations["owner"], "me");
+    assert!(annotations["eks.amazonaws.com/role-arn"].starts_with("arn:aws:iam::"));
+    assert_eq!(sa.metadata.labels.unwrap()["team"], "a");
+
+    let gone = bed.run(&["delete", "--sa-name", "app"], &out.stdout);
+    assert_exit(&gone, 0);
+    let sa = api.get("app").await.expect("kept: irsa did not create it");
+    let annotations = sa.metadata.annotations.unwrap();
+    assert_eq!(annotations.get("owner").map(String::as_str), Some("me"));
+    assert!(!annotations.contains_key("eks.amazonaws.com/role-arn"));
+}
+
+#[tokio::test]
+async fn restart_rolls_the_deployments_that_use_the_account() {
+    let bed = Bed::new("roll").await;
+    let client = bed.kube.client().await;
+    let sim = testbed::sim::DeploymentSim::start(client.clone());
+    let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
+    for (name, account) in [("uses-it", "app"), ("other", "someone")] {
+        let d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"serviceAccountName": account, "containers": [{"name": "c", "image": "x"}]}}}
+        });
+        deployments
+            .patch(name, &PatchParams::apply("test"), &Patch::Apply(d))
+            .await
+            .unwrap();
+    }
+    let out = bed.run(
+        &[
+            "ensure",
+            "--cluster",
+            "roll",
+            "--sa-name",
+            "app",
+            "--policy-arn",
+            S3_READ,
+            "--restart",
+        ],
+        "",
+    );
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr.contains("restarted Deployments uses-it"),
+        "{}",
+        out.stderr
+    );
+    let rolled = deployments.get("uses-it").await.unwrap();
+    let template = rolled
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap_or_default();
+    assert!(template.contains_key("kubectl.kubernetes.io/restartedAt"));
+    let untouched = deployments.get("other").await.unwrap();
+    assert!(
+        untouched
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .is_none()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sim.rollouts("kube-system", "uses-it") < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sim.rollouts("kube-system", "uses-it"),
+        2,
+        "created, then restarted"
+    );
+
+    let again = bed.run(
+        &[
+            "ensure",
+            "--sa-name",
+            "app",
+            "--policy-arn",
+            S3_READ,
+            "--restart",
+        ],
+        &out.stdout,
+    );
+    assert_exit(&again, 0);
+    assert!(
+        again.stderr.contains("no restart needed"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test]
+async fn long_cluster_names_give_a_valid_stable_role_name() {
+    let cluster = "c".repeat(100);
+    let bed = Bed::new(&cluster).await;
+    let out = bed.run(
+        &[
+            "ensure",
+            "--cluster",
+            &cluster,
+            "--sa-name",
+            ALB_SA,
+            "--policy-arn",
+            S3_READ,
+        ],
+        "",
+    );
+    assert_exit(&out, 0);
+    let name = out.json()["irsa"][0]["roleName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.len() <= 64, "{name}");
+    assert_eq!(name, irsa::role::role_name(ALB_SA, &cluster, REGION));
+    assert!(
+        bed.iam()
+            .await
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn no_provider_means_no_role() {
+    let moto = Moto::start();
+    seed::cluster(&moto.sdk_config(REGION).await, "bare", true).await;
+    let kube = KubeApi::start();
+    let kubeconfig = kube.kubeconfig();
+    let out = moto
+        .command(BIN)
+        .args([
+            "--region",
+            REGION,
+            "ensure",
+            "--cluster",
+            "bare",
+            "--sa-name",
+            "app",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("run `eks-oidc ensure` first"), "{stderr}");
+    let roles = aws_sdk_iam::Client::new(&moto.sdk_config(REGION).await)
+        .list_roles()
+        .send()
+        .await
+        .unwrap();
+    assert!(roles.roles().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_nothing_made() {
+    let bed = Bed::new("bad").await;
+    let dir = tempfile::tempdir().unwrap();
+    let no_version = dir.path().join("no-version.json");
+    std::fs::write(
+        &no_version,
+        r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    let not_json = dir.path().join("broken.json");
+    std::fs::write(&not_json, "{").unwrap();
+    let huge = dir.path().join("huge.json");
+    let actions: Vec<String> = (0..1200).map(|i| format!("s3:Action{i}")).collect();
+    std::fs::write(&huge, json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":actions,"Resource":"*"}]}).to_string()).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--policy-document", no_version.to_str().unwrap()],
+            "no `Version`",
+        ),
+        (
+            vec!["--policy-document", not_json.to_str().unwrap()],
+            "not valid JSON",
+        ),
+        (
+            vec!["--policy-document", huge.to_str().unwrap()],
+            "IAM allows 10240",
+        ),
+        (
+            vec!["--policy-document", "http://example.com/policy.json"],
+            "http:// URL is refused",
+        ),
+        (
+            vec!["--policy-arn", "AmazonS3ReadOnlyAccess"],
+            "--policy-arn `AmazonS3ReadOnlyAccess`",
+        ),
+        (
+            vec!["--namespace", "Kube_System"],
+            "--namespace `Kube_System`",
+        ),
+        (vec!["--role-name", "bad/role"], "--role-name `bad/role`"),
+    ];
+    bed.moto.start_recording();
+    for (extra, message) in &cases {
+        let mut args = vec!["ensure", "--cluster", "bad", "--sa-name", "app"];
+        args.extend_from_slice(extra);
+        let out = bed.run(&args, "");
+        assert_exit(&out, 2);
+        assert!(
+            out.stderr.contains(message),
+            "{extra:?}: expected `{message}` in {}",
+            out.stderr
+        );
+    }
+    let bad_sa = bed.run(&["ensure", "--cluster", "bad", "--sa-name", "App_1"], "");
+    assert_exit(&bad_sa, 2);
+    assert!(
+        bad_sa.stderr.contains("--sa-name `App_1`"),
+        "{}",
+        bad_sa.stderr
+    );
+    assert!(bed.moto.recorded_calls().is_empty(), "no AWS call at all");
+    assert!(bed.service_account("kube-system", "app").await.is_none());
+}
+
+#[tokio::test]
+async fn list_shows_the_roles_and_warns_of_stale_trust() {
+    let bed = Bed::new("lst").await;
+    let made = bed.run(
+        &[
+            "ensure",
+            "--cluster",
+            "lst",
+            "--sa-name",
+            "app",
+            "--policy-arn",
+            S3_READ,
+        ],
+        "",
+    );
+    assert_exit(&made, 0);
+    // A role made for an earlier incarnation of the cluster, trusting a provider that is gone.
+    let iam = bed.iam().await;
+    let old_trust = irsa::role::trust_policy(
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/OLD",
+        "https://oidc.eks.us-east-2.amazonaws.com/id/OLD",
+        "default",
+        "old",
+    );
+    iam.create_role()
+        .role_name("old-role")
+        .assume_role_policy_document(old_trust.to_string())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(irsa::role::TAG_CLUSTER)
+                .value("lst")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(irsa::role::TAG_SERVICE_ACCOUNT)
+                .value("default/old")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let listed = bed.run(&["list", "--cluster", "lst"], "");
+    assert_exit(&listed, 0);
+    let roles = listed.json();
+    let names: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roleName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{roles}");
+    assert!(names.contains(&"sa-app-in-lst-us-east-2") && names.contains(&"old-role"));
+    let stale: Vec<&Value> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["stale"] == true)
+        .collect();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0]["roleName"], "old-role");
+    assert!(
+        listed.stderr.contains("old-role")
+            && listed
+                .stderr
+                .contains("not the cluster's current OIDC provider"),
+        "{}",
+        listed.stderr
+    );
+}
+
+#[tokio::test]
+async fn alone_on_a_terminal_it_prints_a_summary() {
+    let bed = Bed::new("tty").await;
+    let kubeconfig = bed.kube.kubeconfig();
+    // `script` gives the command a terminal on stdin, as a person at a shell has.
+    let command = format!(
+        "{BIN} --region {REGION} ensure --cluster tty --sa-name cluster-autoscaler --policy-arn {S3_READ} --kubeconfig {}",
+        kubeconfig.display()
+    );
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &command, "/dev/null"]);
+    for key in Moto::UNSET {
+        script.env_remove(key);
+    }
+    script.envs(bed.moto.env());
+    let out = script.output().expect("script(1) from util-linux runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("kube-system/cluster-autoscaler on tty (us-east-2): role arn:aws:iam::123456789012:role/sa-cluster-autoscaler-in-tty-us-east-2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("schemaVersion"),
+        "no state document on a terminal: {text}"
+    );
+}
+
+#[test]
+fn main_rs_documents_the_contract() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
+    let doc: String = text
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "stdin",
+        "stdout",
+        "Exit codes",
+        "IAM permissions",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+    ] {
+        assert!(doc.contains(needle), "main.rs doc lacks {needle}");
+    }
+}

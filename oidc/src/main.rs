@@ -1,0 +1,69 @@
+//! `eks-oidc`: the IAM OIDC identity provider for the issuer of an EKS cluster, which lets IAM
+//! roles trust the cluster's service-account tokens (what `eksctl utils
+//! associate-iam-oidc-provider` did in the seed). `ensure` creates it, with client id
+//! `sts.amazonaws.com` and the thumbprint of the issuer's verified TLS chain (without one when the
+//! issuer cannot be reached or verified), or adds `sts.amazonaws.com` to one that exists and
+//! changes nothing else; `delete` removes it only if this tool created it, unless `--force`.
+//!
+//! Usage: `eks-oidc [--state FILE] [--region R] ensure [--cluster NAME] [--issuer-ca FILE] [--timeout 5s]`,
+//! `eks-oidc delete [--cluster NAME] [--force]`.
+//!
+//! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
+//! document on stdout, or reads and rewrites `--state FILE`. It writes only its `oidc` section and
+//! its timing; logs go to stderr.
+//!
+//! Exit codes: 0 done; 1 failed (the state records what was made and an `error`); 2 bad input or
+//! usage, nothing changed.
+//!
+//! IAM permissions: `eks:DescribeCluster` (unless the state has `cluster.oidcIssuer`),
+//! `sts:GetCallerIdentity`, `iam:GetOpenIDConnectProvider`, `iam:CreateOpenIDConnectProvider`,
+//! `iam:TagOpenIDConnectProvider` (tags on create), `iam:AddClientIDToOpenIDConnectProvider`,
+//! `iam:DeleteOpenIDConnectProvider`. Network: HTTPS to the issuer's host (through
+//! `HTTPS_PROXY` when set) to read its certificate chain.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::step::{StepInfo, block_on, drive};
+use eks_oidc::{DeleteArgs, EnsureArgs, SECTION};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "IAM OIDC identity provider for the issuer of an EKS cluster"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: common::CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the provider, or add the STS client id to the one that exists.
+    Ensure(EnsureArgs),
+    /// Delete the provider if this tool created it (or with --force).
+    Delete(DeleteArgs),
+}
+
+const INFO: StepInfo = StepInfo {
+    section: SECTION,
+    crate_name: env!("CARGO_CRATE_NAME"),
+};
+
+fn main() -> ExitCode {
+    let cli: Cli = common::step::parse_args(SECTION);
+    match cli.command {
+        Command::Ensure(args) => {
+            block_on(drive(INFO, "ensure", &cli.common, async |state, ctx| {
+                eks_oidc::ensure(state, ctx, &args).await
+            }))
+        }
+        Command::Delete(args) => {
+            block_on(drive(INFO, "delete", &cli.common, async |state, ctx| {
+                eks_oidc::delete(state, ctx, &args).await
+            }))
+        }
+    }
+}
