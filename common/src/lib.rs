@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod cluster;
 pub mod kube;
 pub mod logging;
 pub mod names;

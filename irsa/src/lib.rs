@@ -119,12 +119,8 @@ impl Entry {
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "no cluster named: pass --cluster NAME, or give a state document with a `cluster` section"
-    )]
-    NoCluster,
-    #[error("cluster name `{name}` is not valid: {reason}")]
-    ClusterName { name: String, reason: String },
+    #[error(transparent)]
+    Cluster(#[from] common::cluster::PickError),
     #[error("--namespace `{value}` is not a valid namespace: {reason}")]
     Namespace { value: String, reason: String },
     #[error("--sa-name `{value}` is not a valid service account name: {reason}")]
@@ -199,8 +195,7 @@ pub enum Error {
 impl StepFailure for Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::NoCluster
-            | Error::ClusterName { .. }
+            Error::Cluster(_)
             | Error::Namespace { .. }
             | Error::ServiceAccount { .. }
             | Error::RoleName { .. }
@@ -228,21 +223,7 @@ pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> 
         .then(|| recorded.first().cloned())
         .flatten();
     let known = state.str_at("cluster", "name").or(only_recorded.as_deref());
-    let name = match (flag, known) {
-        (Some(flag), Some(known)) if flag != known => {
-            return Err(Error::StateMismatch(format!(
-                "--cluster {flag} names another cluster than the state document ({known}); use a separate state for each cluster, or drop --cluster"
-            )));
-        }
-        (Some(flag), _) => flag,
-        (None, Some(known)) => known,
-        (None, None) => return Err(Error::NoCluster),
-    };
-    common::names::check_cluster_name(name).map_err(|reason| Error::ClusterName {
-        name: name.to_owned(),
-        reason,
-    })?;
-    Ok(name.to_owned())
+    Ok(common::cluster::pick(flag, known)?)
 }
 
 fn check_target(target: &Target) -> Result<(), Error> {
@@ -423,31 +404,16 @@ impl Facts {
         {
             return Ok(self);
         }
-        let answer = eks
-            .describe_cluster()
-            .name(cluster)
-            .send()
+        let described = common::cluster::describe(eks, cluster)
             .await
-            .map_err(AwsError::from)
-            .map_err(|source| {
-                if source.is("ResourceNotFoundException") {
-                    Error::ClusterNotFound {
-                        cluster: cluster.to_owned(),
-                        region: region.to_owned(),
-                    }
-                } else {
-                    Error::DescribeCluster {
-                        cluster: cluster.to_owned(),
-                        source,
-                    }
-                }
-            })?;
-        let Some(described) = answer.cluster() else {
-            return Err(Error::ClusterNotFound {
+            .map_err(|source| Error::DescribeCluster {
+                cluster: cluster.to_owned(),
+                source,
+            })?
+            .ok_or_else(|| Error::ClusterNotFound {
                 cluster: cluster.to_owned(),
                 region: region.to_owned(),
-            });
-        };
+            })?;
         let keep = |now: Option<String>, found: Option<&str>| {
             now.or(found.filter(|s| !s.is_empty()).map(str::to_owned))
         };
@@ -1004,7 +970,9 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, r#"{"Statement":[]}"#).unwrap();
         let good_s = good.display().to_string();
-        let docs = load_documents(std::slice::from_ref(&good_s), &[]).await.unwrap();
+        let docs = load_documents(std::slice::from_ref(&good_s), &[])
+            .await
+            .unwrap();
         assert_eq!(docs[0].name, "good");
         assert_eq!(docs[0].text, docs[0].json.to_string());
         let err = load_documents(&[bad.display().to_string()], &[])

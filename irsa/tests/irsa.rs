@@ -8,36 +8,12 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testbed::kubeapi::KubeApi;
+use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_irsa");
 const ALB_SA: &str = "aws-load-balancer-controller";
 const S3_READ: &str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-fn assert_exit(run: &Run, code: i32) {
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-}
 
 fn alb_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/aws-load-balancer-controller.json")
@@ -108,32 +84,13 @@ impl Bed {
         if needs_kube {
             all.extend_from_slice(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
         }
-        let output = self
-            .moto
-            .command(BIN)
-            .args(&all)
-            .write_stdin(stdin)
-            .output()
-            .unwrap();
-        Run {
-            code: output.status.code().unwrap(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
+        testbed::run::run(self.moto.command(BIN).args(&all), stdin)
     }
 
     async fn service_account(&self, ns: &str, name: &str) -> Option<ServiceAccount> {
         let api: Api<ServiceAccount> = Api::namespaced(self.kube.client().await, ns);
         api.get_opt(name).await.unwrap()
     }
-}
-
-fn mutating(moto: &Moto) -> Vec<String> {
-    moto.recorded_calls()
-        .iter()
-        .filter(|c| c.is_mutating())
-        .map(|c| c.action.clone())
-        .collect()
 }
 
 #[tokio::test]
@@ -231,7 +188,7 @@ async fn ensure_rerun_reconcile_and_delete() {
         &first.stdout,
     );
     assert_exit(&second, 0);
-    assert!(mutating(&bed.moto).is_empty());
+    assert!(bed.moto.mutating_calls().is_empty());
     assert_eq!(
         bed.service_account("kube-system", ALB_SA)
             .await
@@ -260,8 +217,12 @@ async fn ensure_rerun_reconcile_and_delete() {
     );
     assert_exit(&third, 0);
     assert_eq!(
-        mutating(&bed.moto),
-        ["PutRolePolicy", "DeleteRolePolicy", "DetachRolePolicy"]
+        bed.moto.mutating_calls(),
+        [
+            "iam PutRolePolicy",
+            "iam DeleteRolePolicy",
+            "iam DetachRolePolicy"
+        ]
     );
     let inline = iam
         .list_role_policies()
@@ -647,21 +608,9 @@ async fn alone_on_a_terminal_it_prints_a_summary() {
 
 #[test]
 fn main_rs_documents_the_contract() {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
-    let doc: String = text
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    for needle in [
-        "stdin",
-        "stdout",
-        "Exit codes",
-        "IAM permissions",
-        "iam:CreateRole",
-        "iam:PutRolePolicy",
-    ] {
-        assert!(doc.contains(needle), "main.rs doc lacks {needle}");
-    }
+    testbed::run::check_contract(
+        env!("CARGO_MANIFEST_DIR"),
+        BIN,
+        &["iam:CreateRole", "iam:PutRolePolicy"],
+    );
 }

@@ -87,12 +87,8 @@ pub struct Section {
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "no cluster named: pass --cluster NAME, or give a state document with a `cluster` section"
-    )]
-    NoCluster,
-    #[error("cluster name `{name}` is not valid: {reason}")]
-    ClusterName { name: String, reason: String },
+    #[error(transparent)]
+    Cluster(#[from] common::cluster::PickError),
     #[error("{0}")]
     StateMismatch(String),
     #[error(transparent)]
@@ -159,8 +155,7 @@ pub enum Error {
 impl StepFailure for Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::NoCluster
-            | Error::ClusterName { .. }
+            Error::Cluster(_)
             | Error::StateMismatch(_)
             | Error::State(_)
             | Error::IssuerCa { .. }
@@ -191,24 +186,10 @@ impl Clients {
 /// The cluster this run is about: `--cluster`, else the state's. A flag that names another
 /// cluster than the state describes is refused, so one state never mixes two clusters.
 pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-    let from_state = state
+    let known = state
         .str_at("cluster", "name")
         .or_else(|| state.str_at(SECTION, "clusterName"));
-    let name = match (flag, from_state) {
-        (Some(flag), Some(known)) if flag != known => {
-            return Err(Error::StateMismatch(format!(
-                "--cluster {flag} names another cluster than the state document ({known}); use a separate state for each cluster, or drop --cluster"
-            )));
-        }
-        (Some(flag), _) => flag,
-        (None, Some(known)) => known,
-        (None, None) => return Err(Error::NoCluster),
-    };
-    common::names::check_cluster_name(name).map_err(|reason| Error::ClusterName {
-        name: name.to_owned(),
-        reason,
-    })?;
-    Ok(name.to_owned())
+    Ok(common::cluster::pick(flag, known)?)
 }
 
 fn check_same_place(previous: Option<&Section>, cluster: &str, region: &str) -> Result<(), Error> {
@@ -271,23 +252,14 @@ async fn describe_issuer(
         cluster: cluster.to_owned(),
         region: region.to_owned(),
     };
-    let described = eks
-        .describe_cluster()
-        .name(cluster)
-        .send()
+    let described = common::cluster::describe(eks, cluster)
         .await
-        .map_err(AwsError::from)
-        .map_err(|source| {
-            if source.is("ResourceNotFoundException") {
-                not_found()
-            } else {
-                Error::DescribeCluster {
-                    cluster: cluster.to_owned(),
-                    source,
-                }
-            }
-        })?;
-    reported_issuer(cluster, described.cluster().ok_or_else(not_found)?)
+        .map_err(|source| Error::DescribeCluster {
+            cluster: cluster.to_owned(),
+            source,
+        })?
+        .ok_or_else(not_found)?;
+    reported_issuer(cluster, &described)
 }
 
 /// The account and partition of the credentials.
@@ -615,7 +587,10 @@ mod tests {
     fn cluster_from_flag_or_state_never_mixed() {
         let empty = State::new();
         assert_eq!(pick_cluster(Some("a"), &empty).unwrap(), "a");
-        assert!(matches!(pick_cluster(None, &empty), Err(Error::NoCluster)));
+        assert!(matches!(
+            pick_cluster(None, &empty),
+            Err(Error::Cluster(common::cluster::PickError::Missing))
+        ));
         let with = state(r#"{"schemaVersion":1,"cluster":{"name":"b"}}"#);
         assert_eq!(pick_cluster(None, &with).unwrap(), "b");
         assert_eq!(pick_cluster(Some("b"), &with).unwrap(), "b");
@@ -625,7 +600,7 @@ mod tests {
         assert_eq!(pick_cluster(None, &own).unwrap(), "c");
         assert!(matches!(
             pick_cluster(Some("bad.name"), &empty),
-            Err(Error::ClusterName { .. })
+            Err(Error::Cluster(common::cluster::PickError::Invalid { .. }))
         ));
     }
 

@@ -10,31 +10,14 @@ mod iam_shim;
 #[path = "support/tls.rs"]
 mod tls;
 
-use std::path::Path;
 
 use eks_oidc::thumbprint::sha1_hex;
 use serde_json::{Value, json};
+use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-oidc");
 const ACCOUNT: &str = "123456789012";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
 
 /// Runs the binary against `endpoint` (moto, or the shim in front of it), with the issuer
 /// unreachable through a closed loopback proxy.
@@ -49,37 +32,15 @@ fn run_at(moto: &Moto, endpoint: &str, args: &[&str], stdin: &str) -> Run {
             "HTTPS_PROXY",
             format!("http://127.0.0.1:{}", tls::closed_port()),
         );
-    let output = command
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .expect("runs");
-    Run {
-        code: output.status.code().expect("exited"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+    testbed::run::run(command.args(args), stdin)
 }
 
 fn run(moto: &Moto, args: &[&str], stdin: &str) -> Run {
     run_at(moto, &moto.endpoint, args, stdin)
 }
 
-fn assert_exit(run: &Run, code: i32) {
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-}
-
 fn assert_no_mutating_call(moto: &Moto) {
-    let mutating: Vec<String> = moto
-        .recorded_calls()
-        .iter()
-        .filter(|c| c.is_mutating())
-        .map(ToString::to_string)
-        .collect();
+    let mutating = moto.mutating_calls();
     assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
 }
 
@@ -645,47 +606,18 @@ async fn an_earlier_error_is_passed_through() {
 
 #[test]
 fn main_rs_documents_the_contract() {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
-    assert!(text.starts_with("//!"));
-    let doc: String = text
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    for needle in [
-        "stdin",
-        "stdout",
-        "Exit codes",
-        "IAM permissions",
-        "eks:DescribeCluster",
-        "sts:GetCallerIdentity",
-        "iam:GetOpenIDConnectProvider",
-        "iam:CreateOpenIDConnectProvider",
-        "iam:AddClientIDToOpenIDConnectProvider",
-        "iam:DeleteOpenIDConnectProvider",
-    ] {
-        assert!(doc.contains(needle), "main.rs doc lacks {needle}");
-    }
-    let help = assert_cmd::Command::new(BIN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8(help.stdout).unwrap();
-    for flag in [
-        "--state",
-        "--region",
-        "--profile",
-        "--dry-run",
-        "--verbose",
-        "--quiet",
-        "--resume",
-        "--version",
-        "ensure",
-        "delete",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}: {help}");
-    }
+    testbed::run::check_contract(
+        env!("CARGO_MANIFEST_DIR"),
+        BIN,
+        &[
+            "eks:DescribeCluster",
+            "sts:GetCallerIdentity",
+            "iam:GetOpenIDConnectProvider",
+            "iam:CreateOpenIDConnectProvider",
+            "iam:AddClientIDToOpenIDConnectProvider",
+            "iam:DeleteOpenIDConnectProvider",
+        ],
+    );
     for (command, flags) in [
         ("ensure", &["--cluster", "--issuer-ca", "--timeout"][..]),
         ("delete", &["--cluster", "--force"][..]),

@@ -89,12 +89,8 @@ pub struct Section {
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "no cluster named: pass --cluster NAME, or give a state document with a `cluster` section"
-    )]
-    NoCluster,
-    #[error("cluster name `{name}` is not valid: {reason}")]
-    ClusterName { name: String, reason: String },
+    #[error(transparent)]
+    Cluster(#[from] common::cluster::PickError),
     #[error("--allowed-cidr `{value}`: {reason}")]
     Cidr { value: String, reason: String },
     #[error("{0}")]
@@ -163,8 +159,7 @@ pub enum Error {
 impl StepFailure for Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::NoCluster
-            | Error::ClusterName { .. }
+            Error::Cluster(_)
             | Error::Cidr { .. }
             | Error::StateMismatch(_)
             | Error::DeployStillThere
@@ -202,24 +197,10 @@ pub fn stack_name(cluster: &str, region: &str) -> String {
 /// The cluster this run is about: `--cluster`, else the state's. A flag that names another
 /// cluster than the state describes is refused, so one state never mixes two clusters.
 pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-    let from_state = state
+    let known = state
         .str_at("cluster", "name")
         .or_else(|| state.str_at(SECTION, "clusterName"));
-    let name = match (flag, from_state) {
-        (Some(flag), Some(known)) if flag != known => {
-            return Err(Error::StateMismatch(format!(
-                "--cluster {flag} names another cluster than the state document ({known}); use a separate state for each cluster, or drop --cluster"
-            )));
-        }
-        (Some(flag), _) => flag,
-        (None, Some(known)) => known,
-        (None, None) => return Err(Error::NoCluster),
-    };
-    common::names::check_cluster_name(name).map_err(|reason| Error::ClusterName {
-        name: name.to_owned(),
-        reason,
-    })?;
-    Ok(name.to_owned())
+    Ok(common::cluster::pick(flag, known)?)
 }
 
 /// The allowed CIDRs: the flags, else those in the state, else 0.0.0.0/0.
@@ -631,7 +612,10 @@ mod tests {
     fn cluster_from_flag_or_state_never_mixed() {
         let empty = State::new();
         assert_eq!(pick_cluster(Some("a"), &empty).unwrap(), "a");
-        assert!(matches!(pick_cluster(None, &empty), Err(Error::NoCluster)));
+        assert!(matches!(
+            pick_cluster(None, &empty),
+            Err(Error::Cluster(common::cluster::PickError::Missing))
+        ));
         let with = state(r#"{"schemaVersion":1,"cluster":{"name":"b"}}"#);
         assert_eq!(pick_cluster(None, &with).unwrap(), "b");
         assert_eq!(pick_cluster(Some("b"), &with).unwrap(), "b");
@@ -639,7 +623,7 @@ mod tests {
         assert_eq!(err.exit_code(), EXIT_USAGE);
         assert!(matches!(
             pick_cluster(Some("bad.name"), &empty),
-            Err(Error::ClusterName { .. })
+            Err(Error::Cluster(common::cluster::PickError::Invalid { .. }))
         ));
     }
 

@@ -6,7 +6,6 @@
 use aws_sdk_ec2::types::{Filter, SecurityGroup};
 use aws_sdk_eks::types::Cluster;
 use common::State;
-use common::aws::AwsError;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -115,30 +114,17 @@ pub async fn discover(
     cluster: &str,
     region: &str,
 ) -> Result<Network, Error> {
-    let described = eks
-        .describe_cluster()
-        .name(cluster)
-        .send()
+    let info = common::cluster::describe(eks, cluster)
         .await
-        .map_err(AwsError::from)
-        .map_err(|source| {
-            if source.is("ResourceNotFoundException") {
-                Error::ClusterNotFound {
-                    cluster: cluster.to_owned(),
-                    region: region.to_owned(),
-                }
-            } else {
-                Error::DescribeCluster {
-                    cluster: cluster.to_owned(),
-                    source,
-                }
-            }
+        .map_err(|source| Error::DescribeCluster {
+            cluster: cluster.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| Error::ClusterNotFound {
+            cluster: cluster.to_owned(),
+            region: region.to_owned(),
         })?;
-    let info = described.cluster().ok_or_else(|| Error::ClusterNotFound {
-        cluster: cluster.to_owned(),
-        region: region.to_owned(),
-    })?;
-    let (vpc, group, subnets) = reported(info);
+    let (vpc, group, subnets) = reported(&info);
     let vpc_id = match vpc {
         Some(vpc) => vpc,
         None => vpc_of_subnets(ec2, cluster, &subnets).await?,

@@ -1,41 +1,13 @@
 //! The real `eks-sg-stack` binary against a moto server of each test's own.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
+use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-sg-stack");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
 fn run(moto: &Moto, args: &[&str], stdin: &str) -> Run {
-    let output = moto
-        .command(BIN)
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .expect("runs");
-    Run {
-        code: output.status.code().expect("exited"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+    testbed::run::run(moto.command(BIN).args(args), stdin)
 }
 
 fn create(moto: &Moto, extra: &[&str], stdin: &str) -> Run {
@@ -77,21 +49,8 @@ async fn group(moto: &Moto, id: &str) -> Option<aws_sdk_ec2::types::SecurityGrou
         .and_then(|a| a.security_groups().first().cloned())
 }
 
-fn assert_exit(run: &Run, code: i32) {
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-}
-
 fn assert_no_mutating_call(moto: &Moto) {
-    let mutating: Vec<String> = moto
-        .recorded_calls()
-        .iter()
-        .filter(|c| c.is_mutating())
-        .map(ToString::to_string)
-        .collect();
+    let mutating = moto.mutating_calls();
     assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
 }
 
@@ -620,39 +579,9 @@ fn cfn_lint_does_find_faults() {
 
 #[test]
 fn main_rs_documents_the_contract() {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
-    assert!(text.starts_with("//!"));
-    let doc: String = text
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    for needle in [
-        "stdin",
-        "stdout",
-        "Exit codes",
-        "IAM permissions",
-        "cloudformation:CreateStack",
-        "eks:DescribeCluster",
-    ] {
-        assert!(doc.contains(needle), "main.rs doc lacks {needle}");
-    }
-    let help = assert_cmd::Command::new(BIN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8(help.stdout).unwrap();
-    for flag in [
-        "--state",
-        "--region",
-        "--profile",
-        "--dry-run",
-        "--verbose",
-        "--quiet",
-        "--resume",
-        "--version",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}: {help}");
-    }
+    testbed::run::check_contract(
+        env!("CARGO_MANIFEST_DIR"),
+        BIN,
+        &["cloudformation:CreateStack", "eks:DescribeCluster"],
+    );
 }

@@ -15,6 +15,7 @@ use base64::Engine;
 
 pub mod cli;
 pub mod kubeapi;
+pub mod run;
 pub mod seed;
 pub mod sim;
 
@@ -180,13 +181,20 @@ impl Moto {
     }
 
     /// Environment variables a test must not inherit from the machine.
-    pub const UNSET: [&'static str; 6] = [
+    pub const UNSET: [&'static str; 13] = [
         "AWS_PROFILE",
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
         "AWS_SESSION_TOKEN",
         "RUST_LOG",
         "KUBECONFIG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
     ];
 
     /// A command for `program` wired to this server (no region set: pass `--region` or set it).
@@ -216,6 +224,15 @@ impl Moto {
     pub fn start_recording(&self) {
         self.post("/moto-api/recorder/reset-recording");
         self.post("/moto-api/recorder/start-recording");
+    }
+
+    /// Stops recording and returns the mutating calls made since [`Moto::start_recording`].
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.recorded_calls()
+            .iter()
+            .filter(|c| c.is_mutating())
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Stops recording and returns the calls made since [`Moto::start_recording`].

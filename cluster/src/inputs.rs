@@ -1,0 +1,241 @@
+//! Checks of the command line, all made before any AWS call (a refusal is exit 2, nothing changed).
+
+use std::net::Ipv4Addr;
+
+/// The Kubernetes version `create` asks for when `--kubernetes-version` is not given.
+///
+/// Why 1.35: Amazon EKS gives each Kubernetes minor version 14 months of standard support from
+/// the day EKS releases it. Upstream released 1.35 in December 2025, and EKS releases a version
+/// within about two months of upstream (1.33 and 1.34 followed that pattern in 2025), so 1.35 is
+/// in standard support from early 2026 to about spring 2027, covering November 2026 with room to
+/// spare. 1.36 (upstream April 2026) may be out on EKS by now, but we could not confirm its EKS
+/// release from here, and a default must be a version EKS certainly accepts. Pass
+/// `--kubernetes-version` for another.
+pub const DEFAULT_KUBERNETES_VERSION: &str = "1.35";
+
+/// The VPC CIDR when `--vpc-cidr` is not given (eksctl's).
+pub const DEFAULT_VPC_CIDR: &str = "192.168.0.0/16";
+
+/// The namespaces the Fargate profile selects when no `--namespace` is given.
+pub const DEFAULT_NAMESPACES: [&str; 2] = ["default", "kube-system"];
+
+/// `1.NN`: a Kubernetes minor version as EKS names it.
+pub fn check_version(version: &str) -> Result<(), String> {
+    let ok = version
+        .strip_prefix("1.")
+        .is_some_and(|minor| (1..=3).contains(&minor.len()) && minor.bytes().all(|b| b.is_ascii_digit()) && !minor.starts_with('0'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{version}` is not a Kubernetes minor version like {DEFAULT_KUBERNETES_VERSION} (major.minor, no patch level, no `v`)"
+        ))
+    }
+}
+
+/// A DNS-1123 label: what a namespace name must be.
+pub fn check_namespace(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "namespace `{name}` is not a DNS-1123 label (1 to 63 of a-z, 0-9 and `-`, starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// An IPv4 network: address and prefix length, host bits zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Net {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl Ipv4Net {
+    /// Parses `a.b.c.d/n` and refuses host bits, naming the canonical form.
+    pub fn parse(text: &str) -> Result<Ipv4Net, String> {
+        let (address, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not an IPv4 CIDR like 192.168.0.0/16"))?;
+        let address: Ipv4Addr = address
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IPv4 CIDR like 192.168.0.0/16"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("`{text}` has no prefix length from 0 to 32"))?;
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        let bits = u32::from(address);
+        if bits & !mask != 0 {
+            return Err(format!(
+                "`{text}` has host bits set; did you mean {}/{prefix}?",
+                Ipv4Addr::from(bits & mask)
+            ));
+        }
+        Ok(Ipv4Net { address, prefix })
+    }
+
+    /// The `index`-th of the networks `extra` bits longer than this one.
+    pub fn subnet(&self, extra: u8, index: u32) -> Ipv4Net {
+        let prefix = self.prefix + extra;
+        let size = 1u32 << (32 - prefix);
+        Ipv4Net {
+            address: Ipv4Addr::from(u32::from(self.address) + index * size),
+            prefix,
+        }
+    }
+}
+
+/// The VPC CIDR: IPv4, /16 to /20 so that eight equal subnets (up to three public and three
+/// private) still hold a useful number of pod addresses.
+pub fn check_vpc_cidr(text: &str) -> Result<Ipv4Net, String> {
+    let net = Ipv4Net::parse(text)?;
+    if !(16..=20).contains(&net.prefix) {
+        return Err(format!(
+            "`{text}`: the VPC prefix must be /16 to /20 (EKS allows /16 at most; past /20 the subnets get too small for Fargate pods)"
+        ));
+    }
+    Ok(net)
+}
+
+/// The subnet CIDRs for `azs` zones: the VPC split in eight, public ones first, private ones
+/// from the fifth part on (a /16 gives /19s, as eksctl makes).
+pub fn subnet_cidrs(vpc: &Ipv4Net, azs: u8) -> (Vec<Ipv4Net>, Vec<Ipv4Net>) {
+    let public = (0..u32::from(azs)).map(|i| vpc.subnet(3, i)).collect();
+    let private = (0..u32::from(azs)).map(|i| vpc.subnet(3, 4 + i)).collect();
+    (public, private)
+}
+
+/// `2` or `3` zones.
+pub fn check_azs(azs: u8) -> Result<(), String> {
+    if (2..=3).contains(&azs) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--azs {azs}: use 2 or 3 availability zones (EKS needs subnets in at least two)"
+        ))
+    }
+}
+
+/// A comma list of subnet ids (`subnet-` and hex), without repeats.
+pub fn parse_subnet_list(flag: &str, text: &str) -> Result<Vec<String>, String> {
+    let mut ids: Vec<String> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let valid = part
+            .strip_prefix("subnet-")
+            .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !valid {
+            return Err(format!("{flag}: `{part}` is not a subnet id like subnet-0abc123"));
+        }
+        if !ids.iter().any(|i| i == part) {
+            ids.push(part.to_owned());
+        }
+    }
+    if ids.is_empty() {
+        return Err(format!("{flag} names no subnet"));
+    }
+    Ok(ids)
+}
+
+/// `vpc-` and hex.
+pub fn check_vpc_id(text: &str) -> Result<(), String> {
+    let valid = text
+        .strip_prefix("vpc-")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("--vpc-id `{text}` is not a VPC id like vpc-0abc123"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for good in ["1.35", "1.29", "1.100"] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1", "1.", "v1.35", "1.35.2", "2.0", "1.x", "1.05", " 1.35"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_version(DEFAULT_KUBERNETES_VERSION).is_ok());
+    }
+
+    #[test]
+    fn namespaces() {
+        for good in ["default", "kube-system", "a", "team-1"] {
+            assert!(check_namespace(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Default", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(check_namespace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vpc_cidrs() {
+        assert_eq!(check_vpc_cidr("192.168.0.0/16").unwrap().prefix, 16);
+        assert!(check_vpc_cidr("10.1.0.0/20").is_ok());
+        let host = check_vpc_cidr("10.0.0.1/16").unwrap_err();
+        assert!(host.contains("10.0.0.0/16"), "{host}");
+        for bad in ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.0", "::/0", "300.0.0.0/16", "10.0.0.0/33"] {
+            assert!(check_vpc_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subnets_split_the_vpc_in_eight() {
+        let vpc = check_vpc_cidr("192.168.0.0/16").unwrap();
+        let (public, private) = subnet_cidrs(&vpc, 3);
+        let shown = |v: &[Ipv4Net]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            shown(&public),
+            ["192.168.0.0/19", "192.168.32.0/19", "192.168.64.0/19"]
+        );
+        assert_eq!(
+            shown(&private),
+            ["192.168.128.0/19", "192.168.160.0/19", "192.168.192.0/19"]
+        );
+        let small = check_vpc_cidr("10.0.16.0/20").unwrap();
+        let (_, private) = subnet_cidrs(&small, 2);
+        assert_eq!(shown(&private), ["10.0.24.0/23", "10.0.26.0/23"]);
+    }
+
+    #[test]
+    fn azs() {
+        assert!(check_azs(2).is_ok() && check_azs(3).is_ok());
+        assert!(check_azs(1).is_err() && check_azs(4).is_err());
+    }
+
+    #[test]
+    fn subnet_lists() {
+        assert_eq!(
+            parse_subnet_list("--private-subnets", "subnet-1a, subnet-2b,subnet-1a").unwrap(),
+            ["subnet-1a", "subnet-2b"]
+        );
+        assert!(parse_subnet_list("--private-subnets", "").is_err());
+        assert!(parse_subnet_list("--private-subnets", "sub-1").is_err());
+        assert!(check_vpc_id("vpc-0abc").is_ok());
+        assert!(check_vpc_id("vpc-").is_err());
+    }
+}

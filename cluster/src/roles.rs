@@ -1,0 +1,402 @@
+//! The two IAM roles a Fargate-only cluster needs, made through the IAM API (so they exist with a
+//! brought VPC too): the cluster role EKS assumes, and the pod execution role Fargate assumes to
+//! pull images and write logs for the pods.
+
+use aws_sdk_iam::Client;
+use aws_sdk_iam::types::Tag;
+use serde_json::{Value, json};
+
+use crate::Error;
+
+/// IAM's longest role name.
+pub const MAX_ROLE_NAME: usize = 64;
+/// The tag every role we make carries, valued with the cluster name.
+pub const OWNER_TAG: &str = "eks-fargate-alb/cluster";
+
+/// Where the account lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub partition: String,
+}
+
+/// One role as wanted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub trust: Value,
+    pub policy_arn: String,
+    pub description: String,
+}
+
+/// `eks-fargate-<cluster>-cluster`, shortened with a hash past 64 characters.
+pub fn cluster_role_name(cluster: &str) -> String {
+    common::names::fit(&format!("eks-fargate-{cluster}-cluster"), MAX_ROLE_NAME)
+}
+
+/// `eks-fargate-<cluster>-pod-exec`, shortened with a hash past 64 characters.
+pub fn pod_execution_role_name(cluster: &str) -> String {
+    common::names::fit(&format!("eks-fargate-{cluster}-pod-exec"), MAX_ROLE_NAME)
+}
+
+/// The cluster role: trusted by EKS, with AmazonEKSClusterPolicy.
+pub fn cluster_role(cluster: &str, account: &Account) -> RoleSpec {
+    RoleSpec {
+        name: cluster_role_name(cluster),
+        trust: json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "Service": "eks.amazonaws.com" },
+                "Action": "sts:AssumeRole"
+            }]
+        }),
+        policy_arn: format!(
+            "arn:{}:iam::aws:policy/AmazonEKSClusterPolicy",
+            account.partition
+        ),
+        description: format!("EKS cluster role of {cluster} (eks-fargate-alb)"),
+    }
+}
+
+/// The Fargate pod execution role: trusted by Fargate only for this cluster's profiles, with
+/// AmazonEKSFargatePodExecutionRolePolicy.
+pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> RoleSpec {
+    RoleSpec {
+        name: pod_execution_role_name(cluster),
+        trust: json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "Service": "eks-fargate-pods.amazonaws.com" },
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "ArnLike": {
+                        "aws:SourceArn": format!(
+                            "arn:{}:eks:{region}:{}:fargateprofile/{cluster}/*",
+                            account.partition, account.id
+                        )
+                    }
+                }
+            }]
+        }),
+        policy_arn: format!(
+            "arn:{}:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy",
+            account.partition
+        ),
+        description: format!("Fargate pod execution role of EKS cluster {cluster} (eks-fargate-alb)"),
+    }
+}
+
+/// The account and partition of the caller.
+pub async fn caller(sts: &aws_sdk_sts::Client) -> Result<Account, Error> {
+    let answer = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::GetCallerIdentity { source: e.into() })?;
+    let partition = answer
+        .arn()
+        .and_then(|arn| arn.split(':').nth(1))
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+        .to_owned();
+    Ok(Account {
+        id: answer.account().unwrap_or_default().to_owned(),
+        partition,
+    })
+}
+
+/// Decodes the percent-encoding IAM puts on returned policy documents.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A returned trust document as JSON (percent-decoded when needed); `Null` when unreadable.
+pub fn parse_returned(text: &str) -> Value {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&percent_decode(text)))
+        .unwrap_or(Value::Null)
+}
+
+/// A role as IAM has it.
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub arn: String,
+    pub trust: Value,
+    pub owner: Option<String>,
+}
+
+/// The role, `None` when it does not exist.
+pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(answer) => {
+            let Some(role) = answer.role() else {
+                return Ok(None);
+            };
+            Ok(Some(Existing {
+                arn: role.arn().to_owned(),
+                trust: role
+                    .assume_role_policy_document()
+                    .map(parse_returned)
+                    .unwrap_or(Value::Null),
+                owner: role
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == OWNER_TAG)
+                    .map(|t| t.value().to_owned()),
+            }))
+        }
+        Err(e) => {
+            let source = AwsErrorExt::from(e);
+            if source.is("NoSuchEntity") {
+                Ok(None)
+            } else {
+                Err(Error::GetRole {
+                    role: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+type AwsErrorExt = common::aws::AwsError;
+
+/// What `ensure` found and did.
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    pub arn: String,
+    /// Made by this run, or an earlier run of ours (it carries our tag for this cluster).
+    pub ours: bool,
+    pub changed: bool,
+}
+
+/// Makes the role or brings an existing one to the wanted trust and policy; no mutating call
+/// when nothing differs.
+pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensured, Error> {
+    let trust_text = spec.trust.to_string();
+    let mut changed = false;
+    let (arn, ours) = match read(iam, &spec.name).await? {
+        None => {
+            tracing::info!("creating IAM role {}", spec.name);
+            let answer = iam
+                .create_role()
+                .role_name(&spec.name)
+                .assume_role_policy_document(&trust_text)
+                .description(&spec.description)
+                .tags(Tag::builder().key(OWNER_TAG).value(cluster).build().expect("key and value set"))
+                .send()
+                .await
+                .map_err(|e| Error::CreateRole {
+                    role: spec.name.clone(),
+                    source: e.into(),
+                })?;
+            changed = true;
+            let arn = answer
+                .role()
+                .map(|r| r.arn().to_owned())
+                .unwrap_or_default();
+            (arn, true)
+        }
+        Some(existing) => {
+            let ours = existing.owner.as_deref() == Some(cluster);
+            if !ours {
+                tracing::info!(
+                    "IAM role {} exists and was not made by eks-fargate-alb for {cluster}; using it (it will not be deleted)",
+                    spec.name
+                );
+            }
+            if existing.trust != spec.trust {
+                tracing::info!("updating the trust policy of IAM role {}", spec.name);
+                iam.update_assume_role_policy()
+                    .role_name(&spec.name)
+                    .policy_document(&trust_text)
+                    .send()
+                    .await
+                    .map_err(|e| Error::UpdateAssumeRolePolicy {
+                        role: spec.name.clone(),
+                        source: e.into(),
+                    })?;
+                changed = true;
+            }
+            (existing.arn, ours)
+        }
+    };
+    let attached = attached_policies(iam, &spec.name).await?;
+    if !attached.contains(&spec.policy_arn) {
+        tracing::info!("attaching {} to IAM role {}", spec.policy_arn, spec.name);
+        iam.attach_role_policy()
+            .role_name(&spec.name)
+            .policy_arn(&spec.policy_arn)
+            .send()
+            .await
+            .map_err(|e| Error::AttachRolePolicy {
+                role: spec.name.clone(),
+                policy: spec.policy_arn.clone(),
+                source: e.into(),
+            })?;
+        changed = true;
+    }
+    Ok(Ensured { arn, ours, changed })
+}
+
+async fn attached_policies(iam: &Client, role: &str) -> Result<Vec<String>, Error> {
+    let mut arns = Vec::new();
+    let mut marker = None;
+    loop {
+        let answer = iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| Error::ListAttachedRolePolicies {
+                role: role.to_owned(),
+                source: e.into(),
+            })?;
+        arns.extend(
+            answer
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned)),
+        );
+        if !answer.is_truncated() {
+            return Ok(arns);
+        }
+        marker = answer.marker().map(str::to_owned);
+    }
+}
+
+/// Detaches and deletes every policy of the role, then the role; false when it was not there.
+pub async fn remove(iam: &Client, name: &str) -> Result<bool, Error> {
+    let gone = |source: &AwsErrorExt| source.is("NoSuchEntity");
+    let attached = match attached_policies(iam, name).await {
+        Ok(list) => list,
+        Err(Error::ListAttachedRolePolicies { source, .. }) if gone(&source) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for policy in attached {
+        if let Err(e) = iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(&policy)
+            .send()
+            .await
+        {
+            let source = AwsErrorExt::from(e);
+            if !gone(&source) {
+                return Err(Error::DetachRolePolicy {
+                    role: name.to_owned(),
+                    policy,
+                    source,
+                });
+            }
+        }
+    }
+    let inline = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| Error::ListRolePolicies {
+            role: name.to_owned(),
+            source: e.into(),
+        })?;
+    for policy in inline.policy_names() {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| Error::DeleteRolePolicy {
+                role: name.to_owned(),
+                policy: policy.clone(),
+                source: e.into(),
+            })?;
+    }
+    match iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let source = AwsErrorExt::from(e);
+            if gone(&source) {
+                Ok(false)
+            } else {
+                Err(Error::DeleteRole {
+                    role: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        Account {
+            id: "123456789012".into(),
+            partition: "aws-cn".into(),
+        }
+    }
+
+    #[test]
+    fn names_fit_iam() {
+        assert_eq!(cluster_role_name("demo"), "eks-fargate-demo-cluster");
+        assert_eq!(pod_execution_role_name("demo"), "eks-fargate-demo-pod-exec");
+        let long = "c".repeat(100);
+        let name = pod_execution_role_name(&long);
+        assert!(name.len() <= MAX_ROLE_NAME, "{name}");
+        assert_eq!(name, pod_execution_role_name(&long));
+        assert_ne!(cluster_role_name(&long), name);
+    }
+
+    #[test]
+    fn trust_and_policies_follow_the_partition() {
+        let cluster = cluster_role("demo", &account());
+        assert_eq!(
+            cluster.policy_arn,
+            "arn:aws-cn:iam::aws:policy/AmazonEKSClusterPolicy"
+        );
+        assert_eq!(
+            cluster.trust["Statement"][0]["Principal"]["Service"],
+            "eks.amazonaws.com"
+        );
+        let pods = pod_execution_role("demo", "cn-north-1", &account());
+        assert_eq!(
+            pods.trust["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"],
+            "arn:aws-cn:eks:cn-north-1:123456789012:fargateprofile/demo/*"
+        );
+        assert_eq!(
+            pods.policy_arn,
+            "arn:aws-cn:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
+        );
+    }
+
+    #[test]
+    fn returned_documents_decode() {
+        let doc = serde_json::json!({"a": "b c/*"});
+        let encoded = "%7B%22a%22%3A%22b%20c%2F%2A%22%7D";
+        assert_eq!(parse_returned(encoded), doc);
+        assert_eq!(parse_returned(&doc.to_string()), doc);
+        assert_eq!(parse_returned("%zz"), Value::Null);
+    }
+}

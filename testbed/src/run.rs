@@ -1,0 +1,90 @@
+//! Running a binary under test and reading what it did.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// What a run of a binary gave.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// From a finished process (killed by a signal: code -1).
+    pub fn from_output(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// stdout as the one JSON document it must be.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `command` with `stdin`.
+pub fn run(command: &mut assert_cmd::Command, stdin: &str) -> Run {
+    Run::from_output(
+        command
+            .write_stdin(stdin)
+            .output()
+            .expect("the binary runs"),
+    )
+}
+
+/// Fails the test, showing both streams, unless the run ended with `code`.
+pub fn assert_exit(run: &Run, code: i32) {
+    assert_eq!(
+        run.code, code,
+        "exit code\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+/// The step contract: `main.rs` (under `manifest_dir`) opens with a `//!` block that names
+/// stdin/stdout, the exit codes, the IAM permissions and each of `permissions`; `--help` of `bin`
+/// lists the flags every step shares.
+pub fn check_contract(manifest_dir: &str, bin: &str, permissions: &[&str]) {
+    let text =
+        std::fs::read_to_string(Path::new(manifest_dir).join("src/main.rs")).expect("src/main.rs");
+    assert!(text.starts_with("//!"), "main.rs opens with a //! block");
+    let doc = text
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in ["stdin", "stdout", "Exit codes", "IAM permissions"]
+        .iter()
+        .chain(permissions)
+    {
+        assert!(doc.contains(needle), "main.rs doc lacks {needle}");
+    }
+    let help = assert_cmd::Command::new(bin)
+        .arg("--help")
+        .output()
+        .expect("--help runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--state",
+        "--region",
+        "--profile",
+        "--dry-run",
+        "--verbose",
+        "--quiet",
+        "--resume",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}: {help}");
+    }
+}
