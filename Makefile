@@ -5,6 +5,12 @@ CLUSTER      ?= eks-fargate
 REGION       ?= us-east-2
 STATE        ?= state.json
 ALLOWED_CIDR ?= 0.0.0.0/0
+# The service account irsa makes a role for: the AWS Load Balancer Controller's.
+SA_NAMESPACE ?= kube-system
+SA_NAME      ?= aws-load-balancer-controller
+SA_POLICY    ?= policies/aws-load-balancer-controller.json
+# A kubeconfig for the Kubernetes part instead of the cluster's endpoint and an EKS token.
+KUBECONFIG_FILE ?=
 # Cargo profile of the binaries: dev (shares target/ with the tests) or release.
 PROFILE      ?= dev
 
@@ -13,16 +19,20 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 # Targets run the steps on a state file that may carry an earlier failure: make stops at the
 # first failure itself, so a re-run resumes (see README, "The state document").
 STEP     = --state $(STATE) --region $(REGION) --resume
+KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv test lint fmt demo sg-create sg-delete sg-template
+.PHONY: help build venv test lint demo oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template
 
 help:
-	@echo "make demo         the sg-stack step against a local AWS emulator (no account needed)"
+	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
+	@echo "make irsa-create  the IAM role of SA_NAMESPACE/SA_NAME (irsa-delete, irsa-list)"
 	@echo "make sg-create    create/update the ALB security group stack of CLUSTER in REGION"
 	@echo "make sg-delete    delete it"
 	@echo "make sg-template  print the CloudFormation template"
-	@echo "variables: CLUSTER=$(CLUSTER) REGION=$(REGION) STATE=$(STATE) ALLOWED_CIDR='$(ALLOWED_CIDR)' PROFILE=$(PROFILE)"
+	@echo "variables: CLUSTER=$(CLUSTER) REGION=$(REGION) STATE=$(STATE) ALLOWED_CIDR='$(ALLOWED_CIDR)'"
+	@echo "           SA_NAMESPACE=$(SA_NAMESPACE) SA_NAME=$(SA_NAME) SA_POLICY=$(SA_POLICY) KUBECONFIG_FILE=$(KUBECONFIG_FILE) PROFILE=$(PROFILE)"
 
 build:
 	$(CARGO) build --profile $(PROFILE) --bins
@@ -39,6 +49,21 @@ lint:
 
 demo: build venv
 	tools/demo.sh
+
+oidc-create: build
+	$(BIN)/eks-oidc $(STEP) ensure --cluster $(CLUSTER)
+
+oidc-delete: build
+	$(BIN)/eks-oidc $(STEP) delete --cluster $(CLUSTER)
+
+irsa-create: build
+	$(BIN)/irsa $(STEP) ensure --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) --policy-document $(SA_POLICY) $(KUBE)
+
+irsa-delete: build
+	$(BIN)/irsa $(STEP) delete --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) $(KUBE)
+
+irsa-list: build
+	@$(BIN)/irsa --state $(STATE) --region $(REGION) list --cluster $(CLUSTER)
 
 sg-create: build
 	$(BIN)/eks-sg-stack $(STEP) create --cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))

@@ -1,1 +1,494 @@
-//! (in progress)
+//! `eks-patch`: renders the Kubernetes manifests of the AWS Load Balancer Controller and the
+//! 2048 app with the cluster's facts (name, region, VPC, ALB security group, IAM role) and the
+//! webhook's TLS, into a directory that `eks-deploy` applies in file-name order. Offline: it
+//! makes no AWS call.
+
+pub mod render;
+pub mod tls;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::State;
+use common::StepFailure;
+use common::state::StateError;
+use common::step::{Context, EXIT_FAILED, EXIT_USAGE};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Digest;
+
+use crate::render::{Facts, RenderError, Seen, TlsFiles};
+
+/// This step's section of the state document.
+pub const SECTION: &str = "patch";
+/// The default output directory, as the seed named it.
+pub const DEFAULT_OUT: &str = "patched";
+
+/// Flags of `eks-patch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PatchArgs {
+    /// EKS cluster name (else the state's `cluster.name`).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The cluster's VPC (else the state's `cluster.vpcId`, then `sgStack.vpcId`).
+    #[arg(long, value_name = "VPC_ID")]
+    pub vpc_id: Option<String>,
+    /// The ALB security group (else the state's `sgStack.securityGroupId`).
+    #[arg(long, value_name = "SG_ID")]
+    pub security_group_id: Option<String>,
+    /// The controller's IAM role (else the state's `irsa` entry for aws-load-balancer-controller).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Render the manifests of DIR (an edited copy of the repository's `manifests/`) instead of
+    /// the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Where to write the rendered files.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// More manifests of your own: the seed's placeholders (CLUSTER_NAME, REGION, VPC_ID, SG_ID,
+    /// ROLE_ARN) are replaced in their text; written after the set under their own names.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// One rendered file in the `patch` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRecord {
+    pub name: String,
+    pub sha256: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The `patch` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Section {
+    pub output_dir: String,
+    pub controller_version: String,
+    pub cluster_name: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub security_group_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The rendered files, in apply order.
+    pub files: Vec<FileRecord>,
+    pub webhook_certificate: tls::Record,
+    /// Keys a newer version wrote, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no cluster name: pass --cluster NAME, or give a state document with `cluster.name` (nothing was written)"
+    )]
+    NoCluster,
+    #[error("cluster name `{name}` is not valid: {reason}")]
+    ClusterName { name: String, reason: String },
+    #[error(
+        "no VPC id: pass --vpc-id, or give a state document with `cluster.vpcId` or `sgStack.vpcId` (nothing was written)"
+    )]
+    NoVpc,
+    #[error(
+        "no ALB security group id: pass --security-group-id, or run `eks-sg-stack create` first so the state has `sgStack.securityGroupId` (nothing was written)"
+    )]
+    NoSecurityGroup,
+    #[error("{flag} `{value}` does not look like {what} (nothing was written)")]
+    BadValue {
+        flag: &'static str,
+        value: String,
+        what: &'static str,
+    },
+    #[error("{0} (nothing was written)")]
+    StateMismatch(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{dir} holds no manifests (*.yaml or *.yml)")]
+    NoManifests { dir: PathBuf },
+    #[error("{0} (nothing was written)")]
+    Render(#[from] RenderError),
+    #[error(
+        "the manifests have no {what}; keep it in your copy or render the built-in set (nothing was written)"
+    )]
+    Missing { what: &'static str },
+    #[error("two files would be written as {name}; rename one (nothing was written)")]
+    Duplicate { name: String },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StepFailure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Write { .. } | Error::Tls(_) => EXIT_FAILED,
+            _ => EXIT_USAGE,
+        }
+    }
+}
+
+/// A file to write: its name in the output directory, its text, and whether it is private.
+#[derive(Debug, Clone)]
+pub struct OutFile {
+    pub name: String,
+    pub text: String,
+    pub private: bool,
+}
+
+/// The whole rendered set, in memory.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub files: Vec<OutFile>,
+    pub key_pem: String,
+    pub section: Section,
+}
+
+/// Reads the facts, renders everything into memory, then writes it (unless `--dry-run`) and
+/// records the `patch` section.
+pub async fn run(state: &mut State, ctx: &Context, args: &PatchArgs) -> Result<(), Error> {
+    let rendered = render_all(state, &ctx.region, args, chrono::Utc::now())?;
+    if ctx.dry_run {
+        for file in &rendered.files {
+            tracing::info!(
+                "would write {} ({} bytes, sha256 {}{})",
+                args.out.join(&file.name).display(),
+                file.text.len(),
+                sha256(&file.text),
+                if file.private { ", mode 0600" } else { "" }
+            );
+        }
+        tracing::info!(
+            "would keep the webhook key in {} (mode 0600)",
+            args.out.join(tls::KEY_DIR).join(tls::KEY_FILE).display()
+        );
+        return Ok(());
+    }
+    write_all(&args.out, &rendered)?;
+    tracing::info!(
+        "rendered {} files into {} for cluster {} (controller {})",
+        rendered.files.len(),
+        args.out.display(),
+        rendered.section.cluster_name,
+        rendered.section.controller_version
+    );
+    state.set_section(SECTION, &rendered.section);
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IrsaEntry {
+    #[serde(default)]
+    namespace: Option<String>,
+    service_account: String,
+    role_arn: Option<String>,
+}
+
+/// Everything `run` writes, made in memory from the state, the flags and the manifests.
+pub fn render_all(
+    state: &State,
+    region: &str,
+    args: &PatchArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Rendered, Error> {
+    let facts = facts(state, region, args)?;
+    let previous: Option<Section> = state.section(SECTION)?;
+
+    let (sources, version) = match &args.manifests {
+        Some(dir) => read_dir(dir)?,
+        None => (
+            render::EMBEDDED
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect(),
+            render::EMBEDDED_VERSION.trim().to_owned(),
+        ),
+    };
+    let facts = Facts { version, ..facts };
+    let mut users = Vec::new();
+    for path in &args.files {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        users.push((name, text));
+    }
+
+    let key_path = args.out.join(tls::KEY_DIR).join(tls::KEY_FILE);
+    let recorded = previous.as_ref().map(|p| &p.webhook_certificate);
+    let pair = tls::reuse_or_make(recorded, &key_path, now)?;
+    let tls_files = TlsFiles {
+        ca_pem: pair.record.ca_pem.clone(),
+        cert_pem: pair.record.cert_pem.clone(),
+        key_pem: pair.key_pem.clone(),
+    };
+
+    let mut files: Vec<OutFile> = Vec::new();
+    let mut seen = Seen::default();
+    for (name, text) in &sources {
+        let before = seen;
+        let rendered = render::render_file(name, text, &facts, &tls_files, &mut seen)?;
+        files.push(OutFile {
+            name: name.clone(),
+            text: rendered,
+            private: seen.secret && !before.secret,
+        });
+    }
+    if args.manifests.is_some() || !sources.is_empty() {
+        for (ok, what) in [
+            (seen.controller, "controller Deployment kube-system/aws-load-balancer-controller"),
+            (seen.secret, "webhook Secret kube-system/aws-load-balancer-tls"),
+            (seen.webhooks > 0, "webhook configuration using aws-load-balancer-webhook-service"),
+        ] {
+            if !ok {
+                return Err(Error::Missing { what });
+            }
+        }
+    }
+    for (name, text) in users {
+        let private = text.contains("kind: Secret");
+        files.push(OutFile {
+            name,
+            text: render::replace_placeholders(&text, &facts),
+            private,
+        });
+    }
+    let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Duplicate {
+            name: w[0].to_owned(),
+        });
+    }
+
+    let extra = previous.map(|p| p.extra).unwrap_or_default();
+    let section = Section {
+        output_dir: args.out.display().to_string(),
+        controller_version: facts.version.clone(),
+        cluster_name: facts.cluster.clone(),
+        region: facts.region.clone(),
+        vpc_id: facts.vpc_id.clone(),
+        security_group_id: facts.security_group_id.clone(),
+        role_arn: facts.role_arn.clone(),
+        files: files
+            .iter()
+            .map(|f| FileRecord {
+                name: f.name.clone(),
+                sha256: sha256(&f.text),
+                extra: Map::new(),
+            })
+            .collect(),
+        webhook_certificate: pair.record,
+        extra,
+    };
+    Ok(Rendered {
+        files,
+        key_pem: pair.key_pem,
+        section,
+    })
+}
+
+fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> {
+    let from_state = state.str_at("cluster", "name").map(str::to_owned);
+    if let (Some(flag), Some(known)) = (&args.cluster, &from_state)
+        && flag != known
+    {
+        return Err(Error::StateMismatch(format!(
+            "--cluster {flag} names another cluster than the state ({known}); one state document is about one cluster"
+        )));
+    }
+    if let Some(known) = state.str_at("cluster", "region")
+        && known != region
+    {
+        return Err(Error::StateMismatch(format!(
+            "--region {region} names another region than the state's cluster ({known})"
+        )));
+    }
+    let cluster = args
+        .cluster
+        .clone()
+        .or(from_state)
+        .or_else(|| state.str_at("sgStack", "clusterName").map(str::to_owned))
+        .filter(|c| !c.is_empty())
+        .ok_or(Error::NoCluster)?;
+    common::names::check_cluster_name(&cluster).map_err(|reason| Error::ClusterName {
+        name: cluster.clone(),
+        reason,
+    })?;
+    let vpc_id = args
+        .vpc_id
+        .clone()
+        .or_else(|| state.str_at("cluster", "vpcId").map(str::to_owned))
+        .or_else(|| state.str_at("sgStack", "vpcId").map(str::to_owned))
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::NoVpc)?;
+    check_id("--vpc-id", &vpc_id, "vpc-", "a VPC id (vpc-…)")?;
+    let security_group_id = args
+        .security_group_id
+        .clone()
+        .or_else(|| state.str_at("sgStack", "securityGroupId").map(str::to_owned))
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::NoSecurityGroup)?;
+    check_id(
+        "--security-group-id",
+        &security_group_id,
+        "sg-",
+        "a security group id (sg-…)",
+    )?;
+    let role_arn = match &args.role_arn {
+        Some(arn) => Some(arn.clone()),
+        None => irsa_role(state)?,
+    };
+    if let Some(arn) = &role_arn
+        && !(arn.starts_with("arn:") && arn.contains(":role/"))
+    {
+        return Err(Error::BadValue {
+            flag: "--role-arn",
+            value: arn.clone(),
+            what: "an IAM role ARN (arn:aws:iam::…:role/…)",
+        });
+    }
+    if role_arn.is_none() {
+        tracing::warn!(
+            "no IAM role for the controller (no --role-arn, no irsa entry for aws-load-balancer-controller): \
+             the service account is rendered without eks.amazonaws.com/role-arn; run `irsa ensure` for it"
+        );
+    }
+    Ok(Facts {
+        cluster,
+        region: region.to_owned(),
+        vpc_id,
+        security_group_id,
+        role_arn,
+        version: String::new(),
+    })
+}
+
+fn irsa_role(state: &State) -> Result<Option<String>, Error> {
+    let entries: Option<Vec<IrsaEntry>> = state.section("irsa")?;
+    Ok(entries.unwrap_or_default().into_iter().find_map(|e| {
+        let ns_ok = e.namespace.as_deref().is_none_or(|n| n == render::NAMESPACE);
+        (e.service_account == render::SERVICE_ACCOUNT && ns_ok)
+            .then_some(e.role_arn)
+            .flatten()
+    }))
+}
+
+fn check_id(flag: &'static str, value: &str, prefix: &str, what: &'static str) -> Result<(), Error> {
+    let ok = value
+        .strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadValue {
+            flag,
+            value: value.to_owned(),
+            what,
+        })
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of `dir` in name order, and `dir/VERSION` (else the built-in one).
+fn read_dir(dir: &Path) -> Result<(Vec<(String, String)>, String), Error> {
+    let read_err = |source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if (name.ends_with(".yaml") || name.ends_with(".yml")) && entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::NoManifests {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut files = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })?;
+        files.push((name, text));
+    }
+    let version = match std::fs::read_to_string(dir.join("VERSION")) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
+        _ => render::EMBEDDED_VERSION.trim().to_owned(),
+    };
+    Ok((files, version))
+}
+
+/// Hex SHA-256 of a text.
+pub fn sha256(text: &str) -> String {
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes every file through a temporary file and a rename, so each one is whole; the set is
+/// complete in memory before the first is written.
+fn write_all(out: &Path, rendered: &Rendered) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let key_dir = out.join(tls::KEY_DIR);
+    for dir in [out, key_dir.as_path()] {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+        |source| Error::Write {
+            path: key_dir.clone(),
+            source,
+        },
+    )?;
+    write_one(&key_dir.join(tls::KEY_FILE), &rendered.key_pem, 0o600)?;
+    for file in &rendered.files {
+        let mode = if file.private { 0o600 } else { 0o644 };
+        write_one(&out.join(&file.name), &file.text, mode)?;
+    }
+    Ok(())
+}
+
+fn write_one(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".eks-patch-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    tmp.write_all(text.as_bytes()).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

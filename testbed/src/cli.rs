@@ -6,17 +6,24 @@ use serde_json::json;
 
 use crate::{Moto, seed};
 
-/// Starts moto and keeps it until SIGINT or SIGTERM.
+/// Starts moto and the Kubernetes stand-in and keeps them until SIGINT or SIGTERM.
 pub async fn serve() -> ExitCode {
     let moto = Moto::start();
+    let kube = crate::kubeapi::KubeApi::start();
+    let closed = crate::free_port();
     for (key, value) in moto.env() {
         println!("export {key}={value}");
     }
+    println!("export EKS_FA_KUBECONFIG={}", kube.kubeconfig().display());
+    // moto's clusters name a public OIDC issuer host; a proxy on a closed loopback port keeps
+    // eks-oidc from reaching out to it, so the test bed touches only 127.0.0.1.
+    println!("export HTTPS_PROXY=http://127.0.0.1:{closed}");
+    println!("export NO_PROXY=127.0.0.1,localhost");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     eprintln!(
-        "moto is serving at {}; stop with SIGINT or SIGTERM",
-        moto.endpoint
+        "moto is serving at {}, the Kubernetes stand-in at {}; stop with SIGINT or SIGTERM",
+        moto.endpoint, kube.url
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler");
@@ -24,8 +31,9 @@ pub async fn serve() -> ExitCode {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    drop(kube);
     drop(moto);
-    eprintln!("moto stopped");
+    eprintln!("test bed stopped");
     ExitCode::SUCCESS
 }
 
@@ -88,6 +96,32 @@ pub async fn inventory(region: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("{}", json!({"stacks": stacks, "securityGroups": groups}));
+    let iam = aws_sdk_iam::Client::new(&config);
+    let roles = match iam.list_roles().send().await {
+        Ok(answer) => answer
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_owned())
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("error: ListRoles: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let providers = match iam.list_open_id_connect_providers().send().await {
+        Ok(answer) => answer
+            .open_id_connect_provider_list()
+            .iter()
+            .filter_map(|p| p.arn().map(str::to_owned))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("error: ListOpenIDConnectProviders: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        json!({"stacks": stacks, "securityGroups": groups, "roles": roles, "oidcProviders": providers})
+    );
     ExitCode::SUCCESS
 }

@@ -1,14 +1,15 @@
 //! `eks-testbed`: the local test bed by hand, for `make demo` and for trying the binaries with
 //! no AWS account. Dev-only.
 //!
-//! - `eks-testbed serve`: starts the moto AWS emulator on a free loopback port, prints the
-//!   environment to reach it (`export AWS_ENDPOINT_URL=...` lines) on stdout, and runs until
-//!   SIGINT or SIGTERM, then stops it.
+//! - `eks-testbed serve`: starts the moto AWS emulator and the Kubernetes API stand-in on free
+//!   loopback ports, prints the environment to reach them (`export AWS_ENDPOINT_URL=...`,
+//!   `export EKS_FA_KUBECONFIG=...` lines) on stdout, and runs until SIGINT or SIGTERM, then
+//!   stops them.
 //! - `eks-testbed seed-cluster --name NAME --region R`: makes, through the AWS API at
 //!   `AWS_ENDPOINT_URL`, a VPC, two subnets, an EKS cluster and the security group EKS would tag
 //!   for it; prints them as JSON.
-//! - `eks-testbed inventory --region R`: prints, as JSON, the CloudFormation stacks and the
-//!   non-default security groups there, to show what is left.
+//! - `eks-testbed inventory --region R`: prints, as JSON, the CloudFormation stacks, the
+//!   non-default security groups, the IAM roles and the OIDC providers there, to show what is left.
 //!
 //! Exit codes: 0 done; 1 failed; 2 usage.
 

@@ -1,0 +1,380 @@
+//! The EKS calls: the cluster and its Fargate profiles, each waited on.
+
+use std::time::Duration;
+
+use aws_sdk_eks::Client;
+use aws_sdk_eks::types::{
+    AuthenticationMode, CreateAccessConfigRequest, FargateProfileSelector, VpcConfigRequest,
+};
+use common::aws::AwsError;
+use common::wait::{Poll, wait_for};
+
+use crate::Error;
+
+/// The tag the cluster carries, valued with its name.
+pub const OWNER_TAG: &str = "eks-fargate-alb/cluster";
+
+/// What we keep of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    pub arn: String,
+    pub status: String,
+    pub version: Option<String>,
+    pub endpoint: Option<String>,
+    pub certificate_authority_data: Option<String>,
+    pub oidc_issuer: Option<String>,
+    pub vpc_id: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub cluster_security_group_id: Option<String>,
+}
+
+fn not_found(source: &AwsError) -> bool {
+    source.is("ResourceNotFoundException")
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+fn cluster_of(c: &aws_sdk_eks::types::Cluster) -> Cluster {
+    let vpc = c.resources_vpc_config();
+    Cluster {
+        arn: c.arn().unwrap_or_default().to_owned(),
+        status: c.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        version: non_empty(c.version()),
+        endpoint: non_empty(c.endpoint()),
+        certificate_authority_data: non_empty(c.certificate_authority().and_then(|a| a.data())),
+        oidc_issuer: non_empty(c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer())),
+        vpc_id: non_empty(vpc.and_then(|v| v.vpc_id())),
+        subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+        cluster_security_group_id: non_empty(vpc.and_then(|v| v.cluster_security_group_id())),
+    }
+}
+
+/// The cluster, `None` when there is none of that name.
+pub async fn describe(eks: &Client, name: &str) -> Result<Option<Cluster>, Error> {
+    match eks.describe_cluster().name(name).send().await {
+        Ok(answer) => Ok(answer.cluster().map(cluster_of)),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if not_found(&source) {
+                Ok(None)
+            } else {
+                Err(Error::DescribeCluster {
+                    cluster: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// What `CreateCluster` sends.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub version: String,
+    pub role_arn: String,
+    pub subnet_ids: Vec<String>,
+}
+
+/// Starts creating the cluster: public and private endpoint, API_AND_CONFIG_MAP authentication
+/// with the creator as admin, our tag.
+pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> {
+    let answer = eks
+        .create_cluster()
+        .name(&spec.name)
+        .version(&spec.version)
+        .role_arn(&spec.role_arn)
+        .resources_vpc_config(
+            VpcConfigRequest::builder()
+                .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                .endpoint_public_access(true)
+                .endpoint_private_access(true)
+                .build(),
+        )
+        .access_config(
+            CreateAccessConfigRequest::builder()
+                .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                .bootstrap_cluster_creator_admin_permissions(true)
+                .build(),
+        )
+        .tags(OWNER_TAG, &spec.name)
+        .send()
+        .await
+        .map_err(|e| Error::CreateCluster {
+            cluster: spec.name.clone(),
+            source: e.into(),
+        })?;
+    Ok(answer.cluster().map(cluster_of).unwrap_or_default())
+}
+
+/// Waits until the cluster is ACTIVE.
+pub async fn wait_active(eks: &Client, name: &str, timeout: Duration) -> Result<Cluster, Error> {
+    wait_for(&format!("cluster {name} to be ACTIVE"), timeout, || async {
+        match describe(eks, name).await? {
+            None => Err(Error::ClusterNotFound {
+                cluster: name.to_owned(),
+                region: "this region (it disappeared while being created)".into(),
+            }),
+            Some(c) if c.status == "ACTIVE" => Ok(Poll::Ready(c)),
+            Some(c) if c.status == "FAILED" || c.status == "DELETING" => {
+                Err(Error::ClusterState {
+                    cluster: name.to_owned(),
+                    status: c.status,
+                    hint: "; delete it (eks-cluster delete) and create it again".into(),
+                })
+            }
+            Some(c) => Ok(Poll::Pending(c.status)),
+        }
+    })
+    .await
+}
+
+/// Starts deleting the cluster; false when it was already gone.
+pub async fn delete(eks: &Client, name: &str) -> Result<bool, Error> {
+    match eks.delete_cluster().name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if not_found(&source) {
+                Ok(false)
+            } else {
+                Err(Error::DeleteCluster {
+                    cluster: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Waits until the cluster is gone.
+pub async fn wait_gone(eks: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
+    wait_for(&format!("cluster {name} to be deleted"), timeout, || async {
+        Ok(match describe(eks, name).await? {
+            None => Poll::Ready(()),
+            Some(c) => Poll::Pending(c.status),
+        })
+    })
+    .await
+}
+
+/// A Fargate profile as EKS has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub status: String,
+    pub namespaces: Vec<String>,
+    pub subnets: Vec<String>,
+    pub pod_execution_role_arn: String,
+    pub health: String,
+}
+
+/// The profile, `None` when it does not exist (or the cluster does not).
+pub async fn describe_profile(
+    eks: &Client,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<Profile>, Error> {
+    match eks
+        .describe_fargate_profile()
+        .cluster_name(cluster)
+        .fargate_profile_name(name)
+        .send()
+        .await
+    {
+        Ok(answer) => Ok(answer.fargate_profile().map(|p| Profile {
+            name: p.fargate_profile_name().unwrap_or(name).to_owned(),
+            status: p.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            namespaces: p
+                .selectors()
+                .iter()
+                .filter_map(|s| s.namespace().map(str::to_owned))
+                .collect(),
+            subnets: p.subnets().to_vec(),
+            pod_execution_role_arn: p.pod_execution_role_arn().unwrap_or_default().to_owned(),
+            health: p
+                .health()
+                .map(|h| {
+                    h.issues()
+                        .iter()
+                        .map(|i| i.message().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default(),
+        })),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if not_found(&source) {
+                Ok(None)
+            } else {
+                Err(Error::DescribeFargateProfile {
+                    cluster: cluster.to_owned(),
+                    profile: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The names of the cluster's Fargate profiles; empty when the cluster is gone.
+pub async fn list_profiles(eks: &Client, cluster: &str) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let answer = match eks
+            .list_fargate_profiles()
+            .cluster_name(cluster)
+            .set_next_token(token)
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let source = AwsError::from(e);
+                if not_found(&source) {
+                    return Ok(names);
+                }
+                return Err(Error::ListFargateProfiles {
+                    cluster: cluster.to_owned(),
+                    source,
+                });
+            }
+        };
+        names.extend(answer.fargate_profile_names().iter().cloned());
+        token = answer.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(names);
+        }
+    }
+}
+
+/// What `CreateFargateProfile` sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSpec {
+    pub cluster: String,
+    pub name: String,
+    pub namespaces: Vec<String>,
+    pub subnets: Vec<String>,
+    pub pod_execution_role_arn: String,
+}
+
+impl ProfileSpec {
+    /// True when `profile` is what this asks for (selectors and subnets in any order).
+    pub fn matches(&self, profile: &Profile) -> bool {
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        sorted(&self.namespaces) == sorted(&profile.namespaces)
+            && sorted(&self.subnets) == sorted(&profile.subnets)
+            && self.pod_execution_role_arn == profile.pod_execution_role_arn
+    }
+}
+
+/// Creates the profile and waits until it is ACTIVE.
+pub async fn create_profile(eks: &Client, spec: &ProfileSpec, timeout: Duration) -> Result<(), Error> {
+    let selectors = spec
+        .namespaces
+        .iter()
+        .map(|ns| FargateProfileSelector::builder().namespace(ns).build())
+        .collect();
+    eks.create_fargate_profile()
+        .cluster_name(&spec.cluster)
+        .fargate_profile_name(&spec.name)
+        .pod_execution_role_arn(&spec.pod_execution_role_arn)
+        .set_subnets(Some(spec.subnets.clone()))
+        .set_selectors(Some(selectors))
+        .tags(OWNER_TAG, &spec.cluster)
+        .send()
+        .await
+        .map_err(|e| Error::CreateFargateProfile {
+            cluster: spec.cluster.clone(),
+            profile: spec.name.clone(),
+            source: e.into(),
+        })?;
+    wait_profile_active(eks, &spec.cluster, &spec.name, timeout).await
+}
+
+/// Waits until the profile is ACTIVE.
+pub async fn wait_profile_active(
+    eks: &Client,
+    cluster: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    wait_for(
+        &format!("Fargate profile {name} to be ACTIVE"),
+        timeout,
+        || async {
+            match describe_profile(eks, cluster, name).await? {
+                Some(p) if p.status == "ACTIVE" => Ok(Poll::Ready(())),
+                Some(p) if p.status.ends_with("FAILED") || p.status == "DELETING" => {
+                    Err(Error::FargateProfileFailed {
+                        cluster: cluster.to_owned(),
+                        profile: name.to_owned(),
+                        status: p.status,
+                        reasons: if p.health.is_empty() {
+                            "EKS gave no reason".into()
+                        } else {
+                            p.health
+                        },
+                    })
+                }
+                Some(p) => Ok(Poll::Pending(p.status)),
+                None => Ok(Poll::Pending("not visible yet".into())),
+            }
+        },
+    )
+    .await
+}
+
+/// Deletes the profile and waits until it is gone; false when it was not there.
+pub async fn delete_profile(
+    eks: &Client,
+    cluster: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<bool, Error> {
+    let existed = match describe_profile(eks, cluster, name).await? {
+        None => return Ok(false),
+        Some(p) if p.status == "DELETING" => true,
+        Some(_) => {
+            tracing::info!("deleting Fargate profile {name} of cluster {cluster}");
+            if let Err(e) = eks
+                .delete_fargate_profile()
+                .cluster_name(cluster)
+                .fargate_profile_name(name)
+                .send()
+                .await
+            {
+                let source = AwsError::from(e);
+                if not_found(&source) {
+                    return Ok(false);
+                }
+                return Err(Error::DeleteFargateProfile {
+                    cluster: cluster.to_owned(),
+                    profile: name.to_owned(),
+                    source,
+                });
+            }
+            true
+        }
+    };
+    wait_for::<_, Error, _, _>(
+        &format!("Fargate profile {name} to be deleted"),
+        timeout,
+        || async {
+            Ok(match describe_profile(eks, cluster, name).await? {
+                None => Poll::Ready(()),
+                Some(p) => Poll::Pending(p.status),
+            })
+        },
+    )
+    .await?;
+    Ok(existed)
+}
