@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use common::wait::{Poll, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use common::wait::{Poll, wait_for};
 use serde_json::json;
 
 use crate::Error;
@@ -69,7 +69,9 @@ pub async fn move_to_fargate(
         source,
     };
     let Some(current) = api.get_opt("coredns").await.map_err(get_error)? else {
-        tracing::info!("cluster {cluster} has no kube-system/coredns Deployment; nothing to move onto Fargate");
+        tracing::info!(
+            "cluster {cluster} has no kube-system/coredns Deployment; nothing to move onto Fargate"
+        );
         return Ok(Outcome::Absent);
     };
     let outcome = match pinned(&current) {

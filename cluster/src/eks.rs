@@ -40,7 +40,10 @@ fn cluster_of(c: &aws_sdk_eks::types::Cluster) -> Cluster {
     let vpc = c.resources_vpc_config();
     Cluster {
         arn: c.arn().unwrap_or_default().to_owned(),
-        status: c.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        status: c
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         version: non_empty(c.version()),
         endpoint: non_empty(c.endpoint()),
         certificate_authority_data: non_empty(c.certificate_authority().and_then(|a| a.data())),
@@ -118,13 +121,11 @@ pub async fn wait_active(eks: &Client, name: &str, timeout: Duration) -> Result<
                 region: "this region (it disappeared while being created)".into(),
             }),
             Some(c) if c.status == "ACTIVE" => Ok(Poll::Ready(c)),
-            Some(c) if c.status == "FAILED" || c.status == "DELETING" => {
-                Err(Error::ClusterState {
-                    cluster: name.to_owned(),
-                    status: c.status,
-                    hint: "; delete it (eks-cluster delete) and create it again".into(),
-                })
-            }
+            Some(c) if c.status == "FAILED" || c.status == "DELETING" => Err(Error::ClusterState {
+                cluster: name.to_owned(),
+                status: c.status,
+                hint: "; delete it (eks-cluster delete) and create it again".into(),
+            }),
             Some(c) => Ok(Poll::Pending(c.status)),
         }
     })
@@ -151,12 +152,16 @@ pub async fn delete(eks: &Client, name: &str) -> Result<bool, Error> {
 
 /// Waits until the cluster is gone.
 pub async fn wait_gone(eks: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
-    wait_for(&format!("cluster {name} to be deleted"), timeout, || async {
-        Ok(match describe(eks, name).await? {
-            None => Poll::Ready(()),
-            Some(c) => Poll::Pending(c.status),
-        })
-    })
+    wait_for(
+        &format!("cluster {name} to be deleted"),
+        timeout,
+        || async {
+            Ok(match describe(eks, name).await? {
+                None => Poll::Ready(()),
+                Some(c) => Poll::Pending(c.status),
+            })
+        },
+    )
     .await
 }
 
@@ -186,7 +191,10 @@ pub async fn describe_profile(
     {
         Ok(answer) => Ok(answer.fargate_profile().map(|p| Profile {
             name: p.fargate_profile_name().unwrap_or(name).to_owned(),
-            status: p.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            status: p
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
             namespaces: p
                 .selectors()
                 .iter()
@@ -277,7 +285,11 @@ impl ProfileSpec {
 }
 
 /// Creates the profile and waits until it is ACTIVE.
-pub async fn create_profile(eks: &Client, spec: &ProfileSpec, timeout: Duration) -> Result<(), Error> {
+pub async fn create_profile(
+    eks: &Client,
+    spec: &ProfileSpec,
+    timeout: Duration,
+) -> Result<(), Error> {
     let selectors = spec
         .namespaces
         .iter()

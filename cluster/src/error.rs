@@ -9,7 +9,9 @@ use common::wait::TimedOut;
 /// Every failure of `eks-cluster`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no cluster named: pass --cluster NAME, or give a state document with a `cluster` section")]
+    #[error(
+        "no cluster named: pass --cluster NAME, or give a state document with a `cluster` section"
+    )]
     NoCluster,
     #[error("cluster name `{name}` is not valid: {reason}")]
     ClusterName { name: String, reason: String },
@@ -23,7 +25,9 @@ pub enum Error {
     StillInUse { sections: String },
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("the network brought with --vpc-id {vpc_id} is not usable: {reason} (nothing was created)")]
+    #[error(
+        "the network brought with --vpc-id {vpc_id} is not usable: {reason} (nothing was created)"
+    )]
     BadNetwork { vpc_id: String, reason: String },
 
     #[error("GetCallerIdentity")]
@@ -51,7 +55,9 @@ pub enum Error {
         "network stack {stack} is in {status}, which needs a person: finish or delete it in the CloudFormation console, then run again"
     )]
     NetworkStackStuck { stack: String, status: String },
-    #[error("network stack {stack} has no output {output}; it was not made by this tool's template. Delete it or pick another cluster name")]
+    #[error(
+        "network stack {stack} has no output {output}; it was not made by this tool's template. Delete it or pick another cluster name"
+    )]
     NetworkStackOutput { stack: String, output: &'static str },
 
     #[error("GetRole {role}")]
@@ -97,7 +103,9 @@ pub enum Error {
         status: String,
         hint: String,
     },
-    #[error("cluster {cluster} reports no {what}; describe it again later (everything made so far is in the state)")]
+    #[error(
+        "cluster {cluster} reports no {what}; describe it again later (everything made so far is in the state)"
+    )]
     ClusterIncomplete { cluster: String, what: &'static str },
     #[error("cluster {cluster} was not found in {region}")]
     ClusterNotFound { cluster: String, region: String },
@@ -141,9 +149,17 @@ pub enum Error {
         source: common::kube::KubeClientError,
     },
     #[error("get Deployment kube-system/coredns of {cluster}")]
-    GetCoreDns { cluster: String, source: kube::Error },
-    #[error("patch Deployment kube-system/coredns of {cluster} (remove the compute-type annotation)")]
-    PatchCoreDns { cluster: String, source: kube::Error },
+    GetCoreDns {
+        cluster: String,
+        source: kube::Error,
+    },
+    #[error(
+        "patch Deployment kube-system/coredns of {cluster} (remove the compute-type annotation)"
+    )]
+    PatchCoreDns {
+        cluster: String,
+        source: kube::Error,
+    },
 
     #[error("read kubeconfig {path}: {reason}")]
     ReadKubeconfig { path: String, reason: String },

@@ -21,9 +21,11 @@ pub const DEFAULT_NAMESPACES: [&str; 2] = ["default", "kube-system"];
 
 /// `1.NN`: a Kubernetes minor version as EKS names it.
 pub fn check_version(version: &str) -> Result<(), String> {
-    let ok = version
-        .strip_prefix("1.")
-        .is_some_and(|minor| (1..=3).contains(&minor.len()) && minor.bytes().all(|b| b.is_ascii_digit()) && !minor.starts_with('0'));
+    let ok = version.strip_prefix("1.").is_some_and(|minor| {
+        (1..=3).contains(&minor.len())
+            && minor.bytes().all(|b| b.is_ascii_digit())
+            && !minor.starts_with('0')
+    });
     if ok {
         Ok(())
     } else {
@@ -143,7 +145,9 @@ pub fn parse_subnet_list(flag: &str, text: &str) -> Result<Vec<String>, String> 
             .strip_prefix("subnet-")
             .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
         if !valid {
-            return Err(format!("{flag}: `{part}` is not a subnet id like subnet-0abc123"));
+            return Err(format!(
+                "{flag}: `{part}` is not a subnet id like subnet-0abc123"
+            ));
         }
         if !ids.iter().any(|i| i == part) {
             ids.push(part.to_owned());
@@ -163,7 +167,9 @@ pub fn check_vpc_id(text: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("--vpc-id `{text}` is not a VPC id like vpc-0abc123"))
+        Err(format!(
+            "--vpc-id `{text}` is not a VPC id like vpc-0abc123"
+        ))
     }
 }
 
@@ -176,7 +182,9 @@ mod tests {
         for good in ["1.35", "1.29", "1.100"] {
             assert!(check_version(good).is_ok(), "{good}");
         }
-        for bad in ["", "1", "1.", "v1.35", "1.35.2", "2.0", "1.x", "1.05", " 1.35"] {
+        for bad in [
+            "", "1", "1.", "v1.35", "1.35.2", "2.0", "1.x", "1.05", " 1.35",
+        ] {
             assert!(check_version(bad).is_err(), "{bad}");
         }
         assert!(check_version(DEFAULT_KUBERNETES_VERSION).is_ok());
@@ -198,7 +206,14 @@ mod tests {
         assert!(check_vpc_cidr("10.1.0.0/20").is_ok());
         let host = check_vpc_cidr("10.0.0.1/16").unwrap_err();
         assert!(host.contains("10.0.0.0/16"), "{host}");
-        for bad in ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.0", "::/0", "300.0.0.0/16", "10.0.0.0/33"] {
+        for bad in [
+            "10.0.0.0/8",
+            "10.0.0.0/24",
+            "10.0.0.0",
+            "::/0",
+            "300.0.0.0/16",
+            "10.0.0.0/33",
+        ] {
             assert!(check_vpc_cidr(bad).is_err(), "{bad}");
         }
     }

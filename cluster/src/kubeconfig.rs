@@ -30,9 +30,7 @@ pub struct Entry {
 /// The kubeconfig to write to: `-o PATH`, else the first file of `KUBECONFIG`, else
 /// `~/.kube/config`.
 pub fn default_path(kubeconfig_env: Option<&str>, home: Option<&Path>) -> Option<PathBuf> {
-    if let Some(first) = kubeconfig_env
-        .and_then(|v| v.split(':').find(|p| !p.is_empty()))
-    {
+    if let Some(first) = kubeconfig_env.and_then(|v| v.split(':').find(|p| !p.is_empty())) {
         return Some(PathBuf::from(first));
     }
     home.map(|h| h.join(".kube").join("config"))
@@ -228,7 +226,10 @@ mod tests {
             exec["args"],
             json!(["token", "--cluster", "demo", "--region", "us-east-2"])
         );
-        assert_eq!(once["clusters"][1]["cluster"]["certificate-authority-data"], "Q0E=");
+        assert_eq!(
+            once["clusters"][1]["cluster"]["certificate-authority-data"],
+            "Q0E="
+        );
     }
 
     #[test]

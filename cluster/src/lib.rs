@@ -182,10 +182,12 @@ pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> 
 
 fn check_region(previous: Option<&Section>, region: &str) -> Result<(), Error> {
     match previous {
-        Some(p) if !p.region.is_empty() && p.region != region => Err(Error::StateMismatch(format!(
-            "the state's cluster {} is in {}, not {region}; drop --region or use a separate state",
-            p.name, p.region
-        ))),
+        Some(p) if !p.region.is_empty() && p.region != region => {
+            Err(Error::StateMismatch(format!(
+                "the state's cluster {} is in {}, not {region}; drop --region or use a separate state",
+                p.name, p.region
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -248,7 +250,9 @@ pub fn plan_create(
             )
             .map_err(Error::Input)?;
             let public = match &args.public_subnets {
-                Some(text) => inputs::parse_subnet_list("--public-subnets", text).map_err(Error::Input)?,
+                Some(text) => {
+                    inputs::parse_subnet_list("--public-subnets", text).map_err(Error::Input)?
+                }
                 None => Vec::new(),
             };
             NetworkPlan::Brought {
@@ -263,14 +267,21 @@ pub fn plan_create(
             inputs::check_azs(args.azs).map_err(Error::Input)?;
             match previous {
                 // A network brought on an earlier run stays what the cluster uses.
-                Some(p) if !p.network_created_by_us && p.vpc_id.is_some() && !p.private_subnet_ids.is_empty() => {
+                Some(p)
+                    if !p.network_created_by_us
+                        && p.vpc_id.is_some()
+                        && !p.private_subnet_ids.is_empty() =>
+                {
                     NetworkPlan::Brought {
                         vpc_id: p.vpc_id.clone().unwrap_or_default(),
                         private: p.private_subnet_ids.clone(),
                         public: p.public_subnet_ids.clone(),
                     }
                 }
-                _ => NetworkPlan::Stack { cidr, azs: args.azs },
+                _ => NetworkPlan::Stack {
+                    cidr,
+                    azs: args.azs,
+                },
             }
         }
     };
@@ -350,35 +361,48 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             net
         }
         (None, NetworkPlan::Stack { cidr, azs }) => {
-            ensure_network_stack(state, &mut section, &clients, &name, cidr, *azs, args.timeout).await?
+            ensure_network_stack(
+                state,
+                &mut section,
+                &clients,
+                &name,
+                cidr,
+                *azs,
+                args.timeout,
+            )
+            .await?
         }
-        (None, NetworkPlan::Brought { .. }) => unreachable!("a brought network was validated above"),
+        (None, NetworkPlan::Brought { .. }) => {
+            unreachable!("a brought network was validated above")
+        }
     };
     section.vpc_id = Some(net.vpc_id.clone());
     section.public_subnet_ids = net.public_subnet_ids.clone();
     section.private_subnet_ids = net.private_subnet_ids.clone();
     state.set_section(SECTION, &section);
 
-    // The roles.
-    let cluster_role = roles::ensure(&clients.iam, &roles::cluster_role(&name, &account), &name).await?;
+    // The roles, each recorded as soon as it exists.
+    let cluster_spec = roles::cluster_role(&name, &account);
+    let cluster_role = roles::ensure(&clients.iam, &cluster_spec, &name).await?;
     section.cluster_role_arn = Some(cluster_role.arn.clone());
     section.roles_created_by_us = section.roles_created_by_us || cluster_role.ours;
     state.set_section(SECTION, &section);
-    let pod_role = roles::ensure(
-        &clients.iam,
-        &roles::pod_execution_role(&name, &ctx.region, &account),
-        &name,
-    )
-    .await?;
+    roles::ensure_policy(&clients.iam, &cluster_spec).await?;
+    let pod_spec = roles::pod_execution_role(&name, &ctx.region, &account);
+    let pod_role = roles::ensure(&clients.iam, &pod_spec, &name).await?;
     section.pod_execution_role_arn = Some(pod_role.arn.clone());
     section.roles_created_by_us = section.roles_created_by_us || pod_role.ours;
     state.set_section(SECTION, &section);
+    roles::ensure_policy(&clients.iam, &pod_spec).await?;
 
     // The cluster.
     let existing = eks::describe(&clients.eks, &name).await?;
     match &existing {
         Some(c) => {
-            tracing::info!("cluster {name} exists ({}); adopting it, not creating it", c.status);
+            tracing::info!(
+                "cluster {name} exists ({}); adopting it, not creating it",
+                c.status
+            );
             if c.version.as_deref().is_some_and(|v| v != plan.version) {
                 tracing::warn!(
                     "cluster {name} runs Kubernetes {}, not the {} asked for; it is left as it is",
@@ -451,7 +475,10 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     state.set_section(SECTION, &section);
     tracing::info!(
         "cluster {name} is ready: {} (Fargate profile {}, namespaces {})",
-        section.endpoint.as_deref().unwrap_or("no endpoint reported"),
+        section
+            .endpoint
+            .as_deref()
+            .unwrap_or("no endpoint reported"),
         profile.name,
         plan.namespaces.join(", ")
     );
@@ -476,16 +503,36 @@ async fn ensure_network_stack(
         .as_ref()
         .filter(|s| eks_sg_stack::stack::phase(&s.status) == eks_sg_stack::stack::Phase::InProgress)
     {
-        tracing::info!("network stack {name} is busy ({}); waiting for it", busy.status);
+        tracing::info!(
+            "network stack {name} is busy ({}); waiting for it",
+            busy.status
+        );
         section.network_stack_id = Some(busy.id.clone());
         section.network_created_by_us = true;
         state.set_section(SECTION, section);
-        existing = network::settle(cfn, &busy.id, &format!("network stack {name}"), timeout).await?;
+        existing =
+            network::settle(cfn, &busy.id, &format!("network stack {name}"), timeout).await?;
     }
     use eks_sg_stack::stack::Phase;
     let done = match existing {
-        Some(s) if matches!(eks_sg_stack::stack::phase(&s.status), Phase::Complete | Phase::UpdateRolledBack) => {
+        Some(s)
+            if matches!(
+                eks_sg_stack::stack::phase(&s.status),
+                Phase::Complete | Phase::UpdateRolledBack
+            ) =>
+        {
             tracing::info!("network stack {name} exists ({}); using it", s.status);
+            let deployed = eks_sg_stack::stack::deployed_template(cfn, &s.id)
+                .await
+                .map_err(|source| Error::NetworkStack {
+                    stack: name.clone(),
+                    source,
+                })?;
+            if deployed.as_ref() != Some(&template::render(cidr, azs)) {
+                tracing::warn!(
+                    "network stack {name} was made with another VPC CIDR, zone count or template version than asked now (--vpc-cidr {cidr}, --azs {azs}); it is kept as it is, since a cluster cannot move to another VPC"
+                );
+            }
             s
         }
         Some(s) if eks_sg_stack::stack::phase(&s.status) == Phase::Stuck => {
@@ -569,10 +616,13 @@ async fn kube_client(
             .await
             .map_err(client_error);
     }
-    let endpoint = section.endpoint.as_deref().ok_or(Error::ClusterIncomplete {
-        cluster: cluster.clone(),
-        what: "endpoint",
-    })?;
+    let endpoint = section
+        .endpoint
+        .as_deref()
+        .ok_or(Error::ClusterIncomplete {
+            cluster: cluster.clone(),
+            what: "endpoint",
+        })?;
     let ca = section
         .certificate_authority_data
         .as_deref()
@@ -601,7 +651,10 @@ async fn dry_run_create(
         NetworkPlan::Stack { cidr, azs } => {
             let stack = network::stack_name(name);
             match network::describe_stack(&clients.cloudformation, &stack).await? {
-                Some(s) => say(format!("network stack {stack} exists ({}); would use it", s.status)),
+                Some(s) => say(format!(
+                    "network stack {stack} exists ({}); would use it",
+                    s.status
+                )),
                 None => say(format!(
                     "would create network stack {stack}: VPC {cidr} over {azs} zones, public and private subnets, internet gateway, one NAT gateway"
                 )),
@@ -620,21 +673,34 @@ async fn dry_run_create(
             ));
         }
     }
-    for role in [roles::cluster_role_name(name), roles::pod_execution_role_name(name)] {
+    for role in [
+        roles::cluster_role_name(name),
+        roles::pod_execution_role_name(name),
+    ] {
         match roles::read(&clients.iam, &role).await? {
-            Some(r) => say(format!("IAM role {role} exists ({}); would check its trust and policy", r.arn)),
+            Some(r) => say(format!(
+                "IAM role {role} exists ({}); would check its trust and policy",
+                r.arn
+            )),
             None => say(format!("would create IAM role {role}")),
         }
     }
     match eks::describe(&clients.eks, name).await? {
-        Some(c) => say(format!("cluster {name} exists ({}); would adopt it", c.status)),
+        Some(c) => say(format!(
+            "cluster {name} exists ({}); would adopt it",
+            c.status
+        )),
         None => say(format!(
             "would create cluster {name} (Kubernetes {}) in {}, public and private endpoint, authentication API_AND_CONFIG_MAP",
             plan.version, ctx.region
         )),
     }
     match eks::describe_profile(&clients.eks, name, PROFILE_NAME).await? {
-        Some(p) => say(format!("Fargate profile {PROFILE_NAME} exists ({}, namespaces {})", p.status, p.namespaces.join(","))),
+        Some(p) => say(format!(
+            "Fargate profile {PROFILE_NAME} exists ({}, namespaces {})",
+            p.status,
+            p.namespaces.join(",")
+        )),
         None => say(format!(
             "would create Fargate profile {PROFILE_NAME} for namespaces {}",
             plan.namespaces.join(", ")
@@ -643,7 +709,11 @@ async fn dry_run_create(
     say(format!(
         "would remove {} from kube-system/coredns{} and wait until it is available",
         coredns::COMPUTE_TYPE,
-        if args.kubeconfig.is_some() { " (through --kubeconfig)" } else { "" }
+        if args.kubeconfig.is_some() {
+            " (through --kubeconfig)"
+        } else {
+            ""
+        }
     ));
     Ok(())
 }
@@ -675,7 +745,10 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         .as_ref()
         .and_then(|p| p.network_stack_id.clone())
         .unwrap_or_else(|| stack_name.clone());
-    let role_names = [roles::cluster_role_name(&name), roles::pod_execution_role_name(&name)];
+    let role_names = [
+        roles::cluster_role_name(&name),
+        roles::pod_execution_role_name(&name),
+    ];
 
     // What is ours: the state says; without a state, what carries our tag for this cluster.
     let (network_ours, roles_ours) = match &previous {
@@ -697,13 +770,19 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         }
     };
 
-    let profiles = eks::list_profiles(&clients.eks, &name).await?;
+    // Profiles are listed only for a cluster that exists (a missing cluster has none; asking
+    // moto 5.2.5 for them anyway answers HTTP 500 instead of ResourceNotFoundException).
+    let cluster_now = eks::describe(&clients.eks, &name).await?;
+    let profiles = match &cluster_now {
+        Some(_) => eks::list_profiles(&clients.eks, &name).await?,
+        None => Vec::new(),
+    };
     if ctx.dry_run {
         let say = |what: String| tracing::info!("dry run: {what}");
         for p in &profiles {
             say(format!("would delete Fargate profile {p}"));
         }
-        match eks::describe(&clients.eks, &name).await? {
+        match &cluster_now {
             Some(c) => say(format!("would delete cluster {name} ({})", c.status)),
             None => say(format!("cluster {name} does not exist")),
         }
@@ -728,14 +807,53 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             state.set_section(SECTION, &section);
         }
     }
-    if eks::delete(&clients.eks, &name).await? {
+    if cluster_now.is_some() && eks::delete(&clients.eks, &name).await? {
         tracing::info!("deleting cluster {name}");
+        eks::wait_gone(&clients.eks, &name, args.timeout).await?;
     } else {
         tracing::info!("cluster {name} does not exist; nothing to delete");
     }
-    eks::wait_gone(&clients.eks, &name, args.timeout).await?;
+    section.arn = None;
+    section.endpoint = None;
+    section.certificate_authority_data = None;
+    section.oidc_issuer = None;
+    section.core_dns_on_fargate = false;
+    if previous.is_some() {
+        state.set_section(SECTION, &section);
+    }
+    // The roles go before the network, so a network that cannot go yet (a load balancer or
+    // its network interfaces still in the VPC) is all that is left.
+    if roles_ours {
+        for role in &role_names {
+            // Only a role that carries our tag for this cluster is ours to delete.
+            match roles::read(&clients.iam, role).await? {
+                Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
+                    if roles::remove(&clients.iam, role).await? {
+                        tracing::info!("deleted IAM role {role}");
+                    }
+                }
+                Some(_) => tracing::info!(
+                    "keeping IAM role {role}: it was not made by eks-cluster for {name}"
+                ),
+                None => {}
+            }
+        }
+        section.cluster_role_arn = None;
+        section.pod_execution_role_arn = None;
+        section.roles_created_by_us = false;
+        if previous.is_some() {
+            state.set_section(SECTION, &section);
+        }
+    }
     if network_ours {
-        if !network::delete_stack(&clients.cloudformation, &stack_target, &stack_name, args.timeout).await? {
+        if !network::delete_stack(
+            &clients.cloudformation,
+            &stack_target,
+            &stack_name,
+            args.timeout,
+        )
+        .await?
+        {
             tracing::info!("network stack {stack_name} does not exist; nothing to delete");
         }
     } else if section.vpc_id.is_some() {
@@ -743,13 +861,6 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             "keeping VPC {} (brought, not made by eks-cluster)",
             section.vpc_id.as_deref().unwrap_or_default()
         );
-    }
-    if roles_ours {
-        for role in &role_names {
-            if roles::remove(&clients.iam, role).await? {
-                tracing::info!("deleted IAM role {role}");
-            }
-        }
     }
     state.clear_section(SECTION);
     tracing::info!("cluster {name} and what eks-cluster made for it are gone");
@@ -771,15 +882,20 @@ pub async fn kubeconfig_entry(
         .into_owned();
     let known = previous.filter(|p| p.endpoint.is_some() && p.arn.is_some());
     let (arn, endpoint, ca) = match known {
-        Some(p) => (p.arn.unwrap_or_default(), p.endpoint.unwrap_or_default(), p.certificate_authority_data),
+        Some(p) => (
+            p.arn.unwrap_or_default(),
+            p.endpoint.unwrap_or_default(),
+            p.certificate_authority_data,
+        ),
         None => {
             let eks_client = aws_sdk_eks::Client::new(&ctx.aws);
-            let c = eks::describe(&eks_client, &name)
-                .await?
-                .ok_or_else(|| Error::ClusterNotFound {
-                    cluster: name.clone(),
-                    region: ctx.region.clone(),
-                })?;
+            let c =
+                eks::describe(&eks_client, &name)
+                    .await?
+                    .ok_or_else(|| Error::ClusterNotFound {
+                        cluster: name.clone(),
+                        region: ctx.region.clone(),
+                    })?;
             let endpoint = c.endpoint.ok_or(Error::ClusterIncomplete {
                 cluster: name.clone(),
                 what: "endpoint",
@@ -788,7 +904,11 @@ pub async fn kubeconfig_entry(
         }
     };
     Ok(kubeconfig::Entry {
-        name: if arn.is_empty() { format!("{name}.{}", ctx.region) } else { arn },
+        name: if arn.is_empty() {
+            format!("{name}.{}", ctx.region)
+        } else {
+            arn
+        },
         cluster: name,
         region: ctx.region.clone(),
         endpoint,
@@ -821,7 +941,11 @@ pub async fn write_kubeconfig(
         }
     };
     if ctx.dry_run {
-        tracing::info!("dry run: would merge context {} into {}", entry.name, path.display());
+        tracing::info!(
+            "dry run: would merge context {} into {}",
+            entry.name,
+            path.display()
+        );
         return Ok(String::new());
     }
     kubeconfig::write_merged(&path, &entry)?;
@@ -867,18 +991,23 @@ pub async fn run_token(
     } else {
         None
     };
-    let region = match common::aws::pick_region(common_args.region.as_deref(), None, from_env.as_deref()) {
-        Ok((region, _)) => region,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(common::step::EXIT_USAGE);
-        }
-    };
+    let region =
+        match common::aws::pick_region(common_args.region.as_deref(), None, from_env.as_deref()) {
+            Ok((region, _)) => region,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(common::step::EXIT_USAGE);
+            }
+        };
     let config = common::aws::load_config(&region, common_args.profile.as_deref()).await;
     match token(&config, args).await {
         Ok(text) => {
             let mut out = std::io::stdout().lock();
-            if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(common::step::EXIT_FAILED);
             }
             ExitCode::SUCCESS
@@ -963,7 +1092,14 @@ mod tests {
             vec!["--cluster", "c", "--kubernetes-version", "v1.35"],
             vec!["--cluster", "c", "--azs", "4"],
             vec!["--cluster", "c", "--namespace", "Bad"],
-            vec!["--cluster", "c", "--vpc-id", "vpc-1", "--private-subnets", "x"],
+            vec![
+                "--cluster",
+                "c",
+                "--vpc-id",
+                "vpc-1",
+                "--private-subnets",
+                "x",
+            ],
         ] {
             let err = plan_create(&args(&bad), &State::new(), None).unwrap_err();
             assert_eq!(err.exit_code(), EXIT_USAGE, "{bad:?}: {err}");
@@ -1026,7 +1162,8 @@ mod tests {
             assert!(v.get(key).is_some(), "{key} in {v}");
         }
         let with_extra: Section =
-            serde_json::from_value(serde_json::json!({"name": "c", "region": "r", "future": 1})).unwrap();
+            serde_json::from_value(serde_json::json!({"name": "c", "region": "r", "future": 1}))
+                .unwrap();
         assert_eq!(with_extra.extra.get("future"), Some(&serde_json::json!(1)));
     }
 

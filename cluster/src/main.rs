@@ -47,7 +47,10 @@ use common::step::{StepInfo, block_on, drive_with_summary, query};
 use eks_cluster::{CreateArgs, DeleteArgs, KubeconfigArgs, SECTION, TemplateArgs, TokenArgs};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "EKS cluster whose every pod runs on Fargate: create, delete, kubeconfig, token")]
+#[command(
+    version,
+    about = "EKS cluster whose every pod runs on Fargate: create, delete, kubeconfig, token"
+)]
 struct Cli {
     #[command(flatten)]
     common: common::CommonArgs,

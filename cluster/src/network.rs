@@ -41,7 +41,9 @@ pub async fn describe_stack(
     cfn: &aws_sdk_cloudformation::Client,
     stack: &str,
 ) -> Result<Option<Stack>, Error> {
-    cfn_stack::describe(cfn, stack).await.map_err(stack_error(stack))
+    cfn_stack::describe(cfn, stack)
+        .await
+        .map_err(stack_error(stack))
 }
 
 /// The stack's spec for a cluster.
@@ -92,7 +94,9 @@ pub async fn create_stack(
     cfn: &aws_sdk_cloudformation::Client,
     spec: &Spec,
 ) -> Result<String, Error> {
-    cfn_stack::create(cfn, spec).await.map_err(stack_error(&spec.name))
+    cfn_stack::create(cfn, spec)
+        .await
+        .map_err(stack_error(&spec.name))
 }
 
 /// Waits for a create to end and explains a failure.
@@ -134,14 +138,27 @@ pub async fn delete_stack(
     };
     if existing.status != "DELETE_IN_PROGRESS" {
         if cfn_stack::phase(&existing.status) == Phase::InProgress {
-            settle(cfn, &existing.id, &format!("network stack {name} to settle"), timeout).await?;
+            settle(
+                cfn,
+                &existing.id,
+                &format!("network stack {name} to settle"),
+                timeout,
+            )
+            .await?;
         }
         tracing::info!("deleting network stack {name}");
         cfn_stack::delete(cfn, &existing.id)
             .await
             .map_err(stack_error(name))?;
     }
-    match settle(cfn, &existing.id, &format!("network stack {name} to be deleted"), timeout).await? {
+    match settle(
+        cfn,
+        &existing.id,
+        &format!("network stack {name} to be deleted"),
+        timeout,
+    )
+    .await?
+    {
         None => Ok(true),
         Some(s) => Err(Error::NetworkStackFailed {
             stack: name.to_owned(),
@@ -166,7 +183,9 @@ pub async fn replace_broken(
         "network stack {name} is in {} after an earlier failure; deleting it and creating it again",
         broken.status
     );
-    delete_stack(cfn, &broken.id, name, timeout).await.map(|_| ())
+    delete_stack(cfn, &broken.id, name, timeout)
+        .await
+        .map(|_| ())
 }
 
 /// What EC2 says of one brought subnet.
@@ -201,7 +220,10 @@ pub fn check_brought(
             return Err(bad(format!("subnet {id} does not exist")));
         };
         if f.vpc_id != vpc_id {
-            return Err(bad(format!("subnet {id} is in {}, not in {vpc_id}", f.vpc_id)));
+            return Err(bad(format!(
+                "subnet {id} is in {}, not in {vpc_id}",
+                f.vpc_id
+            )));
         }
     }
     for id in private {
@@ -357,22 +379,43 @@ mod tests {
             fact("subnet-3", "vpc-1", "a", true),
             fact("subnet-4", "vpc-2", "b", false),
         ];
-        let ok = check_brought("vpc-1", &ids(&["subnet-1", "subnet-2"]), &ids(&["subnet-3"]), &facts);
+        let ok = check_brought(
+            "vpc-1",
+            &ids(&["subnet-1", "subnet-2"]),
+            &ids(&["subnet-3"]),
+            &facts,
+        );
         assert_eq!(ok.unwrap(), Vec::<String>::new());
         let public_as_private =
             check_brought("vpc-1", &ids(&["subnet-1", "subnet-3"]), &[], &facts).unwrap_err();
-        assert!(public_as_private.to_string().contains("subnet-3"), "{public_as_private}");
-        let elsewhere = check_brought("vpc-1", &ids(&["subnet-1", "subnet-4"]), &[], &facts).unwrap_err();
+        assert!(
+            public_as_private.to_string().contains("subnet-3"),
+            "{public_as_private}"
+        );
+        let elsewhere =
+            check_brought("vpc-1", &ids(&["subnet-1", "subnet-4"]), &[], &facts).unwrap_err();
         assert!(elsewhere.to_string().contains("vpc-2"));
         let missing = check_brought("vpc-1", &ids(&["subnet-9"]), &[], &facts).unwrap_err();
         assert!(missing.to_string().contains("does not exist"));
         let one_zone = check_brought("vpc-1", &ids(&["subnet-1"]), &[], &facts).unwrap_err();
         assert!(one_zone.to_string().contains("two"));
-        let warned = check_brought("vpc-1", &ids(&["subnet-1"]), &ids(&["subnet-2"]), &[
-            fact("subnet-1", "vpc-1", "a", false),
-            fact("subnet-5", "vpc-1", "b", false),
-            fact("subnet-2", "vpc-1", "b", false),
-        ]);
-        assert!(warned.is_err(), "one private zone only");
+        let warned = check_brought(
+            "vpc-1",
+            &ids(&["subnet-1", "subnet-2"]),
+            &ids(&["subnet-5"]),
+            &[
+                fact("subnet-1", "vpc-1", "a", false),
+                fact("subnet-2", "vpc-1", "b", false),
+                fact("subnet-5", "vpc-1", "b", false),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            warned.len(),
+            1,
+            "a public subnet with no internet route is warned of"
+        );
+        let both = check_brought("vpc-1", &ids(&["subnet-1"]), &ids(&["subnet-1"]), &facts);
+        assert!(both.is_err());
     }
 }

@@ -84,7 +84,9 @@ pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Rol
             "arn:{}:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy",
             account.partition
         ),
-        description: format!("Fargate pod execution role of EKS cluster {cluster} (eks-fargate-alb)"),
+        description: format!(
+            "Fargate pod execution role of EKS cluster {cluster} (eks-fargate-alb)"
+        ),
     }
 }
 
@@ -188,8 +190,8 @@ pub struct Ensured {
     pub changed: bool,
 }
 
-/// Makes the role or brings an existing one to the wanted trust and policy; no mutating call
-/// when nothing differs.
+/// Makes the role or brings an existing one's trust to the wanted one; no mutating call when
+/// nothing differs. [`ensure_policy`] attaches its policy once its ARN is recorded.
 pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensured, Error> {
     let trust_text = spec.trust.to_string();
     let mut changed = false;
@@ -201,7 +203,13 @@ pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensu
                 .role_name(&spec.name)
                 .assume_role_policy_document(&trust_text)
                 .description(&spec.description)
-                .tags(Tag::builder().key(OWNER_TAG).value(cluster).build().expect("key and value set"))
+                .tags(
+                    Tag::builder()
+                        .key(OWNER_TAG)
+                        .value(cluster)
+                        .build()
+                        .expect("key and value set"),
+                )
                 .send()
                 .await
                 .map_err(|e| Error::CreateRole {
@@ -239,7 +247,13 @@ pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensu
             (existing.arn, ours)
         }
     };
+    Ok(Ensured { arn, ours, changed })
+}
+
+/// Attaches the role's managed policy when it is not; true when it attached it.
+pub async fn ensure_policy(iam: &Client, spec: &RoleSpec) -> Result<bool, Error> {
     let attached = attached_policies(iam, &spec.name).await?;
+    let mut changed = false;
     if !attached.contains(&spec.policy_arn) {
         tracing::info!("attaching {} to IAM role {}", spec.policy_arn, spec.name);
         iam.attach_role_policy()
@@ -254,7 +268,7 @@ pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensu
             })?;
         changed = true;
     }
-    Ok(Ensured { arn, ours, changed })
+    Ok(changed)
 }
 
 async fn attached_policies(iam: &Client, role: &str) -> Result<Vec<String>, Error> {

@@ -127,7 +127,12 @@ pub fn render(vpc: &Ipv4Net, azs: u8) -> Value {
     );
     for (kind, cidrs, role, public_ip) in [
         ("Public", &public, "kubernetes.io/role/elb", true),
-        ("Private", &private, "kubernetes.io/role/internal-elb", false),
+        (
+            "Private",
+            &private,
+            "kubernetes.io/role/internal-elb",
+            false,
+        ),
     ] {
         for (i, cidr) in cidrs.iter().enumerate() {
             let n = i + 1;
@@ -195,7 +200,8 @@ pub fn render(vpc: &Ipv4Net, azs: u8) -> Value {
 
 /// The template as sent to CloudFormation and printed by `eks-cluster template`.
 pub fn render_text(vpc: &Ipv4Net, azs: u8) -> String {
-    let mut text = serde_json::to_string_pretty(&render(vpc, azs)).expect("a JSON value serializes");
+    let mut text =
+        serde_json::to_string_pretty(&render(vpc, azs)).expect("a JSON value serializes");
     text.push('\n');
     text
 }
@@ -260,7 +266,10 @@ mod tests {
             }
             assert_eq!(of_type(&t, "AWS::EC2::NatGateway").len(), 1);
             assert_eq!(of_type(&t, "AWS::EC2::InternetGateway").len(), 1);
-            assert_eq!(of_type(&t, "AWS::EC2::SubnetRouteTableAssociation").len(), 2 * usize::from(azs));
+            assert_eq!(
+                of_type(&t, "AWS::EC2::SubnetRouteTableAssociation").len(),
+                2 * usize::from(azs)
+            );
         }
     }
 
@@ -268,9 +277,18 @@ mod tests {
     fn private_route_goes_through_the_nat_public_through_the_igw() {
         let t = render(&check_vpc_cidr("10.0.0.0/16").unwrap(), 2);
         let r = &t["Resources"];
-        assert_eq!(r["PrivateDefaultRoute"]["Properties"]["NatGatewayId"]["Ref"], "NatGateway");
-        assert_eq!(r["PublicDefaultRoute"]["Properties"]["GatewayId"]["Ref"], "InternetGateway");
-        assert_eq!(r["NatGateway"]["Properties"]["SubnetId"]["Ref"], "PublicSubnet1");
+        assert_eq!(
+            r["PrivateDefaultRoute"]["Properties"]["NatGatewayId"]["Ref"],
+            "NatGateway"
+        );
+        assert_eq!(
+            r["PublicDefaultRoute"]["Properties"]["GatewayId"]["Ref"],
+            "InternetGateway"
+        );
+        assert_eq!(
+            r["NatGateway"]["Properties"]["SubnetId"]["Ref"],
+            "PublicSubnet1"
+        );
         assert_eq!(r["Vpc"]["Properties"]["EnableDnsHostnames"], true);
         assert_eq!(
             r["PrivateSubnet2RouteTableAssociation"]["Properties"]["RouteTableId"]["Ref"],

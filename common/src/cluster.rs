@@ -81,3 +81,71 @@ mod tests {
         );
     }
 }
+
+/// Why no Kubernetes client could be made for a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("DescribeCluster {cluster}")]
+    Describe { cluster: String, source: AwsError },
+    #[error("cluster {cluster} was not found; check --cluster and --region, or pass --kubeconfig")]
+    NotFound { cluster: String },
+    #[error(
+        "cluster {cluster} reports no endpoint or certificate authority yet; pass --kubeconfig"
+    )]
+    NoEndpoint { cluster: String },
+    #[error(transparent)]
+    Client(#[from] crate::kube::KubeClientError),
+    #[error("cannot make the EKS token")]
+    Token(#[from] crate::token::TokenError),
+}
+
+/// A Kubernetes client for `cluster`: through `kubeconfig` (and `context`) when given, else from
+/// the endpoint and CA in the state's `cluster` section (asking `DescribeCluster` when it lacks
+/// them) with an EKS token from the AWS credentials.
+pub async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+    state: &crate::State,
+    aws: &aws_config::SdkConfig,
+    cluster: &str,
+) -> Result<kube::Client, AccessError> {
+    if let Some(path) = kubeconfig {
+        return Ok(crate::kube::client_from_kubeconfig(path, context).await?);
+    }
+    let same = state.str_at("cluster", "name") == Some(cluster);
+    let from_state = |key| {
+        same.then(|| state.str_at("cluster", key))
+            .flatten()
+            .map(str::to_owned)
+    };
+    let (endpoint, ca) = match (
+        from_state("endpoint"),
+        from_state("certificateAuthorityData"),
+    ) {
+        (Some(endpoint), Some(ca)) => (endpoint, ca),
+        _ => {
+            let eks = aws_sdk_eks::Client::new(aws);
+            let found = describe(&eks, cluster)
+                .await
+                .map_err(|source| AccessError::Describe {
+                    cluster: cluster.to_owned(),
+                    source,
+                })?
+                .ok_or_else(|| AccessError::NotFound {
+                    cluster: cluster.to_owned(),
+                })?;
+            let endpoint = found.endpoint().filter(|e| !e.is_empty());
+            let ca = found.certificate_authority().and_then(|c| c.data());
+            match (endpoint, ca) {
+                (Some(e), Some(c)) => (e.to_owned(), c.to_owned()),
+                _ => {
+                    return Err(AccessError::NoEndpoint {
+                        cluster: cluster.to_owned(),
+                    });
+                }
+            }
+        }
+    };
+    let token = crate::token::eks_token(aws, cluster).await?;
+    Ok(crate::kube::client_for_eks(&endpoint, &ca, &token.token)?)
+}

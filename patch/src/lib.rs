@@ -154,6 +154,8 @@ pub struct OutFile {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub files: Vec<OutFile>,
+    /// Files an earlier render wrote into the same directory that this set no longer has.
+    pub stale: Vec<String>,
     pub key_pem: String,
     pub section: Section,
 }
@@ -171,6 +173,9 @@ pub async fn run(state: &mut State, ctx: &Context, args: &PatchArgs) -> Result<(
                 sha256(&file.text),
                 if file.private { ", mode 0600" } else { "" }
             );
+        }
+        for name in &rendered.stale {
+            tracing::info!("would remove {}", args.out.join(name).display());
         }
         tracing::info!(
             "would keep the webhook key in {} (mode 0600)",
@@ -207,7 +212,12 @@ pub fn render_all(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Rendered, Error> {
     let facts = facts(state, region, args)?;
-    let previous: Option<Section> = state.section(SECTION)?;
+    // The previous render, for the certificate to reuse; one this version cannot read is
+    // replaced (with a new certificate), not refused.
+    let previous: Option<Section> = state.section(SECTION).unwrap_or_else(|e| {
+        tracing::warn!("ignoring the state's earlier `patch` section: {e}");
+        None
+    });
 
     let (sources, version) = match &args.manifests {
         Some(dir) => read_dir(dir)?,
@@ -253,15 +263,22 @@ pub fn render_all(
             private: seen.secret && !before.secret,
         });
     }
-    if args.manifests.is_some() || !sources.is_empty() {
-        for (ok, what) in [
-            (seen.controller, "controller Deployment kube-system/aws-load-balancer-controller"),
-            (seen.secret, "webhook Secret kube-system/aws-load-balancer-tls"),
-            (seen.webhooks > 0, "webhook configuration using aws-load-balancer-webhook-service"),
-        ] {
-            if !ok {
-                return Err(Error::Missing { what });
-            }
+    for (ok, what) in [
+        (
+            seen.controller,
+            "controller Deployment kube-system/aws-load-balancer-controller",
+        ),
+        (
+            seen.secret,
+            "webhook Secret kube-system/aws-load-balancer-tls",
+        ),
+        (
+            seen.webhooks > 0,
+            "webhook configuration using aws-load-balancer-webhook-service",
+        ),
+    ] {
+        if !ok {
+            return Err(Error::Missing { what });
         }
     }
     for (name, text) in users {
@@ -280,6 +297,19 @@ pub fn render_all(
         });
     }
 
+    // Files of the previous render into the same directory that this set no longer has.
+    let stale = previous
+        .as_ref()
+        .filter(|p| Path::new(&p.output_dir) == args.out)
+        .map(|p| {
+            p.files
+                .iter()
+                .map(|f| f.name.clone())
+                .filter(|n| !n.contains('/') && !n.starts_with('.'))
+                .filter(|n| !files.iter().any(|f| &f.name == n))
+                .collect()
+        })
+        .unwrap_or_default();
     let extra = previous.map(|p| p.extra).unwrap_or_default();
     let section = Section {
         output_dir: args.out.display().to_string(),
@@ -302,6 +332,7 @@ pub fn render_all(
     };
     Ok(Rendered {
         files,
+        stale,
         key_pem: pair.key_pem,
         section,
     })
@@ -345,7 +376,11 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
     let security_group_id = args
         .security_group_id
         .clone()
-        .or_else(|| state.str_at("sgStack", "securityGroupId").map(str::to_owned))
+        .or_else(|| {
+            state
+                .str_at("sgStack", "securityGroupId")
+                .map(str::to_owned)
+        })
         .filter(|v| !v.is_empty())
         .ok_or(Error::NoSecurityGroup)?;
     check_id(
@@ -386,14 +421,22 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
 fn irsa_role(state: &State) -> Result<Option<String>, Error> {
     let entries: Option<Vec<IrsaEntry>> = state.section("irsa")?;
     Ok(entries.unwrap_or_default().into_iter().find_map(|e| {
-        let ns_ok = e.namespace.as_deref().is_none_or(|n| n == render::NAMESPACE);
+        let ns_ok = e
+            .namespace
+            .as_deref()
+            .is_none_or(|n| n == render::NAMESPACE);
         (e.service_account == render::SERVICE_ACCOUNT && ns_ok)
             .then_some(e.role_arn)
             .flatten()
     }))
 }
 
-fn check_id(flag: &'static str, value: &str, prefix: &str, what: &'static str) -> Result<(), Error> {
+fn check_id(
+    flag: &'static str,
+    value: &str,
+    prefix: &str,
+    what: &'static str,
+) -> Result<(), Error> {
     let ok = value
         .strip_prefix(prefix)
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
@@ -468,6 +511,14 @@ fn write_all(out: &Path, rendered: &Rendered) -> Result<(), Error> {
     for file in &rendered.files {
         let mode = if file.private { 0o600 } else { 0o644 };
         write_one(&out.join(&file.name), &file.text, mode)?;
+    }
+    for name in &rendered.stale {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed {}, which the set no longer has", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Write { path, source }),
+        }
     }
     Ok(())
 }

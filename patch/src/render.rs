@@ -7,10 +7,7 @@ use serde_json::{Map, Value};
 
 /// The manifests built into the binary, in apply order (`manifests/` of the repository).
 pub const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "00-crds.yaml",
-        include_str!("../../manifests/00-crds.yaml"),
-    ),
+    ("00-crds.yaml", include_str!("../../manifests/00-crds.yaml")),
     (
         "01-controller-rbac.yaml",
         include_str!("../../manifests/01-controller-rbac.yaml"),
@@ -118,8 +115,8 @@ pub fn render_file(
     tls: &TlsFiles,
     seen: &mut Seen,
 ) -> Result<String, RenderError> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| RenderError::Parse {
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, parse_options())
+        .map_err(|e| RenderError::Parse {
             file: file.to_owned(),
             message: e.to_string(),
         })?;
@@ -154,6 +151,13 @@ pub fn render_file(
         }
     }
     Ok(text)
+}
+
+/// YAML as Kubernetes reads it: `0644` is octal (YAML 1.1), as kubectl takes a file mode.
+fn parse_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    options
 }
 
 fn kind(doc: &Value) -> Option<&str> {
@@ -301,10 +305,10 @@ fn set_controller(doc: &mut Value, facts: &Facts) {
 fn set_flag(args: &mut Vec<Value>, flag: &str, value: &str, keep: bool) {
     let prefix = format!("{flag}=");
     let wanted = Value::from(format!("{flag}={value}"));
-    match args
-        .iter()
-        .position(|a| a.as_str().is_some_and(|s| s.starts_with(&prefix) || s == flag))
-    {
+    match args.iter().position(|a| {
+        a.as_str()
+            .is_some_and(|s| s.starts_with(&prefix) || s == flag)
+    }) {
         Some(_) if keep => {}
         Some(i) => args[i] = wanted,
         None => args.push(wanted),
@@ -468,10 +472,44 @@ mod tests {
     }
 
     #[test]
+    fn numbers_stay_numbers_and_file_modes_are_octal() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  a: 0644\n  b: 420\n  c: \"0644\"\n  d: 1.5\n";
+        let out = render_file("p.yaml", text, &facts(), &tls(), &mut Seen::default()).unwrap();
+        let doc: Value = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(doc["spec"]["a"], Value::from(420));
+        assert_eq!(doc["spec"]["b"], Value::from(420));
+        assert_eq!(doc["spec"]["c"], Value::from("0644"));
+        assert_eq!(doc["spec"]["d"], Value::from(1.5));
+        // Strings a YAML 1.1 reader (kubectl) would take for booleans or numbers stay quoted.
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"on\"\n  b: \"yes\"\n  c: \"n\"\n  d: \"0x1F\"\n  e: \"1e3\"\n  f: \"~\"\n";
+        let out = render_file("c.yaml", text, &facts(), &tls(), &mut Seen::default()).unwrap();
+        for line in [
+            "a: \"on\"",
+            "b: \"yes\"",
+            "c: \"n\"",
+            "d: \"0x1F\"",
+            "e: \"1e3\"",
+            "f: \"~\"",
+        ] {
+            let bare = line.replace('"', "");
+            assert!(
+                out.contains(line) || out.contains(&line.replace('"', "'")),
+                "{bare} quoted in {out}"
+            );
+        }
+    }
+
+    #[test]
     fn garbage_is_refused() {
         let err = render_file("x.yaml", "a: [", &facts(), &tls(), &mut Seen::default());
         assert!(matches!(err, Err(RenderError::Parse { .. })));
-        let err = render_file("x.yaml", "just: a map\n", &facts(), &tls(), &mut Seen::default());
+        let err = render_file(
+            "x.yaml",
+            "just: a map\n",
+            &facts(),
+            &tls(),
+            &mut Seen::default(),
+        );
         assert!(matches!(err, Err(RenderError::NotAnObject { .. })));
     }
 }

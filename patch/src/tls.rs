@@ -227,6 +227,10 @@ mod tests {
         let first = make(now).unwrap();
         let other = make(now).unwrap();
         std::fs::write(&key_path, &other.key_pem).unwrap();
-        assert!(reuse_or_make(Some(&first.record), &key_path, now).unwrap().fresh);
+        assert!(
+            reuse_or_make(Some(&first.record), &key_path, now)
+                .unwrap()
+                .fresh
+        );
     }
 }

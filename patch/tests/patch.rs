@@ -9,7 +9,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-patch");
-const ROLE: &str = "arn:aws:iam::123456789012:role/sa-aws-load-balancer-controller-in-demo-us-east-2";
+const ROLE: &str =
+    "arn:aws:iam::123456789012:role/sa-aws-load-balancer-controller-in-demo-us-east-2";
 /// Every Kubernetes version the validator knows, from 1.29 on.
 const VERSIONS: &[&str] = &[
     "1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37",
@@ -148,7 +149,10 @@ fn kubernetes_validate(files: &[PathBuf]) -> Result<(), String> {
     let complaints: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter(|l| !(l.starts_with("WARN") && l.contains("kind IngressClassParams with api version elbv2.k8s.aws/v1beta1")))
+        .filter(|l| {
+            !(l.starts_with("WARN")
+                && l.contains("kind IngressClassParams with api version elbv2.k8s.aws/v1beta1"))
+        })
         .collect();
     if ok && complaints.is_empty() {
         Ok(())
@@ -202,7 +206,10 @@ fn validate_custom_resources(out: &Path) -> Result<(), String> {
             ],
         );
         if !ok {
-            return Err(format!("{} {}: {text}", doc["kind"], doc["metadata"]["name"]));
+            return Err(format!(
+                "{} {}: {text}",
+                doc["kind"], doc["metadata"]["name"]
+            ));
         }
         checked += 1;
     }
@@ -286,7 +293,10 @@ fn renders_valid_manifests_with_the_facts_set() {
         "an integer mode, not a float"
     );
     let sa = find(&docs, "ServiceAccount", "aws-load-balancer-controller");
-    assert_eq!(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], ROLE);
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        ROLE
+    );
     let ingress = find(&docs, "Ingress", "2048-ingress");
     assert_eq!(
         ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/security-groups"],
@@ -318,17 +328,26 @@ fn renders_valid_manifests_with_the_facts_set() {
     assert_eq!(unb64(&secret["data"]["tls.crt"]), cert_pem);
     let key = std::fs::read_to_string(out.join(".webhook-tls/tls.key")).unwrap();
     assert_eq!(unb64(&secret["data"]["tls.key"]), key);
-    assert!(section["webhookCertificate"]["notAfter"]
-        .as_str()
-        .unwrap()
-        .ends_with('Z'));
+    assert!(
+        section["webhookCertificate"]["notAfter"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
 
     // Private material: mode 0600, and never in the state.
-    for path in [out.join(".webhook-tls/tls.key"), out.join("02-webhook-secret.yaml")] {
+    for path in [
+        out.join(".webhook-tls/tls.key"),
+        out.join("02-webhook-secret.yaml"),
+    ] {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", path.display());
     }
-    let mode = std::fs::metadata(out.join("00-crds.yaml")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(out.join("00-crds.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o644);
     assert!(!run.stdout.contains("PRIVATE KEY"));
     let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -376,7 +395,9 @@ fn the_serving_certificate_verifies_against_the_ca_for_the_service_name() {
     let record = &run.json()["patch"]["webhookCertificate"];
     let der = |pem: &str| -> Vec<u8> {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
     };
     let ca = CertificateDer::from(der(record["caPem"].as_str().unwrap()));
     let cert = CertificateDer::from(der(record["certPem"].as_str().unwrap()));
@@ -384,7 +405,7 @@ fn the_serving_certificate_verifies_against_the_ca_for_the_service_name() {
     let end = webpki::EndEntityCert::try_from(&cert).unwrap();
     end.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
-        &[anchor.clone()],
+        std::slice::from_ref(&anchor),
         &[],
         UnixTime::now(),
         webpki::KeyUsage::server_auth(),
@@ -406,11 +427,10 @@ fn the_serving_certificate_verifies_against_the_ca_for_the_service_name() {
     // And a certificate of another CA does not verify against this one.
     let other_dir = tempfile::tempdir().unwrap();
     let (other, _) = first_render(other_dir.path());
-    let other_cert = CertificateDer::from(der(
-        other.json()["patch"]["webhookCertificate"]["certPem"]
+    let other_cert =
+        CertificateDer::from(der(other.json()["patch"]["webhookCertificate"]["certPem"]
             .as_str()
-            .unwrap(),
-    ));
+            .unwrap()));
     let other_end = webpki::EndEntityCert::try_from(&other_cert).unwrap();
     assert!(
         other_end
@@ -450,7 +470,12 @@ fn a_rerun_is_stable_and_a_missing_key_means_a_new_pair() {
     assert_eq!(s2["webhookCertificate"], s1["webhookCertificate"]);
     assert_eq!(s2["future"], json!({"x": 1}));
     for (path, text) in &before {
-        assert_eq!(&std::fs::read_to_string(path).unwrap(), text, "{}", path.display());
+        assert_eq!(
+            &std::fs::read_to_string(path).unwrap(),
+            text,
+            "{}",
+            path.display()
+        );
     }
     assert!(second.stderr.contains("reusing"), "{}", second.stderr);
 
@@ -460,9 +485,20 @@ fn a_rerun_is_stable_and_a_missing_key_means_a_new_pair() {
     assert_exit(&third, 0);
     assert!(third.stderr.contains("is missing"), "{}", third.stderr);
     let s3 = &third.json()["patch"];
-    assert_ne!(s3["webhookCertificate"]["caPem"], s1["webhookCertificate"]["caPem"]);
+    assert_ne!(
+        s3["webhookCertificate"]["caPem"],
+        s1["webhookCertificate"]["caPem"]
+    );
     assert!(out.join(".webhook-tls/tls.key").is_file());
     kubernetes_validate(&rendered_files(&out)).unwrap();
+
+    // A `patch` section this version cannot read is replaced, with a warning.
+    let mut input = third.json();
+    input["patch"]["webhookCertificate"] = json!("garbage");
+    let fourth = run_in(dir.path(), &["--out", "out"], &input.to_string());
+    assert_exit(&fourth, 0);
+    assert!(fourth.stderr.contains("ignoring"), "{}", fourth.stderr);
+    assert!(fourth.json()["patch"]["webhookCertificate"]["caPem"].is_string());
 }
 
 #[test]
@@ -518,7 +554,10 @@ fn bad_input_is_exit_2_and_writes_nothing() {
         let run = run_in(dir.path(), &args, &input.to_string());
         assert_exit(&run, 2);
         assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
-        assert!(!dir.path().join("out").exists(), "{needle}: nothing written");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{needle}: nothing written"
+        );
         // In a pipe the document goes on with an error record, so the next step stops.
         assert_eq!(run.json()["error"]["exitCode"], 2, "{needle}");
     }
@@ -531,7 +570,10 @@ fn bad_input_is_exit_2_and_writes_nothing() {
     std::fs::write(dir.path().join("state.json"), &text).unwrap();
     let run = run_in(dir.path(), &["--state", "state.json", "--out", "out"], "");
     assert_exit(&run, 2);
-    assert_eq!(std::fs::read_to_string(dir.path().join("state.json")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("state.json")).unwrap(),
+        text
+    );
     assert!(!dir.path().join("out").exists());
 
     // A broken manifest of the user's copy: nothing of the set is written either.
@@ -580,19 +622,16 @@ fn user_manifests_and_edited_copies() {
     .unwrap();
     let run = run_in(
         dir.path(),
-        &[
-            "--out",
-            "out",
-            "--manifests",
-            "mine",
-            old.to_str().unwrap(),
-        ],
+        &["--out", "out", "--manifests", "mine", old.to_str().unwrap()],
         &state().to_string(),
     );
     assert_exit(&run, 0);
     let out = dir.path().join("out");
     let docs = all_docs(&out);
-    assert_eq!(find(&docs, "Deployment", "deployment-2048")["spec"]["replicas"], 3);
+    assert_eq!(
+        find(&docs, "Deployment", "deployment-2048")["spec"]["replicas"],
+        3
+    );
     let cm = find(&docs, "ConfigMap", "facts");
     assert_eq!(
         cm["data"],
@@ -605,8 +644,21 @@ fn user_manifests_and_edited_copies() {
         .iter()
         .map(|f| f["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names.last().map(String::as_str), Some("extra-configmap.yaml"));
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("extra-configmap.yaml")
+    );
     kubernetes_validate(&rendered_files(&out)).unwrap();
+
+    // Rendered again without the extra file: the file it left is removed, nothing else.
+    let again = run_in(
+        dir.path(),
+        &["--out", "out", "--manifests", "mine"],
+        &run.stdout,
+    );
+    assert_exit(&again, 0);
+    assert!(!out.join("extra-configmap.yaml").exists());
+    assert_eq!(rendered_files(&out).len(), names.len() - 1);
 }
 
 #[test]
@@ -646,13 +698,11 @@ fn flags_override_the_state_and_dry_run_writes_nothing() {
     assert_exit(&run, 0);
     let docs = all_docs(&dir.path().join("out"));
     assert_eq!(
-        find(&docs, "Ingress", "2048-ingress")["metadata"]["annotations"]
-            ["alb.ingress.kubernetes.io/security-groups"],
+        find(&docs, "Ingress", "2048-ingress")["metadata"]["annotations"]["alb.ingress.kubernetes.io/security-groups"],
         "sg-0fff"
     );
     assert_eq!(
-        find(&docs, "ServiceAccount", "aws-load-balancer-controller")["metadata"]["annotations"]
-            ["eks.amazonaws.com/role-arn"],
+        find(&docs, "ServiceAccount", "aws-load-balancer-controller")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::123456789012:role/mine"
     );
 
@@ -680,7 +730,10 @@ fn main_rs_documents_the_contract() {
     for needle in ["stdin", "stdout", "Exit codes", "IAM permissions: none"] {
         assert!(doc.contains(needle), "main.rs doc lacks {needle}");
     }
-    let help = assert_cmd::Command::new(BIN).arg("--help").output().unwrap();
+    let help = assert_cmd::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     for flag in [
         "--state",

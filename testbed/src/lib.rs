@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+pub mod albsim;
 pub mod cli;
 pub mod kubeapi;
 pub mod run;

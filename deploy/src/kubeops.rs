@@ -1,0 +1,244 @@
+//! Talking to Kubernetes: server-side apply of any kind through discovery, the readiness checks
+//! the apply order waits on, and deletion.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::Scope;
+use kube::{Api, Client, Discovery};
+use serde_json::json;
+
+use crate::Error;
+use crate::manifests::Doc;
+
+/// Our server-side apply field manager.
+pub const FIELD_MANAGER: &str = "eks-fargate-alb";
+
+fn kube_error(action: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube {
+        action,
+        target,
+        source: Box::new(source),
+    }
+}
+
+/// True for a 404.
+pub fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404)
+}
+
+/// The API of a document's kind, found through discovery (run again when a kind is unknown,
+/// as after CRDs were applied).
+pub struct Resolver {
+    client: Client,
+    discovery: Discovery,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    pub async fn new(client: Client) -> Result<Resolver, Error> {
+        let discovery = Discovery::new(client.clone())
+            .run()
+            .await
+            .map_err(kube_error("discover the APIs of", "the cluster".into()))?;
+        Ok(Resolver { client, discovery })
+    }
+
+    pub async fn api(&mut self, doc: &Doc) -> Result<Api<DynamicObject>, Error> {
+        let (group, version) = doc.group_version();
+        let gvk = GroupVersionKind::gvk(group, version, &doc.kind);
+        if self.discovery.resolve_gvk(&gvk).is_none() {
+            self.discovery = Discovery::new(self.client.clone())
+                .run()
+                .await
+                .map_err(kube_error("discover the APIs of", "the cluster".into()))?;
+        }
+        let (resource, capabilities): (ApiResource, _) = self
+            .discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| Error::UnknownKind {
+                kind: format!("{}/{}", doc.api_version, doc.kind),
+                file: doc.file.clone(),
+            })?;
+        Ok(match (&capabilities.scope, &doc.namespace) {
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            (Scope::Namespaced, None) => {
+                Api::default_namespaced_with(self.client.clone(), &resource)
+            }
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+}
+
+/// Applies one document; its resourceVersion after.
+pub async fn apply(resolver: &mut Resolver, doc: &Doc) -> Result<Option<String>, Error> {
+    let api = resolver.api(doc).await?;
+    let applied = api
+        .patch(
+            &doc.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&doc.value),
+        )
+        .await
+        .map_err(kube_error("apply", doc.label()))?;
+    Ok(applied.metadata.resource_version)
+}
+
+/// The resourceVersion of the live object, if it exists.
+pub async fn live_version(resolver: &mut Resolver, doc: &Doc) -> Result<Option<String>, Error> {
+    let api = resolver.api(doc).await?;
+    Ok(api
+        .get_opt(&doc.name)
+        .await
+        .map_err(kube_error("read", doc.label()))?
+        .and_then(|o| o.metadata.resource_version))
+}
+
+/// Deletes one object; false when it was not there.
+pub async fn delete(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> {
+    let api = resolver.api(doc).await?;
+    match api.delete(&doc.name, &DeleteParams::foreground()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(kube_error("delete", doc.label())(e)),
+    }
+}
+
+/// True once the object is gone.
+pub async fn is_gone(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> {
+    let api = resolver.api(doc).await?;
+    Ok(api
+        .get_opt(&doc.name)
+        .await
+        .map_err(kube_error("read", doc.label()))?
+        .is_none())
+}
+
+/// The finalizers still holding an object that is being deleted.
+pub async fn finalizers(resolver: &mut Resolver, doc: &Doc) -> Result<Vec<String>, Error> {
+    let api = resolver.api(doc).await?;
+    Ok(api
+        .get_opt(&doc.name)
+        .await
+        .map_err(kube_error("read", doc.label()))?
+        .and_then(|o| o.metadata.finalizers)
+        .unwrap_or_default())
+}
+
+/// Removes every finalizer of an object (`--force`).
+pub async fn drop_finalizers(resolver: &mut Resolver, doc: &Doc) -> Result<(), Error> {
+    let api = resolver.api(doc).await?;
+    match api
+        .patch(
+            &doc.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_error("remove the finalizers of", doc.label())(e)),
+    }
+}
+
+/// Whether a CRD is Established.
+pub async fn crd_established(client: &Client, name: &str) -> Result<Option<String>, Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = api.get_opt(name).await.map_err(kube_error(
+        "read",
+        format!("CustomResourceDefinition {name}"),
+    ))?;
+    let established = crd
+        .and_then(|c| c.status)
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Established" && c.status == "True");
+    Ok((!established).then(|| "not Established yet".to_owned()))
+}
+
+/// Whether a Deployment has rolled out: `None` when ready, else what it waits for.
+pub async fn deployment_pending(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let Some(deployment) = api
+        .get_opt(name)
+        .await
+        .map_err(kube_error("read", format!("Deployment {namespace}/{name}")))?
+    else {
+        return Ok(Some("not found".into()));
+    };
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = deployment.status.unwrap_or_default();
+    let available = status
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    let updated = status.updated_replicas.unwrap_or(0);
+    let ready = status.available_replicas.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Ok(Some("rollout not observed yet".into()));
+    }
+    if !available || updated < wanted || ready < wanted {
+        return Ok(Some(format!(
+            "{ready}/{wanted} available, {updated} updated"
+        )));
+    }
+    Ok(None)
+}
+
+/// Whether a Service has ready endpoints: `None` when it has, else why not.
+pub async fn endpoints_pending(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let api: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
+    let endpoints = api
+        .get_opt(name)
+        .await
+        .map_err(kube_error("read", format!("Endpoints {namespace}/{name}")))?;
+    let ready = endpoints
+        .and_then(|e| e.subsets)
+        .unwrap_or_default()
+        .iter()
+        .any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()));
+    Ok((!ready).then(|| "no ready endpoint".to_owned()))
+}
+
+/// The Ingress's load balancer host name, once set.
+pub async fn ingress_hostname(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    let ingress = api
+        .get_opt(name)
+        .await
+        .map_err(kube_error("read", format!("Ingress {namespace}/{name}")))?;
+    Ok(ingress
+        .and_then(|i| i.status)
+        .and_then(|s| s.load_balancer)
+        .and_then(|lb| lb.ingress)
+        .and_then(|list| list.into_iter().find_map(|i| i.hostname)))
+}

@@ -1,0 +1,551 @@
+//! `eks-deploy`: applies the manifests `eks-patch` rendered, by server-side apply in dependency
+//! order, waiting where the next objects depend on the previous ones (CRDs Established, the
+//! controller Available with its webhook endpoints ready, since its webhooks fail closed); then
+//! waits for the Ingress's load balancer host name and for HTTP 200 from it, and prints the URL.
+//! `delete` removes the Ingress first and waits until the controller has deleted the ALB and
+//! released the Ingress, then everything else in reverse order.
+
+pub mod http;
+pub mod kubeops;
+pub mod manifests;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::step::{EXIT_FAILED, EXIT_USAGE};
+use common::wait::{Poll, TimedOut, wait_for};
+use common::{Context, State, StepFailure};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::http::ConnectTo;
+use crate::kubeops::Resolver;
+use crate::manifests::Doc;
+
+/// This step's section.
+pub const SECTION: &str = "deploy";
+/// The finalizer the AWS Load Balancer Controller puts on Ingresses.
+pub const INGRESS_FINALIZER: &str = "ingress.k8s.aws/resources";
+
+/// Flags shared by `apply` and `delete`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// EKS cluster name (else the state's `cluster.name`).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Apply the YAML files of this folder (by name) instead of the state's `patch` files.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of --kubeconfig.
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// How long all the waits together may take.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = common::cli::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Flags of `apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Send the HTTP check for HOST:PORT to ADDR:PORT2 instead (curl's meaning); repeatable.
+    #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT2", value_parser = http::parse_connect_to)]
+    pub connect_to: Vec<ConnectTo>,
+}
+
+/// Flags of `delete`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// When an Ingress cannot be finalized (no controller), remove its finalizer anyway and say
+    /// which load balancer may remain.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// One applied object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub file: String,
+}
+
+impl Applied {
+    fn of(doc: &Doc) -> Applied {
+        Applied {
+            api_version: doc.api_version.clone(),
+            kind: doc.kind.clone(),
+            namespace: doc.namespace.clone(),
+            name: doc.name.clone(),
+            file: doc.file.clone(),
+        }
+    }
+
+    fn as_doc(&self) -> Doc {
+        Doc {
+            file: self.file.clone(),
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            value: Value::Null,
+        }
+    }
+}
+
+/// The `deploy` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Section {
+    pub cluster_name: String,
+    pub manifests_dir: String,
+    /// In the order applied.
+    pub applied_objects: Vec<Applied>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// From the start of `apply` to the first HTTP 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_to_first_200: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Cluster(#[from] common::cluster::PickError),
+    #[error("{0}")]
+    Manifests(String),
+    #[error(transparent)]
+    State(#[from] common::state::StateError),
+
+    #[error(transparent)]
+    Access(#[from] common::cluster::AccessError),
+    #[error("the cluster does not serve {kind} (from {file}); is its CRD in an earlier file?")]
+    UnknownKind { kind: String, file: String },
+    #[error("cannot {action} {target}")]
+    Kube {
+        action: &'static str,
+        target: String,
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "Ingress {ingress} is still held by its finalizers ({finalizers}): the AWS Load Balancer Controller did not release it (is it running?). Start the controller and run delete again, or pass --force to remove the finalizer (the ALB may then remain: look for a load balancer tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={ingress})"
+    )]
+    IngressStuck {
+        ingress: String,
+        finalizers: String,
+        cluster: String,
+    },
+    #[error(transparent)]
+    Timeout(#[from] TimedOut),
+}
+
+impl StepFailure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cluster(_) | Error::Manifests(_) | Error::State(_) => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
+    let known = state
+        .str_at("cluster", "name")
+        .or_else(|| state.str_at(SECTION, "clusterName"))
+        .or_else(|| state.str_at("patch", "clusterName"));
+    Ok(common::cluster::pick(flag, known)?)
+}
+
+/// A shared deadline for all the waits of one run.
+struct Deadline(Instant);
+
+impl Deadline {
+    fn left(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The webhook services the batch's webhook configurations call: (namespace, name).
+fn webhook_services(docs: &[Doc]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for doc in docs
+        .iter()
+        .filter(|d| d.kind.ends_with("WebhookConfiguration"))
+    {
+        for hook in doc.value["webhooks"].as_array().into_iter().flatten() {
+            let service = &hook["clientConfig"]["service"];
+            if let (Some(ns), Some(name)) =
+                (service["namespace"].as_str(), service["name"].as_str())
+            {
+                let key = (ns.to_owned(), name.to_owned());
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// True when the Service `doc` selects the pods of Deployment `deployment`.
+fn selects(service: &Doc, deployment: &Doc) -> bool {
+    let Some(selector) = service.value["spec"]["selector"].as_object() else {
+        return false;
+    };
+    let labels = &deployment.value["spec"]["template"]["metadata"]["labels"];
+    service.namespace == deployment.namespace
+        && !selector.is_empty()
+        && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Waits for what the next objects depend on, after `applied` went in.
+async fn gate(
+    client: &kube::Client,
+    docs: &[Doc],
+    applied: &[Doc],
+    deadline: &Deadline,
+) -> Result<(), Error> {
+    let hooks = webhook_services(docs);
+    for doc in applied {
+        match doc.kind.as_str() {
+            "CustomResourceDefinition" => {
+                wait_for(
+                    &format!("CRD {} to be Established", doc.name),
+                    deadline.left(),
+                    || async {
+                        Ok::<_, Error>(match kubeops::crd_established(client, &doc.name).await? {
+                            None => Poll::Ready(()),
+                            Some(why) => Poll::Pending(why),
+                        })
+                    },
+                )
+                .await?;
+            }
+            "Deployment" => {
+                let ns = doc.namespace.clone().unwrap_or_else(|| "default".into());
+                wait_for(
+                    &format!("Deployment {ns}/{} to be available", doc.name),
+                    deadline.left(),
+                    || async {
+                        Ok::<_, Error>(
+                            match kubeops::deployment_pending(client, &ns, &doc.name).await? {
+                                None => Poll::Ready(()),
+                                Some(why) => Poll::Pending(why),
+                            },
+                        )
+                    },
+                )
+                .await?;
+                let served = docs
+                    .iter()
+                    .filter(|s| s.kind == "Service" && selects(s, doc))
+                    .filter(|s| {
+                        hooks.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone()))
+                    });
+                for service in served {
+                    let sns = service.namespace.clone().unwrap_or_default();
+                    wait_for(
+                        &format!(
+                            "webhook Service {sns}/{} to have ready endpoints",
+                            service.name
+                        ),
+                        deadline.left(),
+                        || async {
+                            Ok::<_, Error>(
+                                match kubeops::endpoints_pending(client, &sns, &service.name)
+                                    .await?
+                                {
+                                    None => Poll::Ready(()),
+                                    Some(why) => Poll::Pending(why),
+                                },
+                            )
+                        },
+                    )
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `eks-deploy apply`.
+pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let deadline = Deadline(started + args.target.timeout);
+    let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
+    let (dir, files) =
+        manifests::source(args.target.manifests.as_deref(), state).map_err(Error::Manifests)?;
+    let docs = manifests::load(&dir, &files).map_err(Error::Manifests)?;
+    let previous: Option<Section> = state.section(SECTION)?;
+
+    let client = common::cluster::kube_client(
+        args.target.kubeconfig.as_deref(),
+        args.target.context.as_deref(),
+        state,
+        &ctx.aws,
+        &cluster,
+    )
+    .await?;
+    let mut resolver = Resolver::new(client.clone()).await?;
+
+    if ctx.dry_run {
+        for doc in &docs {
+            let verb = match kubeops::live_version(&mut resolver, doc).await {
+                Ok(Some(_)) => "apply (exists)",
+                Ok(None) => "create",
+                Err(_) => "create (its kind is not served yet)",
+            };
+            tracing::info!("dry run: would {verb} {}", doc.label());
+        }
+        return Ok(());
+    }
+
+    let mut section = Section {
+        cluster_name: cluster.clone(),
+        manifests_dir: dir.display().to_string(),
+        applied_objects: Vec::new(),
+        hostname: None,
+        url: None,
+        seconds_to_first_200: None,
+        extra: previous.map(|p| p.extra).unwrap_or_default(),
+    };
+    let mut changed = 0;
+    for file in &files {
+        let batch: Vec<Doc> = docs.iter().filter(|d| &d.file == file).cloned().collect();
+        for doc in &batch {
+            let before = kubeops::live_version(&mut resolver, doc)
+                .await
+                .ok()
+                .flatten();
+            let after = kubeops::apply(&mut resolver, doc).await?;
+            if before.is_none() || before != after {
+                changed += 1;
+                tracing::info!("applied {}", doc.label());
+            }
+            section.applied_objects.push(Applied::of(doc));
+            state.set_section(SECTION, &section);
+        }
+        gate(&client, &docs, &batch, &deadline).await?;
+    }
+    if changed == 0 {
+        tracing::info!("every object was already as applied; nothing changed");
+    }
+
+    let ingresses: Vec<&Doc> = docs.iter().filter(|d| d.kind == "Ingress").collect();
+    if let Some(ingress) = ingresses.first() {
+        let ns = ingress
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let hostname = wait_for(
+            &format!("Ingress {ns}/{} to get its load balancer", ingress.name),
+            deadline.left(),
+            || async {
+                Ok::<_, Error>(
+                    match kubeops::ingress_hostname(&client, &ns, &ingress.name).await? {
+                        Some(host) => Poll::Ready(host),
+                        None => {
+                            Poll::Pending("no hostname yet (the ALB is being provisioned)".into())
+                        }
+                    },
+                )
+            },
+        )
+        .await?;
+        section.hostname = Some(hostname.clone());
+        state.set_section(SECTION, &section);
+        let url = format!("http://{hostname}/");
+        http::wait_200(&url, &args.connect_to, deadline.left()).await?;
+        section.url = Some(url.clone());
+        section.seconds_to_first_200 =
+            Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        state.set_section(SECTION, &section);
+        tracing::info!("the app answers HTTP 200 at {url}");
+    }
+    Ok(())
+}
+
+/// `eks-deploy delete`.
+pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
+    let deadline = Deadline(Instant::now() + args.target.timeout);
+    let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
+    let recorded: Option<Section> = state.section(SECTION)?;
+    let objects: Vec<Doc> = match (&recorded, &args.target.manifests) {
+        (Some(section), None) => section
+            .applied_objects
+            .iter()
+            .map(Applied::as_doc)
+            .collect(),
+        _ => {
+            let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)
+                .map_err(Error::Manifests)?;
+            manifests::load(&dir, &files).map_err(Error::Manifests)?
+        }
+    };
+    let client = common::cluster::kube_client(
+        args.target.kubeconfig.as_deref(),
+        args.target.context.as_deref(),
+        state,
+        &ctx.aws,
+        &cluster,
+    )
+    .await?;
+    let mut resolver = Resolver::new(client.clone()).await?;
+    let mut seen = Vec::new();
+    let mut unique: Vec<Doc> = Vec::new();
+    for doc in objects {
+        let key = (doc.kind.clone(), doc.namespace.clone(), doc.name.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+            unique.push(doc);
+        }
+    }
+    if ctx.dry_run {
+        for doc in unique.iter().rev() {
+            tracing::info!("dry run: would delete {}", doc.label());
+        }
+        return Ok(());
+    }
+
+    // The Ingresses first; the controller must still run to delete their ALBs.
+    for ingress in unique.iter().filter(|d| d.kind == "Ingress") {
+        if !kubeops::delete(&mut resolver, ingress).await? {
+            continue;
+        }
+        tracing::info!(
+            "deleting {}; the controller deletes its ALB first",
+            ingress.label()
+        );
+        let waited = wait_for(
+            &format!("{} to be finalized (its ALB deleted)", ingress.label()),
+            deadline.left().min(args.target.timeout),
+            || async {
+                let mut resolver = Resolver::new(client.clone()).await?;
+                Ok::<_, Error>(if kubeops::is_gone(&mut resolver, ingress).await? {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending("held by ingress.k8s.aws/resources".into())
+                })
+            },
+        )
+        .await;
+        if let Err(Error::Timeout(_)) = &waited {
+            let finalizers = kubeops::finalizers(&mut resolver, ingress).await?;
+            let stack = format!(
+                "{}/{}",
+                ingress.namespace.clone().unwrap_or_default(),
+                ingress.name
+            );
+            if !args.force {
+                return Err(Error::IngressStuck {
+                    ingress: stack,
+                    finalizers: finalizers.join(", "),
+                    cluster,
+                });
+            }
+            kubeops::drop_finalizers(&mut resolver, ingress).await?;
+            tracing::warn!(
+                "removed the finalizers of Ingress {stack}; its ALB may remain: look for a load balancer tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={stack} and delete it"
+            );
+        } else {
+            waited?;
+        }
+    }
+    let rest: Vec<&Doc> = unique
+        .iter()
+        .rev()
+        .filter(|d| d.kind != "Ingress")
+        .collect();
+    for doc in &rest {
+        if kubeops::delete(&mut resolver, doc).await? {
+            tracing::info!("deleted {}", doc.label());
+        }
+    }
+    wait_for(
+        "the deleted objects to be gone",
+        deadline.left(),
+        || async {
+            let mut resolver = Resolver::new(client.clone()).await?;
+            let mut left = Vec::new();
+            for doc in &rest {
+                // Kinds whose CRD went first are gone with it.
+                match kubeops::is_gone(&mut resolver, doc).await {
+                    Ok(true) | Err(Error::UnknownKind { .. }) => {}
+                    Ok(false) => left.push(doc.label()),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(if left.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{} left: {}", left.len(), left.join(", ")))
+            })
+        },
+    )
+    .await?;
+    state.clear_section(SECTION);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(kind: &str, ns: Option<&str>, name: &str, value: Value) -> Doc {
+        Doc {
+            file: "f".into(),
+            api_version: "v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: ns.map(str::to_owned),
+            value,
+        }
+    }
+
+    #[test]
+    fn webhook_services_and_selection() {
+        let hook = doc(
+            "ValidatingWebhookConfiguration",
+            None,
+            "v",
+            serde_json::json!({"webhooks": [{"clientConfig": {"service": {"namespace": "kube-system", "name": "svc"}}},
+                                              {"clientConfig": {"service": {"namespace": "kube-system", "name": "svc"}}}]}),
+        );
+        assert_eq!(
+            webhook_services(&[hook]),
+            [("kube-system".to_string(), "svc".to_string())]
+        );
+        let service = doc(
+            "Service",
+            Some("kube-system"),
+            "svc",
+            serde_json::json!({"spec": {"selector": {"app": "c"}}}),
+        );
+        let deployment = doc(
+            "Deployment",
+            Some("kube-system"),
+            "c",
+            serde_json::json!({"spec": {"template": {"metadata": {"labels": {"app": "c", "x": "y"}}}}}),
+        );
+        assert!(selects(&service, &deployment));
+        let other = doc("Deployment", Some("default"), "c", deployment.value.clone());
+        assert!(!selects(&service, &other));
+    }
+}

@@ -1,0 +1,66 @@
+//! `eks-deploy`: applies the manifests `eks-patch` rendered (the AWS Load Balancer Controller and
+//! the 2048 app) by server-side apply (field manager `eks-fargate-alb`) in dependency order, waits
+//! for CRDs to be Established and for the controller to be Available with ready webhook
+//! endpoints, then for the Ingress's ALB host name and HTTP 200 from it, and prints the URL.
+//! `delete` removes the Ingress first and waits until the controller has deleted its ALB, then the
+//! rest in reverse order.
+//!
+//! Usage: `eks-deploy [--state FILE] apply [--kubeconfig PATH] [--timeout 20m] [--connect-to H:P:A:P2]...`,
+//! `eks-deploy delete [--force]`.
+//!
+//! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
+//! document on stdout, or reads and rewrites `--state FILE`. It writes only its `deploy` section
+//! and its timing; logs go to stderr.
+//!
+//! Exit codes: 0 done; 1 failed (the state records what was applied and an `error`); 2 bad input
+//! or usage, nothing changed.
+//!
+//! IAM permissions: `eks:DescribeCluster` (unless the state has the endpoint and CA, or
+//! `--kubeconfig` is given) and an identity the cluster admits; Kubernetes: create, patch, get,
+//! list and delete on every kind in the manifests (cluster-admin in practice, as the manifests
+//! include CRDs, RBAC and webhook configurations).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::step::{StepInfo, block_on, drive};
+use eks_deploy::{ApplyArgs, DeleteArgs, SECTION};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Applies the AWS Load Balancer Controller and the app; waits for the ALB and HTTP 200"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: common::CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply in dependency order and wait until the app answers HTTP 200.
+    Apply(ApplyArgs),
+    /// Delete the Ingress (waiting for its ALB to go), then everything else.
+    Delete(DeleteArgs),
+}
+
+const INFO: StepInfo = StepInfo {
+    section: SECTION,
+    crate_name: env!("CARGO_CRATE_NAME"),
+};
+
+fn main() -> ExitCode {
+    let cli: Cli = common::step::parse_args(SECTION);
+    match cli.command {
+        Command::Apply(args) => block_on(drive(INFO, "apply", &cli.common, async |state, ctx| {
+            eks_deploy::apply(state, ctx, &args).await
+        })),
+        Command::Delete(args) => {
+            block_on(drive(INFO, "delete", &cli.common, async |state, ctx| {
+                eks_deploy::delete(state, ctx, &args).await
+            }))
+        }
+    }
+}

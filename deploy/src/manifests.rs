@@ -1,0 +1,181 @@
+//! The manifests to apply: read from the files `eks-patch` rendered (in its order), checked
+//! before anything is sent, and the kinds that gate what comes next.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// One object to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    pub file: String,
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub value: Value,
+}
+
+impl Doc {
+    /// `kind namespace/name` for logs.
+    pub fn label(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+
+    /// The API group and version.
+    pub fn group_version(&self) -> (&str, &str) {
+        match self.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", self.api_version.as_str()),
+        }
+    }
+}
+
+/// Parses one file's YAML documents (empty documents are skipped).
+pub fn parse(file: &str, text: &str) -> Result<Vec<Doc>, String> {
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
+    let mut docs = Vec::new();
+    for (index, value) in values.into_iter().enumerate() {
+        if value.is_null() {
+            continue;
+        }
+        let field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let meta = |key: &str| {
+            value
+                .get("metadata")
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let what = format!("{file}, document {}", index + 1);
+        let api_version = field("apiVersion").ok_or(format!("{what}: no apiVersion"))?;
+        let kind = field("kind").ok_or(format!("{what}: no kind"))?;
+        let name = meta("name").ok_or(format!("{what}: no metadata.name"))?;
+        if text_has_placeholder(&value) {
+            return Err(format!(
+                "{what} ({kind} {name}) still has a placeholder (CLUSTER_NAME, REGION, VPC_ID, SG_ID); render it with eks-patch first"
+            ));
+        }
+        docs.push(Doc {
+            file: file.to_owned(),
+            api_version,
+            kind,
+            name,
+            namespace: meta("namespace"),
+            value,
+        });
+    }
+    Ok(docs)
+}
+
+fn text_has_placeholder(value: &Value) -> bool {
+    match value {
+        Value::String(s) => ["CLUSTER_NAME", "VPC_ID", "SG_ID"].iter().any(|p| {
+            s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == *p)
+        }),
+        Value::Array(items) => items.iter().any(text_has_placeholder),
+        Value::Object(map) => map.values().any(text_has_placeholder),
+        _ => false,
+    }
+}
+
+/// Reads `files` (names relative to `dir`) in order.
+pub fn load(dir: &Path, files: &[String]) -> Result<Vec<Doc>, String> {
+    let mut docs = Vec::new();
+    for file in files {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        docs.extend(parse(file, &text)?);
+    }
+    if docs.is_empty() {
+        return Err(format!("no manifests in {}", dir.display()));
+    }
+    Ok(docs)
+}
+
+/// The `.yaml`/`.yml` files of a folder, by name.
+pub fn files_in(dir: &Path) -> Result<Vec<String>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The folder and files to apply: `--manifests DIR`, else the state's `patch` section.
+pub fn source(
+    flag: Option<&Path>,
+    state: &common::State,
+) -> Result<(PathBuf, Vec<String>), String> {
+    if let Some(dir) = flag {
+        return Ok((dir.to_path_buf(), files_in(dir)?));
+    }
+    let Some(dir) = state.str_at("patch", "outputDir") else {
+        return Err("no manifests: run eks-patch first (the state has no `patch` section), or pass --manifests DIR".into());
+    };
+    let files: Vec<String> = state
+        .raw("patch")
+        .and_then(|p| p.get("files"))
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if files.is_empty() {
+        return Err("the state's patch section lists no files; run eks-patch again".into());
+    }
+    Ok((PathBuf::from(dir), files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documents_and_skips_empty_ones() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: a\n";
+        let docs = parse("f.yaml", text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].label(), "Namespace a");
+        assert_eq!(docs[1].label(), "Deployment a/d");
+        assert_eq!(docs[1].group_version(), ("apps", "v1"));
+        assert_eq!(docs[0].group_version(), ("", "v1"));
+    }
+
+    #[test]
+    fn refuses_incomplete_or_unrendered_documents() {
+        assert!(
+            parse("f", "kind: X\nmetadata: {name: a}\n")
+                .unwrap_err()
+                .contains("no apiVersion")
+        );
+        assert!(
+            parse("f", "apiVersion: v1\nkind: X\n")
+                .unwrap_err()
+                .contains("no metadata.name")
+        );
+        assert!(
+            parse("f", ": : :\n- [")
+                .unwrap_err()
+                .contains("not valid YAML")
+        );
+        let unrendered =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  vpc: VPC_ID\n";
+        assert!(parse("f", unrendered).unwrap_err().contains("eks-patch"));
+        let fine =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  vpc: MY_VPC_IDX\n";
+        assert!(parse("f", fine).is_ok());
+    }
+}
