@@ -11,6 +11,10 @@ SA_NAME      ?= aws-load-balancer-controller
 SA_POLICY    ?= policies/aws-load-balancer-controller.json
 # A kubeconfig for the Kubernetes part instead of the cluster's endpoint and an EKS token.
 KUBECONFIG_FILE ?=
+# Where eks-patch renders the manifests.
+OUT          ?= patched
+# curl's --connect-to for eks-deploy's HTTP check (HOST:PORT:ADDR:PORT2), e.g. for private DNS.
+CONNECT_TO   ?=
 # Cargo profile of the binaries: dev (shares target/ with the tests) or release.
 PROFILE      ?= dev
 
@@ -21,13 +25,15 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv test lint demo oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template
+.PHONY: help build venv test lint demo oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
 	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
 	@echo "make irsa-create  the IAM role of SA_NAMESPACE/SA_NAME (irsa-delete, irsa-list)"
+	@echo "make patch        render the controller and 2048 manifests into OUT"
+	@echo "make deploy       apply them, wait for the ALB and HTTP 200 (delete-deployment removes them)"
 	@echo "make sg-create    create/update the ALB security group stack of CLUSTER in REGION"
 	@echo "make sg-delete    delete it"
 	@echo "make sg-template  print the CloudFormation template"
@@ -70,6 +76,15 @@ sg-create: build
 
 sg-delete: build
 	$(BIN)/eks-sg-stack $(STEP) delete --cluster $(CLUSTER)
+
+patch: build
+	$(BIN)/eks-patch $(STEP) --out $(OUT)
+
+deploy: build
+	$(BIN)/eks-deploy $(STEP) apply --cluster $(CLUSTER) $(KUBE) $(if $(CONNECT_TO),--connect-to $(CONNECT_TO))
+
+delete-deployment: build
+	$(BIN)/eks-deploy $(STEP) delete --cluster $(CLUSTER) $(KUBE)
 
 sg-template: build
 	@$(BIN)/eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))

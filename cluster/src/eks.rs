@@ -82,34 +82,104 @@ pub struct ClusterSpec {
 }
 
 /// Starts creating the cluster: public and private endpoint, API_AND_CONFIG_MAP authentication
-/// with the creator as admin, our tag.
+/// with the creator as admin, our tag. A role made moments ago may not be visible to EKS yet;
+/// the call is repeated for a while when EKS says so.
 pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> {
-    let answer = eks
-        .create_cluster()
-        .name(&spec.name)
-        .version(&spec.version)
-        .role_arn(&spec.role_arn)
-        .resources_vpc_config(
-            VpcConfigRequest::builder()
-                .set_subnet_ids(Some(spec.subnet_ids.clone()))
-                .endpoint_public_access(true)
-                .endpoint_private_access(true)
-                .build(),
-        )
-        .access_config(
-            CreateAccessConfigRequest::builder()
-                .authentication_mode(AuthenticationMode::ApiAndConfigMap)
-                .bootstrap_cluster_creator_admin_permissions(true)
-                .build(),
-        )
-        .tags(OWNER_TAG, &spec.name)
-        .send()
-        .await
-        .map_err(|e| Error::CreateCluster {
+    let sent = retry_new_role(
+        &format!("IAM role {} to be usable by EKS", spec.role_arn),
+        || async {
+            eks.create_cluster()
+                .name(&spec.name)
+                .version(&spec.version)
+                .role_arn(&spec.role_arn)
+                .resources_vpc_config(
+                    VpcConfigRequest::builder()
+                        .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                        .endpoint_public_access(true)
+                        .endpoint_private_access(true)
+                        .build(),
+                )
+                .access_config(
+                    CreateAccessConfigRequest::builder()
+                        .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                        .bootstrap_cluster_creator_admin_permissions(true)
+                        .build(),
+                )
+                .tags(OWNER_TAG, &spec.name)
+                .send()
+                .await
+                .map_err(AwsError::from)
+        },
+    )
+    .await;
+    let answer = sent.map_err(|e| match e {
+        Retried::Aws(source) => Error::CreateCluster {
             cluster: spec.name.clone(),
-            source: e.into(),
-        })?;
+            source,
+        },
+        Retried::Timeout(t) => Error::Timeout(t),
+    })?;
     Ok(answer.cluster().map(cluster_of).unwrap_or_default())
+}
+
+/// How long a new IAM role may take to be visible to EKS (IAM is eventually consistent).
+pub const ROLE_PROPAGATION: Duration = Duration::from_secs(120);
+
+/// True for the error EKS gives while a new role is not visible to it yet.
+pub fn is_role_not_ready(source: &AwsError) -> bool {
+    source.is("InvalidParameterException") && source.text().to_ascii_lowercase().contains("role")
+}
+
+#[derive(Debug)]
+enum Retried {
+    Aws(AwsError),
+    Timeout(common::wait::TimedOut),
+}
+
+impl From<common::wait::TimedOut> for Retried {
+    fn from(t: common::wait::TimedOut) -> Self {
+        Retried::Timeout(t)
+    }
+}
+
+/// Sends `call` again while EKS says the role is not usable yet, for [`ROLE_PROPAGATION`].
+async fn retry_new_role<T, F, Fut>(what: &str, mut call: F) -> Result<T, Retried>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    // Most of the time the first call goes through; only a refusal starts the wait.
+    match call().await {
+        Ok(value) => return Ok(value),
+        Err(e) if is_role_not_ready(&e) => {
+            tracing::info!(
+                "EKS cannot use the new role yet ({}); trying again",
+                e.text()
+            );
+        }
+        Err(e) => return Err(Retried::Aws(e)),
+    }
+    let last: std::cell::RefCell<Option<AwsError>> = std::cell::RefCell::new(None);
+    let outcome = wait_for::<T, Retried, _, _>(what, ROLE_PROPAGATION, || {
+        let sent = call();
+        let last = &last;
+        async move {
+            match sent.await {
+                Ok(value) => Ok(Poll::Ready(value)),
+                Err(e) if is_role_not_ready(&e) => {
+                    let status = e.text().to_owned();
+                    *last.borrow_mut() = Some(e);
+                    Ok(Poll::Pending(status))
+                }
+                Err(e) => Err(Retried::Aws(e)),
+            }
+        }
+    })
+    .await;
+    match (outcome, last.into_inner()) {
+        (Err(Retried::Timeout(_)), Some(e)) => Err(Retried::Aws(e)),
+        (other, _) => other,
+    }
 }
 
 /// Waits until the cluster is ACTIVE.
@@ -295,20 +365,34 @@ pub async fn create_profile(
         .iter()
         .map(|ns| FargateProfileSelector::builder().namespace(ns).build())
         .collect();
-    eks.create_fargate_profile()
-        .cluster_name(&spec.cluster)
-        .fargate_profile_name(&spec.name)
-        .pod_execution_role_arn(&spec.pod_execution_role_arn)
-        .set_subnets(Some(spec.subnets.clone()))
-        .set_selectors(Some(selectors))
-        .tags(OWNER_TAG, &spec.cluster)
-        .send()
-        .await
-        .map_err(|e| Error::CreateFargateProfile {
+    let selectors: Vec<FargateProfileSelector> = selectors;
+    retry_new_role(
+        &format!(
+            "IAM role {} to be usable by EKS",
+            spec.pod_execution_role_arn
+        ),
+        || async {
+            eks.create_fargate_profile()
+                .cluster_name(&spec.cluster)
+                .fargate_profile_name(&spec.name)
+                .pod_execution_role_arn(&spec.pod_execution_role_arn)
+                .set_subnets(Some(spec.subnets.clone()))
+                .set_selectors(Some(selectors.clone()))
+                .tags(OWNER_TAG, &spec.cluster)
+                .send()
+                .await
+                .map_err(AwsError::from)
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        Retried::Aws(source) => Error::CreateFargateProfile {
             cluster: spec.cluster.clone(),
             profile: spec.name.clone(),
-            source: e.into(),
-        })?;
+            source,
+        },
+        Retried::Timeout(t) => Error::Timeout(t),
+    })?;
     wait_profile_active(eks, &spec.cluster, &spec.name, timeout).await
 }
 

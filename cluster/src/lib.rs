@@ -828,7 +828,8 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             // Only a role that carries our tag for this cluster is ours to delete.
             match roles::read(&clients.iam, role).await? {
                 Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
-                    if roles::remove(&clients.iam, role).await? {
+                    let removed = roles::remove(&clients.iam, role).await?;
+                    if removed {
                         tracing::info!("deleted IAM role {role}");
                     }
                 }

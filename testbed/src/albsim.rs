@@ -48,6 +48,7 @@ type Albs = Arc<Mutex<BTreeMap<(String, String), Running>>>;
 pub struct AlbControllerSim {
     task: tokio::task::JoinHandle<()>,
     albs: Albs,
+    shared: Option<(u16, tokio::task::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Running {
@@ -69,8 +70,31 @@ impl AlbControllerSim {
     /// Starts it with a delay and the region to put in host names.
     pub fn start_with(client: Client, delay: Duration, region: &str) -> AlbControllerSim {
         let albs: Albs = Arc::default();
-        let task = tokio::spawn(run(client, delay, region.to_owned(), albs.clone()));
-        AlbControllerSim { task, albs }
+        let task = tokio::spawn(run(client, delay, region.to_owned(), albs.clone(), None));
+        AlbControllerSim {
+            task,
+            albs,
+            shared: None,
+        }
+    }
+
+    /// Starts it with every "ALB" answering on one loopback port (see
+    /// [`AlbControllerSim::shared_port`]): 200 for a `Host` that names a live ALB, 404 otherwise.
+    /// For `make demo`, where the port must be known before any Ingress exists.
+    pub async fn start_shared(client: Client, delay: Duration, region: &str) -> std::io::Result<AlbControllerSim> {
+        let albs: Albs = Arc::default();
+        let (port, server) = serve(Some(albs.clone())).await?;
+        let task = tokio::spawn(run(client, delay, region.to_owned(), albs.clone(), Some(port)));
+        Ok(AlbControllerSim {
+            task,
+            albs,
+            shared: Some((port, server)),
+        })
+    }
+
+    /// The one port every ALB answers on, when started with [`AlbControllerSim::start_shared`].
+    pub fn shared_port(&self) -> Option<u16> {
+        self.shared.as_ref().map(|(port, _)| *port)
     }
 
     /// Stops it: no more finalizers, host names or deletions; the "ALBs" keep answering.
@@ -96,6 +120,9 @@ impl Drop for AlbControllerSim {
         self.task.abort();
         for (_, running) in std::mem::take(&mut *lock(&self.albs)) {
             running.server.abort();
+        }
+        if let Some((_, server)) = &self.shared {
+            server.abort();
         }
     }
 }
@@ -151,7 +178,7 @@ pub fn hostname_for(namespace: &str, name: &str, region: &str) -> String {
     )
 }
 
-async fn run(client: Client, delay: Duration, region: String, albs: Albs) {
+async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared: Option<u16>) {
     let all: Api<Ingress> = Api::all(client.clone());
     let mut events = watcher(all, watcher::Config::default())
         .default_backoff()
@@ -202,7 +229,11 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs) {
         let alb = match existing {
             Some(alb) => alb,
             None => {
-                let Ok((port, server)) = serve_ok().await else {
+                let made = match shared {
+                    Some(port) => Ok((port, tokio::spawn(async {}))),
+                    None => serve(None).await,
+                };
+                let Ok((port, server)) = made else {
                     continue;
                 };
                 let alb = Alb {
@@ -230,8 +261,9 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs) {
     }
 }
 
-/// A loopback HTTP server that answers every request with 200 and a small page.
-async fn serve_ok() -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
+/// A loopback HTTP server: with `albs`, 200 for a `Host` naming a live ALB and 404 otherwise;
+/// without, 200 for every request.
+async fn serve(albs: Option<Albs>) -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let server = tokio::spawn(async move {
@@ -239,6 +271,7 @@ async fn serve_ok() -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
+            let albs = albs.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 8192];
                 let mut read = 0;
@@ -258,9 +291,22 @@ async fn serve_ok() -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
                         }
                     }
                 }
-                let body = "<!DOCTYPE html><title>2048</title><p>served by the simulated ALB</p>\n";
+                let request = String::from_utf8_lossy(&buffer[..read]);
+                let host = request
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+                    .map(|h| h.trim().split(':').next().unwrap_or_default().to_owned())
+                    .unwrap_or_default();
+                let known = albs
+                    .as_ref()
+                    .is_none_or(|albs| lock(albs).values().any(|r| r.alb.hostname == host));
+                let (status, body) = if known {
+                    ("200 OK", "<!DOCTYPE html><title>2048</title><p>served by the simulated ALB</p>\n")
+                } else {
+                    ("404 Not Found", "no load balancer of that name\n")
+                };
                 let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(answer.as_bytes()).await;

@@ -10,11 +10,32 @@ use crate::{Moto, seed};
 pub async fn serve() -> ExitCode {
     let moto = Moto::start();
     let kube = crate::kubeapi::KubeApi::start();
+    let client = kube.client().await;
+    let _deployments = crate::sim::DeploymentSim::start(client.clone());
+    let _endpoints = crate::albsim::EndpointsSim::start(client.clone());
+    let alb = match crate::albsim::AlbControllerSim::start_shared(
+        client,
+        crate::albsim::AlbControllerSim::DEFAULT_DELAY,
+        crate::REGION,
+    )
+    .await
+    {
+        Ok(alb) => alb,
+        Err(e) => {
+            eprintln!("error: cannot start the load balancer simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let closed = crate::free_port();
     for (key, value) in moto.env() {
         println!("export {key}={value}");
     }
     println!("export EKS_FA_KUBECONFIG={}", kube.kubeconfig().display());
+    // Every simulated ALB answers here; eks-deploy's --connect-to sends its HTTP check to it.
+    println!(
+        "export EKS_FA_ALB_ADDR=127.0.0.1:{}",
+        alb.shared_port().unwrap_or_default()
+    );
     // moto's clusters name a public OIDC issuer host; a proxy on a closed loopback port keeps
     // eks-oidc from reaching out to it, so the test bed touches only 127.0.0.1.
     println!("export HTTPS_PROXY=http://127.0.0.1:{closed}");
@@ -31,6 +52,7 @@ pub async fn serve() -> ExitCode {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    drop(alb);
     drop(kube);
     drop(moto);
     eprintln!("test bed stopped");

@@ -2,9 +2,11 @@
 //! no AWS account. Dev-only.
 //!
 //! - `eks-testbed serve`: starts the moto AWS emulator and the Kubernetes API stand-in on free
-//!   loopback ports, prints the environment to reach them (`export AWS_ENDPOINT_URL=...`,
-//!   `export EKS_FA_KUBECONFIG=...` lines) on stdout, and runs until SIGINT or SIGTERM, then
-//!   stops them.
+//!   loopback ports, with the simulators of what the cluster and the AWS Load Balancer Controller
+//!   do (Deployments roll out, Services get endpoints, Ingresses of class `alb` get a finalizer, a
+//!   host name and an "ALB" answering HTTP 200 on one loopback port); prints the environment to
+//!   reach them (`export AWS_ENDPOINT_URL=...`, `EKS_FA_KUBECONFIG=...`, `EKS_FA_ALB_ADDR=...`
+//!   lines) on stdout, and runs until SIGINT or SIGTERM, then stops them.
 //! - `eks-testbed seed-cluster --name NAME --region R`: makes, through the AWS API at
 //!   `AWS_ENDPOINT_URL`, a VPC, two subnets, an EKS cluster and the security group EKS would tag
 //!   for it; prints them as JSON.
