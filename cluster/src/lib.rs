@@ -342,38 +342,35 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     section.region = ctx.region.clone();
 
     // A brought network is checked before anything is made.
-    let brought = match &plan.network {
+    let brought: Result<Network, (Ipv4Net, u8)> = match &plan.network {
         NetworkPlan::Brought {
             vpc_id,
             private,
             public,
-        } => Some(network::validate_brought(&clients.ec2, vpc_id, private, public).await?),
-        NetworkPlan::Stack { .. } => None,
+        } => Ok(network::validate_brought(&clients.ec2, vpc_id, private, public).await?),
+        NetworkPlan::Stack { cidr, azs } => Err((*cidr, *azs)),
     };
 
     let account = roles::caller(&clients.sts).await?;
     section.account_id = Some(account.id.clone());
 
-    // The network.
-    let net: Network = match (brought, &plan.network) {
-        (Some(net), _) => {
+    // The network: brought, or our stack.
+    let net: Network = match brought {
+        Ok(net) => {
             section.network_created_by_us = false;
             net
         }
-        (None, NetworkPlan::Stack { cidr, azs }) => {
+        Err((cidr, azs)) => {
             ensure_network_stack(
                 state,
                 &mut section,
                 &clients,
                 &name,
-                cidr,
-                *azs,
+                &cidr,
+                azs,
                 args.timeout,
             )
             .await?
-        }
-        (None, NetworkPlan::Brought { .. }) => {
-            unreachable!("a brought network was validated above")
         }
     };
     section.vpc_id = Some(net.vpc_id.clone());
@@ -461,11 +458,12 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         subnets: net.private_subnet_ids.clone(),
         pod_execution_role_arn: pod_role.arn.clone(),
     };
-    ensure_profile(&clients.eks, &profile, args.timeout).await?;
-    section.fargate_profiles = eks::list_profiles(&clients.eks, &name).await?;
     if !section.fargate_profiles.contains(&profile.name) {
         section.fargate_profiles.push(profile.name.clone());
+        state.set_section(SECTION, &section);
     }
+    ensure_profile(&clients.eks, &profile, args.timeout).await?;
+    section.fargate_profiles = eks::list_profiles(&clients.eks, &name).await?;
     state.set_section(SECTION, &section);
 
     // CoreDNS.
