@@ -5,6 +5,8 @@ CLUSTER      ?= eks-fargate
 REGION       ?= us-east-2
 STATE        ?= state.json
 ALLOWED_CIDR ?= 0.0.0.0/0
+# Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md).
+FARGATE_NAMESPACES ?= default kube-system game-2048
 # The service account irsa makes a role for: the AWS Load Balancer Controller's.
 SA_NAMESPACE ?= kube-system
 SA_NAME      ?= aws-load-balancer-controller
@@ -25,11 +27,13 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv test lint demo oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv test lint demo cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make cluster-create  VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)"
+	@echo "make kubeconfig   merge the cluster into ~/.kube/config (kubectl then works, no aws CLI needed)"
 	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
 	@echo "make irsa-create  the IAM role of SA_NAMESPACE/SA_NAME (irsa-delete, irsa-list)"
 	@echo "make patch        render the controller and 2048 manifests into OUT"
@@ -55,6 +59,15 @@ lint:
 
 demo: build venv
 	tools/demo.sh
+
+cluster-create: build
+	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE)
+
+cluster-delete: build
+	$(BIN)/eks-cluster $(STEP) delete --cluster $(CLUSTER)
+
+kubeconfig: build
+	$(BIN)/eks-cluster --state $(STATE) --region $(REGION) kubeconfig --cluster $(CLUSTER)
 
 oidc-create: build
 	$(BIN)/eks-oidc $(STEP) ensure --cluster $(CLUSTER)

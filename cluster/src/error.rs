@@ -42,7 +42,7 @@ pub enum Error {
     #[error("network stack {stack}")]
     NetworkStack {
         stack: String,
-        source: eks_sg_stack::Error,
+        source: common::cfn::CfnError,
     },
     #[error("network stack {stack} ended in {status}: {reasons}. {left}")]
     NetworkStackFailed {

@@ -15,6 +15,7 @@ pub mod template;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::cfn::{Phase, phase};
 use common::{Context, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -36,10 +37,11 @@ pub struct CreateArgs {
     /// EKS cluster name (else the state's `cluster.name`).
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
-    /// Kubernetes minor version, like 1.35.
-    #[arg(long, value_name = "1.NN", default_value = inputs::DEFAULT_KUBERNETES_VERSION)]
-    pub kubernetes_version: String,
-    /// Namespace the Fargate profile selects; repeatable (default: default and kube-system).
+    /// Kubernetes minor version, like 1.35 (default: the state's, else 1.35).
+    #[arg(long, value_name = "1.NN")]
+    pub kubernetes_version: Option<String>,
+    /// Namespace the Fargate profile selects; repeatable (default: the state's, else default
+    /// and kube-system).
     #[arg(long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
     /// CIDR of the VPC we make (/16 to /20).
@@ -149,6 +151,9 @@ pub struct Section {
     pub network_stack_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_profiles: Vec<String>,
+    /// The namespaces the `fp-default` profile selects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fargate_namespaces: Vec<String>,
     #[serde(default)]
     pub network_created_by_us: bool,
     #[serde(default)]
@@ -221,13 +226,21 @@ pub fn plan_create(
     previous: Option<&Section>,
 ) -> Result<CreatePlan, Error> {
     let cluster = pick_cluster(args.cluster.as_deref(), state)?;
-    inputs::check_version(&args.kubernetes_version)
+    let version = match (
+        &args.kubernetes_version,
+        previous.and_then(|p| p.kubernetes_version.as_ref()),
+    ) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(known)) => known.clone(),
+        (None, None) => inputs::DEFAULT_KUBERNETES_VERSION.to_owned(),
+    };
+    inputs::check_version(&version)
         .map_err(|e| Error::Input(format!("--kubernetes-version: {e}")))?;
     let mut namespaces: Vec<String> = Vec::new();
-    let given: Vec<String> = if args.namespaces.is_empty() {
-        inputs::DEFAULT_NAMESPACES.map(str::to_owned).to_vec()
-    } else {
-        args.namespaces.clone()
+    let given: Vec<String> = match previous.map(|p| &p.fargate_namespaces) {
+        _ if !args.namespaces.is_empty() => args.namespaces.clone(),
+        Some(known) if !known.is_empty() => known.clone(),
+        _ => inputs::DEFAULT_NAMESPACES.map(str::to_owned).to_vec(),
     };
     for ns in given {
         inputs::check_namespace(&ns).map_err(|e| Error::Input(format!("--namespace: {e}")))?;
@@ -296,7 +309,7 @@ pub fn plan_create(
     }
     Ok(CreatePlan {
         cluster,
-        version: args.kubernetes_version.clone(),
+        version,
         namespaces,
         network,
     })
@@ -460,8 +473,9 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     };
     if !section.fargate_profiles.contains(&profile.name) {
         section.fargate_profiles.push(profile.name.clone());
-        state.set_section(SECTION, &section);
     }
+    section.fargate_namespaces = plan.namespaces.clone();
+    state.set_section(SECTION, &section);
     ensure_profile(&clients.eks, &profile, args.timeout).await?;
     section.fargate_profiles = eks::list_profiles(&clients.eks, &name).await?;
     state.set_section(SECTION, &section);
@@ -499,7 +513,7 @@ async fn ensure_network_stack(
     let mut existing = network::describe_stack(cfn, &name).await?;
     if let Some(busy) = existing
         .as_ref()
-        .filter(|s| eks_sg_stack::stack::phase(&s.status) == eks_sg_stack::stack::Phase::InProgress)
+        .filter(|s| phase(&s.status) == Phase::InProgress)
     {
         tracing::info!(
             "network stack {name} is busy ({}); waiting for it",
@@ -511,16 +525,10 @@ async fn ensure_network_stack(
         existing =
             network::settle(cfn, &busy.id, &format!("network stack {name}"), timeout).await?;
     }
-    use eks_sg_stack::stack::Phase;
     let done = match existing {
-        Some(s)
-            if matches!(
-                eks_sg_stack::stack::phase(&s.status),
-                Phase::Complete | Phase::UpdateRolledBack
-            ) =>
-        {
+        Some(s) if matches!(phase(&s.status), Phase::Complete | Phase::UpdateRolledBack) => {
             tracing::info!("network stack {name} exists ({}); using it", s.status);
-            let deployed = eks_sg_stack::stack::deployed_template(cfn, &s.id)
+            let deployed = common::cfn::deployed_template(cfn, &s.id)
                 .await
                 .map_err(|source| Error::NetworkStack {
                     stack: name.clone(),
@@ -533,7 +541,7 @@ async fn ensure_network_stack(
             }
             s
         }
-        Some(s) if eks_sg_stack::stack::phase(&s.status) == Phase::Stuck => {
+        Some(s) if phase(&s.status) == Phase::Stuck => {
             return Err(Error::NetworkStackStuck {
                 stack: name,
                 status: s.status,
@@ -1132,6 +1140,34 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn version_and_namespaces_come_from_the_state_unless_given() {
+        let previous = Section {
+            name: "c".into(),
+            region: "us-east-2".into(),
+            kubernetes_version: Some("1.33".into()),
+            fargate_namespaces: vec!["apps".into()],
+            ..Section::default()
+        };
+        let mut state = State::new();
+        state.set_section(SECTION, &previous);
+        let plan = plan_create(&args(&[]), &state, Some(&previous)).unwrap();
+        assert_eq!(
+            (plan.version.as_str(), plan.namespaces.as_slice()),
+            ("1.33", &["apps".to_owned()][..])
+        );
+        let plan = plan_create(
+            &args(&["--kubernetes-version", "1.34", "--namespace", "web"]),
+            &state,
+            Some(&previous),
+        )
+        .unwrap();
+        assert_eq!(
+            (plan.version.as_str(), plan.namespaces.as_slice()),
+            ("1.34", &["web".to_owned()][..])
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! Exit codes: 0 done; 1 failed (the state records what was made and an `error`); 2 bad input or
 //! usage, nothing changed.
 //!
-//! IAM permissions: `sts:GetCallerIdentity`; `cloudformation:DescribeStacks`,
+//! IAM permissions: `sts:GetCallerIdentity`; `cloudformation:DescribeStacks`, `cloudformation:GetTemplate`,
 //! `cloudformation:CreateStack`, `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`,
 //! and for the stack's resources `ec2:CreateVpc`, `ec2:DeleteVpc`, `ec2:ModifyVpcAttribute`,
 //! `ec2:CreateSubnet`, `ec2:DeleteSubnet`, `ec2:ModifySubnetAttribute`,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 use common::aws::AwsError;
-use eks_sg_stack::stack::{self as cfn_stack, Phase, Spec, Stack};
+use common::cfn::{self as cfn_stack, Phase, Spec, Stack};
 
 use crate::Error;
 use crate::inputs::Ipv4Net;
@@ -31,7 +31,7 @@ pub fn stack_name(cluster: &str) -> String {
     )
 }
 
-fn stack_error(stack: &str) -> impl FnOnce(eks_sg_stack::Error) -> Error + use<> {
+fn stack_error(stack: &str) -> impl FnOnce(common::cfn::CfnError) -> Error + use<> {
     let stack = stack.to_owned();
     move |source| Error::NetworkStack { stack, source }
 }

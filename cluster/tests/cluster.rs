@@ -163,6 +163,22 @@ impl Aws {
     }
 }
 
+async fn selectors(aws: &Aws, cluster: &str) -> Vec<String> {
+    aws.eks
+        .describe_fargate_profile()
+        .cluster_name(cluster)
+        .fargate_profile_name("fp-default")
+        .send()
+        .await
+        .unwrap()
+        .fargate_profile()
+        .unwrap()
+        .selectors()
+        .iter()
+        .filter_map(|s| s.namespace().map(str::to_owned))
+        .collect()
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("an array: {v}"))
@@ -654,6 +670,10 @@ async fn bring_your_own_vpc() {
             &privates,
             "--public-subnets",
             &public,
+            "--namespace",
+            "kube-system",
+            "--namespace",
+            "apps",
         ],
         "",
     );
@@ -669,11 +689,21 @@ async fn bring_your_own_vpc() {
     );
     assert!(aws.role_exists("eks-fargate-byo-pod-exec").await);
 
-    // A re-run from the state keeps the brought network and makes nothing.
+    assert_eq!(c["fargateNamespaces"], json!(["kube-system", "apps"]));
+    assert_eq!(selectors(&aws, "byo").await, ["kube-system", "apps"]);
+
+    // A re-run from the state keeps the brought network and the namespaces, and makes nothing.
     bed.moto.start_recording();
     let again = bed.create(&[], &made.stdout);
     assert_exit(&again, 0);
     assert!(bed.moto.mutating_calls().is_empty());
+
+    // Other namespaces: a profile cannot change, so it is made again (one at a time).
+    let changed = bed.create(&["--namespace", "apps"], &again.stdout);
+    assert_exit(&changed, 0);
+    assert_eq!(selectors(&aws, "byo").await, ["apps"]);
+    assert_eq!(aws.profiles("byo").await, ["fp-default"]);
+    let again = changed;
 
     let gone = run(&bed.moto, &["delete"], &again.stdout);
     assert_exit(&gone, 0);
@@ -850,7 +880,7 @@ current-context: other
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let merged: Value = serde_saphyr_free_parse(&path);
+    let merged: Value = read_kubeconfig(&path);
     assert_eq!(
         merged["current-context"],
         "arn:aws:eks:us-east-2:123456789012:cluster/demo"
@@ -883,7 +913,7 @@ current-context: other
         &state.to_string(),
     );
     assert_exit(&again, 0);
-    let merged_again: Value = serde_saphyr_free_parse(&path);
+    let merged_again: Value = read_kubeconfig(&path);
     assert_eq!(merged_again, merged);
 
     // The exec user's command prints a credential...
@@ -914,6 +944,40 @@ current-context: other
             .any(|n| n.metadata.name.as_deref() == Some("kube-system"))
     );
 
+    // Without a state, the endpoint and CA come from DescribeCluster.
+    testbed::seed::cluster(&moto.sdk_config(REGION).await, "seeded", false).await;
+    let described = dir.path().join("described");
+    let out = run(
+        &moto,
+        &[
+            "kubeconfig",
+            "--cluster",
+            "seeded",
+            "-o",
+            described.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_exit(&out, 0);
+    let doc = eks_cluster::kubeconfig::read(&described).unwrap();
+    assert!(
+        doc["clusters"][0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(":cluster/seeded")
+    );
+    assert!(
+        doc["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    assert!(doc["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
+    assert!(
+        !dir.path().join("described.bak").exists(),
+        "nothing to back up"
+    );
+
     // `-o -` prints the entry alone and writes nothing.
     let printed = run(&moto, &["kubeconfig", "-o", "-"], &state.to_string());
     assert_exit(&printed, 0);
@@ -925,8 +989,8 @@ current-context: other
     assert!(!printed.stdout.contains("other-token"));
 }
 
-/// A kubeconfig file read as JSON (it is YAML; JSON is YAML too).
-fn serde_saphyr_free_parse(path: &Path) -> Value {
+/// A kubeconfig file, read the way `eks-cluster kubeconfig` reads it.
+fn read_kubeconfig(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
     eks_cluster::kubeconfig::read(path).unwrap_or_else(|e| panic!("{e}: {text}"))
 }

@@ -3,6 +3,7 @@
 //! seed's format, waiting with progress, and the driver that keeps the step contract.
 
 pub mod aws;
+pub mod cfn;
 pub mod cli;
 pub mod cluster;
 pub mod kube;

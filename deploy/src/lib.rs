@@ -5,6 +5,7 @@
 //! `delete` removes the Ingress first and waits until the controller has deleted the ALB and
 //! released the Ingress, then everything else in reverse order.
 
+pub mod albs;
 pub mod http;
 pub mod kubeops;
 pub mod manifests;
@@ -382,6 +383,35 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
     Ok(())
 }
 
+/// Says which load balancers of a force-deleted Ingress remain, found by their tags.
+async fn report_remaining(ctx: &Context, cluster: &str, stack: &str) {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&ctx.aws);
+    let tags = format!(
+        "{}={cluster} and {}={stack}",
+        albs::CLUSTER_TAG,
+        albs::STACK_TAG
+    );
+    match albs::tagged(&elb, cluster, stack).await {
+        Ok(found) if found.is_empty() => {
+            tracing::info!("no load balancer tagged {tags} remains")
+        }
+        Ok(found) => {
+            for lb in found {
+                tracing::warn!(
+                    "its ALB may remain: {} ({}, {}); delete it (and then its target groups) when you are sure: aws elbv2 delete-load-balancer --load-balancer-arn {}",
+                    lb.name,
+                    lb.dns_name,
+                    lb.arn,
+                    lb.arn
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            "its ALB may remain, and the load balancers could not be listed ({e}): look for one tagged {tags}"
+        ),
+    }
+}
+
 /// `eks-deploy delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
     let deadline = Deadline(Instant::now() + args.target.timeout);
@@ -461,9 +491,8 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
                 });
             }
             kubeops::drop_finalizers(&mut resolver, ingress).await?;
-            tracing::warn!(
-                "removed the finalizers of Ingress {stack}; its ALB may remain: look for a load balancer tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={stack} and delete it"
-            );
+            tracing::warn!("removed the finalizers of Ingress {stack}");
+            report_remaining(ctx, &cluster, &stack).await;
         } else {
             waited?;
         }

@@ -16,7 +16,8 @@
 //! or usage, nothing changed.
 //!
 //! IAM permissions: `eks:DescribeCluster` (unless the state has the endpoint and CA, or
-//! `--kubeconfig` is given) and an identity the cluster admits; Kubernetes: create, patch, get,
+//! `--kubeconfig` is given), for `delete --force` `elasticloadbalancing:DescribeLoadBalancers`
+//! and `elasticloadbalancing:DescribeTags`, and an identity the cluster admits; Kubernetes: create, patch, get,
 //! list and delete on every kind in the manifests (cluster-admin in practice, as the manifests
 //! include CRDs, RBAC and webhook configurations).
 

@@ -3,12 +3,12 @@
 //! its finalizer, sets the ALB host name, serves HTTP 200 on loopback, releases the finalizer).
 
 use std::path::Path;
-use std::time::Duration;
 
 use testbed::albsim::{AlbControllerSim, EndpointsSim};
 use testbed::kubeapi::KubeApi;
 use testbed::run::{Run, assert_exit};
 use testbed::sim::DeploymentSim;
+use testbed::{Moto, REGION, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
@@ -113,9 +113,11 @@ fn manifests(dir: &Path) {
     std::fs::write(dir.join("02-app.yaml"), APP).unwrap();
 }
 
+/// The Kubernetes stand-in, the manifests, and moto: every AWS call a run makes goes to moto.
 struct Bed {
     kube: KubeApi,
     dir: tempfile::TempDir,
+    moto: Moto,
 }
 
 impl Bed {
@@ -125,6 +127,7 @@ impl Bed {
         Bed {
             kube: KubeApi::start(),
             dir,
+            moto: Moto::start(),
         }
     }
 
@@ -140,15 +143,7 @@ impl Bed {
             "--manifests",
             self.dir.path().to_str().unwrap(),
         ]);
-        let mut command = assert_cmd::Command::new(BIN);
-        for key in testbed::Moto::UNSET {
-            command.env_remove(key);
-        }
-        command
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing");
-        command.args(&all).timeout(Duration::from_secs(120));
-        testbed::run::run(&mut command, stdin)
+        testbed::run::run(self.moto.command(BIN).args(&all), stdin)
     }
 
     fn ours(&self) -> Vec<String> {
@@ -308,6 +303,39 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
         done
     };
     alb.stop();
+    // The ALB the controller made, as ELB shows it, tagged as the controller tags it.
+    let config = bed.moto.sdk_config(REGION).await;
+    let seeded = seed::cluster(&config, "demo", false).await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let made = elb
+        .create_load_balancer()
+        .name("k8s-game-app-1234")
+        .set_subnets(Some(seeded.subnet_ids.clone()))
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("elbv2.k8s.aws/cluster")
+                .value("demo")
+                .build(),
+        )
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("ingress.k8s.aws/stack")
+                .value("game/app")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = made.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_owned();
+    elb.create_load_balancer()
+        .name("someone-elses")
+        .set_subnets(Some(seeded.subnet_ids))
+        .send()
+        .await
+        .unwrap();
     let refused = bed.run(&["delete", "--timeout", "2s"], &route.stdout);
     assert_exit(&refused, 1);
     assert!(
@@ -322,6 +350,16 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
     assert_exit(&forced, 0);
     assert!(
         forced.stderr.contains("its ALB may remain"),
+        "{}",
+        forced.stderr
+    );
+    assert!(
+        forced.stderr.contains("k8s-game-app-1234") && forced.stderr.contains(&arn),
+        "{}",
+        forced.stderr
+    );
+    assert!(
+        !forced.stderr.contains("someone-elses"),
         "{}",
         forced.stderr
     );

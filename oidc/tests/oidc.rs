@@ -10,7 +10,6 @@ mod iam_shim;
 #[path = "support/tls.rs"]
 mod tls;
 
-
 use eks_oidc::thumbprint::sha1_hex;
 use serde_json::{Value, json};
 use testbed::run::{Run, assert_exit};

@@ -81,10 +81,20 @@ impl AlbControllerSim {
     /// Starts it with every "ALB" answering on one loopback port (see
     /// [`AlbControllerSim::shared_port`]): 200 for a `Host` that names a live ALB, 404 otherwise.
     /// For `make demo`, where the port must be known before any Ingress exists.
-    pub async fn start_shared(client: Client, delay: Duration, region: &str) -> std::io::Result<AlbControllerSim> {
+    pub async fn start_shared(
+        client: Client,
+        delay: Duration,
+        region: &str,
+    ) -> std::io::Result<AlbControllerSim> {
         let albs: Albs = Arc::default();
         let (port, server) = serve(Some(albs.clone())).await?;
-        let task = tokio::spawn(run(client, delay, region.to_owned(), albs.clone(), Some(port)));
+        let task = tokio::spawn(run(
+            client,
+            delay,
+            region.to_owned(),
+            albs.clone(),
+            Some(port),
+        ));
         Ok(AlbControllerSim {
             task,
             albs,
@@ -294,14 +304,20 @@ async fn serve(albs: Option<Albs>) -> std::io::Result<(u16, tokio::task::JoinHan
                 let request = String::from_utf8_lossy(&buffer[..read]);
                 let host = request
                     .lines()
-                    .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("Host: ")
+                            .or_else(|| l.strip_prefix("host: "))
+                    })
                     .map(|h| h.trim().split(':').next().unwrap_or_default().to_owned())
                     .unwrap_or_default();
                 let known = albs
                     .as_ref()
                     .is_none_or(|albs| lock(albs).values().any(|r| r.alb.hostname == host));
                 let (status, body) = if known {
-                    ("200 OK", "<!DOCTYPE html><title>2048</title><p>served by the simulated ALB</p>\n")
+                    (
+                        "200 OK",
+                        "<!DOCTYPE html><title>2048</title><p>served by the simulated ALB</p>\n",
+                    )
                 } else {
                     ("404 Not Found", "no load balancer of that name\n")
                 };

@@ -1,14 +1,31 @@
-//! The CloudFormation calls: describe, create, update, delete, wait, and the reasons of a failure.
+//! CloudFormation stacks: describe, create, update, delete, wait, and the reasons of a failure.
+//! Shared by the steps that own a stack (`eks-sg-stack`, `eks-cluster`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::{Parameter, Tag};
-use common::aws::AwsError;
-use common::wait::{Poll, wait_for};
 
-use crate::Error;
+use crate::aws::AwsError;
+use crate::wait::{Poll, TimedOut, wait_for};
+
+/// A CloudFormation call that failed, or a wait that ran out.
+#[derive(Debug, thiserror::Error)]
+pub enum CfnError {
+    #[error("DescribeStacks {stack}")]
+    DescribeStacks { stack: String, source: AwsError },
+    #[error("GetTemplate {stack}")]
+    GetTemplate { stack: String, source: AwsError },
+    #[error("CreateStack {stack}")]
+    CreateStack { stack: String, source: AwsError },
+    #[error("UpdateStack {stack}")]
+    UpdateStack { stack: String, source: AwsError },
+    #[error("DeleteStack {stack}")]
+    DeleteStack { stack: String, source: AwsError },
+    #[error(transparent)]
+    Timeout(#[from] TimedOut),
+}
 
 /// A stack as `DescribeStacks` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +68,7 @@ pub fn phase(status: &str) -> Phase {
 }
 
 /// The stack named (or with the id) `stack`; `None` when it does not exist or is deleted.
-pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<Stack>, Error> {
+pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<Stack>, CfnError> {
     let answer = match cfn.describe_stacks().stack_name(stack).send().await {
         Ok(answer) => answer,
         Err(e) => {
@@ -59,7 +76,7 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<Stack>, Error>
             if source.is("ValidationError") && source.text().contains("does not exist") {
                 return Ok(None);
             }
-            return Err(Error::DescribeStacks {
+            return Err(CfnError::DescribeStacks {
                 stack: stack.to_owned(),
                 source,
             });
@@ -100,13 +117,13 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<Stack>, Error>
 pub async fn deployed_template(
     cfn: &Client,
     stack: &str,
-) -> Result<Option<serde_json::Value>, Error> {
+) -> Result<Option<serde_json::Value>, CfnError> {
     let answer = cfn
         .get_template()
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| Error::GetTemplate {
+        .map_err(|e| CfnError::GetTemplate {
             stack: stack.to_owned(),
             source: e.into(),
         })?;
@@ -146,7 +163,7 @@ impl Spec {
 }
 
 /// Starts creating the stack; its id.
-pub async fn create(cfn: &Client, spec: &Spec) -> Result<String, Error> {
+pub async fn create(cfn: &Client, spec: &Spec) -> Result<String, CfnError> {
     let answer = cfn
         .create_stack()
         .stack_name(&spec.name)
@@ -155,7 +172,7 @@ pub async fn create(cfn: &Client, spec: &Spec) -> Result<String, Error> {
         .set_tags(Some(spec.tags()))
         .send()
         .await
-        .map_err(|e| Error::CreateStack {
+        .map_err(|e| CfnError::CreateStack {
             stack: spec.name.clone(),
             source: e.into(),
         })?;
@@ -163,7 +180,7 @@ pub async fn create(cfn: &Client, spec: &Spec) -> Result<String, Error> {
 }
 
 /// Starts updating the stack; false when CloudFormation found nothing to change.
-pub async fn update(cfn: &Client, spec: &Spec) -> Result<bool, Error> {
+pub async fn update(cfn: &Client, spec: &Spec) -> Result<bool, CfnError> {
     match cfn
         .update_stack()
         .stack_name(&spec.name)
@@ -181,7 +198,7 @@ pub async fn update(cfn: &Client, spec: &Spec) -> Result<bool, Error> {
             {
                 Ok(false)
             } else {
-                Err(Error::UpdateStack {
+                Err(CfnError::UpdateStack {
                     stack: spec.name.clone(),
                     source,
                 })
@@ -191,12 +208,12 @@ pub async fn update(cfn: &Client, spec: &Spec) -> Result<bool, Error> {
 }
 
 /// Starts deleting the stack.
-pub async fn delete(cfn: &Client, stack: &str) -> Result<(), Error> {
+pub async fn delete(cfn: &Client, stack: &str) -> Result<(), CfnError> {
     cfn.delete_stack()
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| Error::DeleteStack {
+        .map_err(|e| CfnError::DeleteStack {
             stack: stack.to_owned(),
             source: e.into(),
         })?;
@@ -209,7 +226,7 @@ pub async fn settle(
     stack: &str,
     what: &str,
     timeout: Duration,
-) -> Result<Option<Stack>, Error> {
+) -> Result<Option<Stack>, CfnError> {
     wait_for(what, timeout, || async {
         Ok(match describe(cfn, stack).await? {
             Some(s) if phase(&s.status) == Phase::InProgress => Poll::Pending(s.status),
