@@ -27,11 +27,13 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv test lint demo cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv test lint demo install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make install      every step against AWS: cluster, OIDC, IRSA, security group, manifests, deploy"
+	@echo "make clean        the teardown, in the exact reverse order"
 	@echo "make cluster-create  VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)"
 	@echo "make kubeconfig   merge the cluster into ~/.kube/config (kubectl then works, no aws CLI needed)"
 	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
@@ -59,6 +61,18 @@ lint:
 
 demo: build venv
 	tools/demo.sh
+
+# The whole pipeline against AWS, and its teardown; each prints the total time as the seed's
+# time.sh did. A failed step leaves the state file with what was made: `make clean` removes it.
+install:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory cluster-create oidc-create irsa-create sg-create patch deploy && \
+	s=$$(( $$(date +%s) - start )); echo "install took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
+
+clean:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete && \
+	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
 cluster-create: build
 	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE)

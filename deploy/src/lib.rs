@@ -423,6 +423,12 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             .iter()
             .map(Applied::as_doc)
             .collect(),
+        (None, None) => {
+            tracing::info!(
+                "the state records nothing deployed; nothing to delete (pass --manifests DIR to delete what those files describe)"
+            );
+            return Ok(());
+        }
         _ => {
             let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)
                 .map_err(Error::Manifests)?;

@@ -408,6 +408,27 @@ async fn bad_input_applies_nothing() {
     assert!(bed.ours().is_empty(), "nothing applied: {:?}", bed.ours());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_with_nothing_deployed_is_success() {
+    let bed = Bed::new();
+    let kubeconfig = bed.kube.kubeconfig();
+    let out = testbed::run::run(
+        bed.moto.command(BIN).args([
+            "--region",
+            REGION,
+            "delete",
+            "--cluster",
+            "demo",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]),
+        r#"{"schemaVersion":1,"cluster":{"name":"demo"}}"#,
+    );
+    assert_exit(&out, 0);
+    assert!(out.stderr.contains("nothing to delete"), "{}", out.stderr);
+    assert_eq!(out.json()["cluster"]["name"], "demo");
+}
+
 #[test]
 fn main_rs_documents_the_contract() {
     testbed::run::check_contract(env!("CARGO_MANIFEST_DIR"), BIN, &["eks:DescribeCluster"]);
