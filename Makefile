@@ -53,6 +53,7 @@ venv:
 	tools/setup-venv.sh
 
 test: venv
+	$(CARGO) build --bins
 	$(CARGO) test --workspace
 
 lint:
