@@ -1,1 +1,227 @@
+//! `eks-preflight`: read-only checks that the pipeline can run here, before it makes anything.
+//! See `main.rs` for what is checked and the exit codes.
 
+use std::path::Path;
+
+use clap::Parser;
+use serde_json::json;
+
+pub mod actions;
+pub mod checks;
+pub mod principal;
+pub mod report;
+
+pub use report::{Check, Report, Status};
+
+/// The step binaries the pipeline runs, expected in the folder of `eks-preflight`.
+pub const STEP_BINARIES: [&str; 6] = [
+    "eks-cluster",
+    "eks-oidc",
+    "irsa",
+    "eks-sg-stack",
+    "eks-patch",
+    "eks-deploy",
+];
+
+/// The cluster name the pipeline uses unless told otherwise (the Makefile's `CLUSTER`).
+pub const DEFAULT_CLUSTER: &str = "eks-fargate";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "Read-only preflight of the EKS-on-Fargate pipeline: binaries, region, identity, IAM \
+             permissions, room for a VPC and an Elastic IP, an existing cluster. Changes nothing."
+)]
+pub struct Args {
+    /// AWS region. Else AWS_REGION / AWS_DEFAULT_REGION / the profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile from the shared config files (else AWS_PROFILE, else `default`).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The cluster the pipeline is to make (or adopt).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CLUSTER)]
+    pub cluster: String,
+
+    /// Print the report as one JSON document instead of lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// More log output on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs every check and returns the report (it never fails: a failure is a check's result).
+pub async fn run(args: &Args) -> Report {
+    let mut report = Report::new(&args.cluster);
+    report.push(binaries_check(&own_folder()));
+
+    if let Err(why) = common::names::check_cluster_name(&args.cluster) {
+        report.push(
+            Check::fail(
+                "cluster",
+                format!("`{}` is not an EKS cluster name: {why}", args.cluster),
+            )
+            .fix("pass --cluster with a valid name"),
+        );
+        report.usage_error = true;
+        return report;
+    }
+
+    let environment = common::aws::environment_region(args.profile.as_deref()).await;
+    let region = match region_check(args.region.as_deref(), environment.as_deref()) {
+        Ok((region, check)) => {
+            report.push(check);
+            region
+        }
+        Err(check) => {
+            report.push(check);
+            report.usage_error = true;
+            return report;
+        }
+    };
+    report.region = Some(region.clone());
+
+    checks::aws_checks(&mut report, &region, args.profile.as_deref(), &args.cluster).await;
+    report
+}
+
+/// The folder of the running binary (where the step binaries are built next to it).
+fn own_folder() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| ".".into())
+}
+
+/// The step binaries in `dir`: present and executable.
+pub fn binaries_check(dir: &Path) -> Check {
+    let mut missing = Vec::new();
+    let mut not_executable = Vec::new();
+    for name in STEP_BINARIES {
+        let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => {
+                if !is_executable(&meta) {
+                    not_executable.push(name);
+                }
+            }
+            _ => missing.push(name),
+        }
+    }
+    let data = json!({
+        "folder": dir.display().to_string(),
+        "missing": missing,
+        "notExecutable": not_executable,
+    });
+    if missing.is_empty() && not_executable.is_empty() {
+        return Check::ok(
+            "binaries",
+            format!("{} in {}", STEP_BINARIES.join(", "), dir.display()),
+        )
+        .data(data);
+    }
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!("missing {}", missing.join(", ")));
+    }
+    if !not_executable.is_empty() {
+        problems.push(format!("not executable {}", not_executable.join(", ")));
+    }
+    Check::fail(
+        "binaries",
+        format!("{} in {}", problems.join("; "), dir.display()),
+    )
+    .fix("build them next to eks-preflight: `make build` (or `cargo build --bins`)")
+    .data(data)
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// The region by precedence (flag, then environment/profile) with a valid name, or the failed
+/// check (a usage error).
+pub fn region_check(flag: Option<&str>, environment: Option<&str>) -> Result<(String, Check), Check> {
+    match common::aws::pick_region(flag, None, environment) {
+        Ok((region, source)) => {
+            let from = match source {
+                common::aws::RegionSource::Flag => "--region",
+                _ => "AWS_REGION / the profile",
+            };
+            let partition = common::aws::partition(&region);
+            let check = Check::ok("region", format!("{region} (from {from})"))
+                .data(json!({"region": region, "source": from, "partition": partition}));
+            Ok((region, check))
+        }
+        Err(err) => Err(Check::fail("region", err.to_string())
+            .fix("pass --region (the Makefile passes REGION=us-east-2 by default)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_found_missing_or_not_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = binaries_check(dir.path());
+        assert_eq!(none.status, Status::Fail);
+        assert!(none.message.starts_with("missing eks-cluster, eks-oidc, irsa"));
+        assert!(none.fix.unwrap().contains("make build"));
+
+        for name in STEP_BINARIES {
+            std::fs::write(dir.path().join(name), "#!/bin/sh\n").unwrap();
+        }
+        #[cfg(unix)]
+        {
+            let not_exec = binaries_check(dir.path());
+            assert_eq!(not_exec.status, Status::Fail);
+            assert!(
+                not_exec.message.starts_with("not executable eks-cluster"),
+                "{}",
+                not_exec.message
+            );
+            use std::os::unix::fs::PermissionsExt;
+            for name in STEP_BINARIES {
+                let path = dir.path().join(name);
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        let all = binaries_check(dir.path());
+        assert_eq!(all.status, Status::Ok, "{}", all.message);
+        std::fs::remove_file(dir.path().join("eks-deploy")).unwrap();
+        let one = binaries_check(dir.path());
+        assert!(one.message.starts_with("missing eks-deploy in "), "{}", one.message);
+    }
+
+    #[test]
+    fn regions_resolve_or_are_usage_errors() {
+        let (region, check) = region_check(Some("eu-west-1"), Some("us-east-2")).unwrap();
+        assert_eq!(region, "eu-west-1");
+        assert_eq!(check.message, "eu-west-1 (from --region)");
+        let (region, check) = region_check(None, Some("us-east-2")).unwrap();
+        assert_eq!(region, "us-east-2");
+        assert!(check.message.contains("AWS_REGION"));
+        let missing = region_check(None, None).unwrap_err();
+        assert_eq!(missing.status, Status::Fail);
+        assert!(missing.message.contains("no AWS region"), "{}", missing.message);
+        let bad = region_check(Some("useast2"), None).unwrap_err();
+        assert!(bad.message.contains("useast2"), "{}", bad.message);
+    }
+}

@@ -1,0 +1,263 @@
+//! The IAM actions the whole pipeline needs from the identity that runs it.
+//!
+//! Where the list comes from: the `IAM permissions` paragraph of the `//!` block of each step's
+//! `src/main.rs` (`cluster/`, `oidc/`, `irsa/`, `sg-stack/`, `deploy/`; `patch/` makes no AWS
+//! call), plus what CloudFormation does with our identity's permissions for the resources the two
+//! stacks make (the network stack of `eks-cluster`: VPC, subnets, internet gateway, Elastic IP,
+//! NAT gateway, route tables; the ALB security group stack of `eks-sg-stack`), listed in
+//! [`FROM_STACK_RESOURCES`]. `ec2:Describe*` of `eks-cluster` is spelled out as the Describe calls
+//! those resources need, since a simulation takes action names, not patterns.
+//!
+//! The unit tests read those `main.rs` files, so a permission added to a step's doc and not here
+//! fails the build's tests.
+
+use std::collections::BTreeMap;
+
+/// Every IAM action the steps call or make CloudFormation call for them, by service.
+pub const PIPELINE_ACTIONS: &[&str] = &[
+    // sts: every step that names the account.
+    "sts:GetCallerIdentity",
+    // cloudformation: eks-cluster (network stack) and eks-sg-stack (ALB security group stack).
+    "cloudformation:DescribeStacks",
+    "cloudformation:GetTemplate",
+    "cloudformation:CreateStack",
+    "cloudformation:UpdateStack",
+    "cloudformation:DeleteStack",
+    "cloudformation:DescribeStackEvents",
+    // ec2: the network stack's resources (eks-cluster).
+    "ec2:CreateVpc",
+    "ec2:DeleteVpc",
+    "ec2:ModifyVpcAttribute",
+    "ec2:CreateSubnet",
+    "ec2:DeleteSubnet",
+    "ec2:ModifySubnetAttribute",
+    "ec2:CreateInternetGateway",
+    "ec2:DeleteInternetGateway",
+    "ec2:AttachInternetGateway",
+    "ec2:DetachInternetGateway",
+    "ec2:AllocateAddress",
+    "ec2:ReleaseAddress",
+    "ec2:DisassociateAddress",
+    "ec2:CreateNatGateway",
+    "ec2:DeleteNatGateway",
+    "ec2:CreateRouteTable",
+    "ec2:DeleteRouteTable",
+    "ec2:CreateRoute",
+    "ec2:DeleteRoute",
+    "ec2:AssociateRouteTable",
+    "ec2:DisassociateRouteTable",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+    // ec2: the ALB security group stack's resources (eks-sg-stack).
+    "ec2:CreateSecurityGroup",
+    "ec2:DeleteSecurityGroup",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    // ec2: reads (eks-cluster's `ec2:Describe*` and a brought VPC, eks-sg-stack's lookups).
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSecurityGroupRules",
+    // iam: the cluster and pod execution roles (eks-cluster), the IRSA roles (irsa).
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRole",
+    "iam:PassRole",
+    "iam:CreateServiceLinkedRole",
+    "iam:ListRoles",
+    "iam:ListRoleTags",
+    // iam: the OIDC provider (eks-oidc; irsa reads it).
+    "iam:GetOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:DeleteOpenIDConnectProvider",
+    // eks: the cluster and its Fargate profile (eks-cluster; the others describe it).
+    "eks:DescribeCluster",
+    "eks:CreateCluster",
+    "eks:DeleteCluster",
+    "eks:TagResource",
+    "eks:ListFargateProfiles",
+    "eks:DescribeFargateProfile",
+    "eks:CreateFargateProfile",
+    "eks:DeleteFargateProfile",
+    // elasticloadbalancing: eks-deploy delete --force finds an orphaned ALB.
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTags",
+];
+
+/// The actions of [`PIPELINE_ACTIONS`] that no step's doc names one by one: what CloudFormation
+/// calls for the stacks' resources (`Fn::GetAZs`, reading back what it made, the Elastic IP's
+/// release after the NAT gateway), and the spelled-out `ec2:Describe*`.
+pub const FROM_STACK_RESOURCES: &[&str] = &[
+    "ec2:DisassociateAddress",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeSecurityGroupRules",
+];
+
+/// `service:Action` split in two; `None` for anything else.
+pub fn split(action: &str) -> Option<(&str, &str)> {
+    let (service, name) = action.split_once(':')?;
+    let service_ok = !service.is_empty()
+        && service
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let name_ok = name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .strip_suffix('*')
+            .unwrap_or(name)
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric());
+    (service_ok && name_ok).then_some((service, name))
+}
+
+/// Actions grouped by service (services sorted, actions in the order given).
+pub fn by_service<'a>(actions: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, Vec<String>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for action in actions {
+        let (service, name) = split(action).unwrap_or(("?", action));
+        groups
+            .entry(service.to_owned())
+            .or_default()
+            .push(name.to_owned());
+    }
+    groups
+}
+
+/// One line per service: `ec2: CreateVpc, DeleteVpc`.
+pub fn grouped_lines<'a>(actions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    by_service(actions)
+        .into_iter()
+        .map(|(service, names)| format!("{service}: {}", names.join(", ")))
+        .collect()
+}
+
+/// The `service:Action` names in backticks in the `//!` block of a `main.rs`.
+pub fn documented_actions(main_rs: &str) -> Vec<String> {
+    main_rs
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .flat_map(|l| l.split('`').skip(1).step_by(2))
+        .filter(|quoted| split(quoted).is_some())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every step crate; `patch` makes no AWS call but is read so a later permission there counts.
+    const STEP_CRATES: [&str; 6] = ["cluster", "oidc", "irsa", "sg-stack", "deploy", "patch"];
+
+    fn documented() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        STEP_CRATES
+            .iter()
+            .flat_map(|krate| {
+                let path = root.join(krate).join("src/main.rs");
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                documented_actions(&text)
+                    .into_iter()
+                    .map(|a| (krate.to_string(), a))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_action_a_step_documents_is_in_the_list() {
+        let documented = documented();
+        assert!(
+            documented.len() >= 60,
+            "the docs name {} actions; the parser is broken",
+            documented.len()
+        );
+        for (krate, action) in &documented {
+            let covered = match action.strip_suffix('*') {
+                Some(prefix) => PIPELINE_ACTIONS.iter().any(|a| a.starts_with(prefix)),
+                None => PIPELINE_ACTIONS.contains(&action.as_str()),
+            };
+            assert!(
+                covered,
+                "{krate}/src/main.rs names `{action}`, which PIPELINE_ACTIONS lacks"
+            );
+        }
+    }
+
+    #[test]
+    fn every_listed_action_is_documented_or_from_the_stacks() {
+        let documented: BTreeSet<String> = documented().into_iter().map(|(_, a)| a).collect();
+        for action in PIPELINE_ACTIONS {
+            let named = documented.contains(*action);
+            let from_stacks = FROM_STACK_RESOURCES.contains(action);
+            assert!(
+                named || from_stacks,
+                "{action} is neither in a step's doc nor in FROM_STACK_RESOURCES"
+            );
+            assert!(!(named && from_stacks), "{action} is documented already");
+        }
+        for action in FROM_STACK_RESOURCES {
+            assert!(PIPELINE_ACTIONS.contains(action), "{action}");
+        }
+    }
+
+    #[test]
+    fn the_list_is_well_formed_without_duplicates() {
+        let mut seen = BTreeSet::new();
+        for action in PIPELINE_ACTIONS {
+            assert!(split(action).is_some(), "{action}");
+            assert!(!action.contains('*'), "{action}: no patterns in a simulation");
+            assert!(seen.insert(action), "{action} twice");
+        }
+    }
+
+    #[test]
+    fn documented_actions_are_read_from_the_doc_block_only() {
+        let text = "//! IAM: `ec2:CreateVpc`, `iam:PassRole` and `ec2:Describe*`;\n\
+                    //! usage `x --connect-to H:P:A:P2` and `a:b`\n\
+                    //! `sts:GetCallerIdentity`\n\
+                    \n\
+                    // `eks:CreateCluster` is code, not doc\n";
+        assert_eq!(
+            documented_actions(text),
+            [
+                "ec2:CreateVpc",
+                "iam:PassRole",
+                "ec2:Describe*",
+                "sts:GetCallerIdentity"
+            ]
+        );
+    }
+
+    #[test]
+    fn grouping_by_service() {
+        let lines = grouped_lines(["iam:PassRole", "ec2:CreateVpc", "ec2:DeleteVpc"]);
+        assert_eq!(lines, ["ec2: CreateVpc, DeleteVpc", "iam: PassRole"]);
+    }
+}
