@@ -5,6 +5,10 @@ CLUSTER      ?= eks-fargate
 REGION       ?= us-east-2
 STATE        ?= state.json
 ALLOWED_CIDR ?= 0.0.0.0/0
+# Bring your own network instead of the VPC stack (all three, subnets comma separated).
+VPC_ID          ?=
+PRIVATE_SUBNETS ?=
+PUBLIC_SUBNETS  ?=
 # Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md).
 FARGATE_NAMESPACES ?= default kube-system game-2048
 # The service account irsa makes a role for: the AWS Load Balancer Controller's.
@@ -21,6 +25,8 @@ CONNECT_TO   ?=
 PROFILE      ?= dev
 
 CARGO   ?= cargo
+# What step targets depend on; `make install BUILD=` runs already-built binaries (the e2e tests).
+BUILD   ?= build
 BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 # Targets run the steps on a state file that may carry an earlier failure: make stops at the
 # first failure itself, so a re-run resumes (see README, "The state document").
@@ -78,44 +84,45 @@ clean:
 	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete && \
 	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
-cluster-create: build
-	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE)
+cluster-create: $(BUILD)
+	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE) \
+	  $(if $(VPC_ID),--vpc-id $(VPC_ID) --private-subnets $(PRIVATE_SUBNETS) $(if $(PUBLIC_SUBNETS),--public-subnets $(PUBLIC_SUBNETS)))
 
-cluster-delete: build
+cluster-delete: $(BUILD)
 	$(BIN)/eks-cluster $(STEP) delete --cluster $(CLUSTER)
 
-kubeconfig: build
+kubeconfig: $(BUILD)
 	$(BIN)/eks-cluster --state $(STATE) --region $(REGION) kubeconfig --cluster $(CLUSTER)
 
-oidc-create: build
+oidc-create: $(BUILD)
 	$(BIN)/eks-oidc $(STEP) ensure --cluster $(CLUSTER)
 
-oidc-delete: build
+oidc-delete: $(BUILD)
 	$(BIN)/eks-oidc $(STEP) delete --cluster $(CLUSTER)
 
-irsa-create: build
+irsa-create: $(BUILD)
 	$(BIN)/irsa $(STEP) ensure --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) --policy-document $(SA_POLICY) $(KUBE)
 
-irsa-delete: build
+irsa-delete: $(BUILD)
 	$(BIN)/irsa $(STEP) delete --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) $(KUBE)
 
-irsa-list: build
+irsa-list: $(BUILD)
 	@$(BIN)/irsa --state $(STATE) --region $(REGION) list --cluster $(CLUSTER)
 
-sg-create: build
+sg-create: $(BUILD)
 	$(BIN)/eks-sg-stack $(STEP) create --cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))
 
-sg-delete: build
+sg-delete: $(BUILD)
 	$(BIN)/eks-sg-stack $(STEP) delete --cluster $(CLUSTER)
 
-patch: build
+patch: $(BUILD)
 	$(BIN)/eks-patch $(STEP) --out $(OUT)
 
-deploy: build
+deploy: $(BUILD)
 	$(BIN)/eks-deploy $(STEP) apply --cluster $(CLUSTER) $(KUBE) $(if $(CONNECT_TO),--connect-to $(CONNECT_TO))
 
-delete-deployment: build
+delete-deployment: $(BUILD)
 	$(BIN)/eks-deploy $(STEP) delete --cluster $(CLUSTER) $(KUBE)
 
-sg-template: build
+sg-template: $(BUILD)
 	@$(BIN)/eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))

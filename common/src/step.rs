@@ -303,6 +303,11 @@ where
         }
         Ok(()) => {
             state.record_timing(info.section, command, &started_at, seconds);
+            tracing::info!(
+                "{} {command} done in {}",
+                info.section,
+                crate::cli::format_elapsed(std::time::Duration::from_secs_f64(seconds))
+            );
             EXIT_OK
         }
         Err(e) if e.exit_code() == EXIT_USAGE => return usage(Some(original), &e),

@@ -340,3 +340,79 @@ async fn a_failure_mid_pipe_stops_it_and_teardown_still_cleans_up() {
     finish_cluster_delete(&bed, &teardown);
     assert_nothing_left(&bed).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_install_then_make_clean() {
+    let bed = Bed::new().await;
+    let network = testbed::seed::network(&bed.moto.sdk_config(REGION).await, CLUSTER).await;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let state = bed.work.path().join("state.json");
+    let vars = [
+        "BUILD=".to_owned(),
+        format!("BIN={}", bed.bin.display()),
+        format!("STATE={}", state.display()),
+        format!("CLUSTER={CLUSTER}"),
+        format!("REGION={REGION}"),
+        format!("KUBECONFIG_FILE={}", bed.kube.kubeconfig().display()),
+        format!("OUT={}", bed.work.path().join("patched").display()),
+        format!("CONNECT_TO=::127.0.0.1:{}", bed.alb.shared_port().unwrap()),
+        format!("VPC_ID={}", network.vpc_id),
+        format!("PRIVATE_SUBNETS={}", network.private_subnet_ids.join(",")),
+        format!("PUBLIC_SUBNETS={}", network.public_subnet_ids.join(",")),
+    ];
+    let make = |target: &str| {
+        let mut command = shell(&bed.moto);
+        command.arg("-c").arg(format!(
+            "make --no-print-directory -C '{}' {target} \"$@\"",
+            repo.display()
+        ));
+        command.arg("make").args(&vars);
+        run_with_stdin(command, "")
+    };
+
+    let installed = make("install");
+    assert_exit(&installed, 0);
+    assert!(
+        installed.stdout.contains("install took 0h:"),
+        "{}",
+        installed.stdout
+    );
+    let text = std::fs::read_to_string(&state).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        doc["deploy"]["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(".elb.amazonaws.com/")),
+        "{doc}"
+    );
+    assert_eq!(doc["cluster"]["vpcId"], network.vpc_id.as_str());
+    assert_eq!(doc["cluster"]["networkCreatedByUs"], false);
+    assert!(doc.get("error").is_none());
+
+    let cleaned = make("clean");
+    assert_exit(&cleaned, 0);
+    assert!(
+        cleaned.stdout.contains("clean took 0h:"),
+        "{}",
+        cleaned.stdout
+    );
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    for section in ["cluster", "oidc", "irsa", "sgStack", "deploy"] {
+        assert!(after.get(section).is_none(), "{section} left: {after}");
+    }
+    assert_nothing_left(&bed).await;
+    let vpcs = bed
+        .aws()
+        .await
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&network.vpc_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        vpcs.vpcs().len(),
+        1,
+        "the brought VPC is the user's and stays"
+    );
+}

@@ -232,7 +232,10 @@ mod tests {
         let mut seen = BTreeSet::new();
         for action in PIPELINE_ACTIONS {
             assert!(split(action).is_some(), "{action}");
-            assert!(!action.contains('*'), "{action}: no patterns in a simulation");
+            assert!(
+                !action.contains('*'),
+                "{action}: no patterns in a simulation"
+            );
             assert!(seen.insert(action), "{action} twice");
         }
     }

@@ -76,16 +76,11 @@ pub async fn run(args: &Args) -> Report {
     }
 
     let environment = common::aws::environment_region(args.profile.as_deref()).await;
-    let region = match region_check(args.region.as_deref(), environment.as_deref()) {
-        Ok((region, check)) => {
-            report.push(check);
-            region
-        }
-        Err(check) => {
-            report.push(check);
-            report.usage_error = true;
-            return report;
-        }
+    let (region, check) = region_check(args.region.as_deref(), environment.as_deref());
+    report.push(check);
+    let Some(region) = region else {
+        report.usage_error = true;
+        return report;
     };
     report.region = Some(region.clone());
 
@@ -154,9 +149,9 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
     true
 }
 
-/// The region by precedence (flag, then environment/profile) with a valid name, or the failed
-/// check (a usage error).
-pub fn region_check(flag: Option<&str>, environment: Option<&str>) -> Result<(String, Check), Check> {
+/// The region by precedence (flag, then environment/profile) with a valid name and its check;
+/// no region (and a failed check) is a usage error.
+pub fn region_check(flag: Option<&str>, environment: Option<&str>) -> (Option<String>, Check) {
     match common::aws::pick_region(flag, None, environment) {
         Ok((region, source)) => {
             let from = match source {
@@ -166,10 +161,13 @@ pub fn region_check(flag: Option<&str>, environment: Option<&str>) -> Result<(St
             let partition = common::aws::partition(&region);
             let check = Check::ok("region", format!("{region} (from {from})"))
                 .data(json!({"region": region, "source": from, "partition": partition}));
-            Ok((region, check))
+            (Some(region), check)
         }
-        Err(err) => Err(Check::fail("region", err.to_string())
-            .fix("pass --region (the Makefile passes REGION=us-east-2 by default)")),
+        Err(err) => (
+            None,
+            Check::fail("region", err.to_string())
+                .fix("pass --region (the Makefile passes REGION=us-east-2 by default)"),
+        ),
     }
 }
 
@@ -182,7 +180,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let none = binaries_check(dir.path());
         assert_eq!(none.status, Status::Fail);
-        assert!(none.message.starts_with("missing eks-cluster, eks-oidc, irsa"));
+        assert!(
+            none.message
+                .starts_with("missing eks-cluster, eks-oidc, irsa")
+        );
         assert!(none.fix.unwrap().contains("make build"));
 
         for name in STEP_BINARIES {
@@ -207,21 +208,31 @@ mod tests {
         assert_eq!(all.status, Status::Ok, "{}", all.message);
         std::fs::remove_file(dir.path().join("eks-deploy")).unwrap();
         let one = binaries_check(dir.path());
-        assert!(one.message.starts_with("missing eks-deploy in "), "{}", one.message);
+        assert!(
+            one.message.starts_with("missing eks-deploy in "),
+            "{}",
+            one.message
+        );
     }
 
     #[test]
     fn regions_resolve_or_are_usage_errors() {
-        let (region, check) = region_check(Some("eu-west-1"), Some("us-east-2")).unwrap();
-        assert_eq!(region, "eu-west-1");
+        let (region, check) = region_check(Some("eu-west-1"), Some("us-east-2"));
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
         assert_eq!(check.message, "eu-west-1 (from --region)");
-        let (region, check) = region_check(None, Some("us-east-2")).unwrap();
-        assert_eq!(region, "us-east-2");
+        let (region, check) = region_check(None, Some("us-east-2"));
+        assert_eq!(region.as_deref(), Some("us-east-2"));
         assert!(check.message.contains("AWS_REGION"));
-        let missing = region_check(None, None).unwrap_err();
+        let (region, missing) = region_check(None, None);
+        assert_eq!(region, None);
         assert_eq!(missing.status, Status::Fail);
-        assert!(missing.message.contains("no AWS region"), "{}", missing.message);
-        let bad = region_check(Some("useast2"), None).unwrap_err();
+        assert!(
+            missing.message.contains("no AWS region"),
+            "{}",
+            missing.message
+        );
+        let (region, bad) = region_check(Some("useast2"), None);
+        assert_eq!(region, None);
         assert!(bad.message.contains("useast2"), "{}", bad.message);
     }
 }

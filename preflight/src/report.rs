@@ -176,10 +176,11 @@ impl Report {
 
     /// The report as one JSON document.
     pub fn to_json(&self) -> String {
-        let mut value = serde_json::to_value(self).expect("a report serializes");
-        if let Value::Object(map) = &mut value {
-            map.insert("ok".into(), Value::Bool(self.exit_code() == 0));
-            map.insert("exitCode".into(), Value::from(self.exit_code()));
+        let mut value = serde_json::Map::new();
+        value.insert("ok".into(), Value::Bool(self.exit_code() == 0));
+        value.insert("exitCode".into(), Value::from(self.exit_code()));
+        if let Value::Object(fields) = serde_json::to_value(self).expect("a report serializes") {
+            value.extend(fields);
         }
         let mut text = serde_json::to_string_pretty(&value).expect("a report serializes");
         text.push('\n');
@@ -259,7 +260,12 @@ mod tests {
     fn json_carries_status_and_exit_code() {
         let mut report = sample();
         report.push(Check::fail("vpcs", "5 of 5 used").data(json!({"used": 5, "limit": 5})));
-        let value: Value = serde_json::from_str(&report.to_json()).unwrap();
+        let text = report.to_json();
+        assert!(
+            text.starts_with("{\n  \"ok\": false,\n  \"exitCode\": 1,"),
+            "{text}"
+        );
+        let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["ok"], false);
         assert_eq!(value["exitCode"], 1);
         assert_eq!(value["cluster"], "demo");

@@ -87,6 +87,22 @@ pub async fn seed_cluster(name: &str, region: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Seeds a network to bring to `eks-cluster create`; prints it as make variables.
+pub async fn seed_network(cluster: &str, region: &str) -> ExitCode {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        eprintln!("error: AWS_ENDPOINT_URL is not set; this only seeds an emulator");
+        return ExitCode::from(2);
+    }
+    let network = seed::network(&config(region).await, cluster).await;
+    println!(
+        "VPC_ID={} PRIVATE_SUBNETS={} PUBLIC_SUBNETS={}",
+        network.vpc_id,
+        network.private_subnet_ids.join(","),
+        network.public_subnet_ids.join(",")
+    );
+    ExitCode::SUCCESS
+}
+
 /// Lists what is there.
 pub async fn inventory(region: &str) -> ExitCode {
     let config = config(region).await;

@@ -10,6 +10,9 @@
 //! - `eks-testbed seed-cluster --name NAME --region R`: makes, through the AWS API at
 //!   `AWS_ENDPOINT_URL`, a VPC, two subnets, an EKS cluster and the security group EKS would tag
 //!   for it; prints them as JSON.
+//! - `eks-testbed seed-network --cluster NAME --region R`: makes a VPC with private and public
+//!   subnets and the security group EKS would tag for the cluster; prints
+//!   `VPC_ID=... PRIVATE_SUBNETS=... PUBLIC_SUBNETS=...` for make.
 //! - `eks-testbed inventory --region R`: prints, as JSON, the CloudFormation stacks, the
 //!   non-default security groups, the IAM roles and the OIDC providers there, to show what is left.
 //!
@@ -38,6 +41,13 @@ enum Command {
         #[arg(long, default_value = testbed::REGION)]
         region: String,
     },
+    /// Make a network to bring to `eks-cluster create --vpc-id` (and the group EKS would tag).
+    SeedNetwork {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long, default_value = testbed::REGION)]
+        region: String,
+    },
     /// List stacks and non-default security groups.
     Inventory {
         #[arg(long, default_value = testbed::REGION)]
@@ -56,6 +66,9 @@ fn main() -> std::process::ExitCode {
             Command::Serve => testbed::cli::serve().await,
             Command::SeedCluster { name, region } => {
                 testbed::cli::seed_cluster(&name, &region).await
+            }
+            Command::SeedNetwork { cluster, region } => {
+                testbed::cli::seed_network(&cluster, &region).await
             }
             Command::Inventory { region } => testbed::cli::inventory(&region).await,
         }

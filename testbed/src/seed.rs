@@ -82,3 +82,111 @@ pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool
         cluster_security_group_id,
     }
 }
+
+/// A network made for a test, as a user brings it to `eks-cluster create --vpc-id`.
+#[derive(Debug, Clone)]
+pub struct SeededNetwork {
+    pub vpc_id: String,
+    pub private_subnet_ids: Vec<String>,
+    pub public_subnet_ids: Vec<String>,
+    pub cluster_security_group_id: String,
+}
+
+/// Makes a VPC with two private subnets (no route out) and two public ones (a route to an
+/// internet gateway), in two zones, and the security group EKS would tag for `cluster` (moto's
+/// EKS makes none).
+pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNetwork {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let region = config.region().expect("region").to_string();
+    let vpc_id = ec2
+        .create_vpc()
+        .cidr_block("10.30.0.0/16")
+        .send()
+        .await
+        .expect("CreateVpc")
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("vpc id")
+        .to_owned();
+    let subnet = async |cidr: &str, zone: &str| -> String {
+        ec2.create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(cidr)
+            .availability_zone(format!("{region}{zone}"))
+            .send()
+            .await
+            .expect("CreateSubnet")
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .expect("subnet id")
+            .to_owned()
+    };
+    let private_subnet_ids = vec![
+        subnet("10.30.0.0/20", "a").await,
+        subnet("10.30.16.0/20", "b").await,
+    ];
+    let public_subnet_ids = vec![
+        subnet("10.30.128.0/20", "a").await,
+        subnet("10.30.144.0/20", "b").await,
+    ];
+    let gateway = ec2
+        .create_internet_gateway()
+        .send()
+        .await
+        .expect("CreateInternetGateway")
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .expect("gateway id")
+        .to_owned();
+    ec2.attach_internet_gateway()
+        .internet_gateway_id(&gateway)
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .expect("AttachInternetGateway");
+    let table = ec2
+        .create_route_table()
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .expect("CreateRouteTable")
+        .route_table()
+        .and_then(|t| t.route_table_id())
+        .expect("route table id")
+        .to_owned();
+    ec2.create_route()
+        .route_table_id(&table)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&gateway)
+        .send()
+        .await
+        .expect("CreateRoute");
+    for id in &public_subnet_ids {
+        ec2.associate_route_table()
+            .route_table_id(&table)
+            .subnet_id(id)
+            .send()
+            .await
+            .expect("AssociateRouteTable");
+    }
+    let group = ec2
+        .create_security_group()
+        .group_name(format!("eks-cluster-sg-{cluster}-1234567890"))
+        .description("EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.")
+        .vpc_id(&vpc_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::SecurityGroup)
+                .tags(Tag::builder().key("aws:eks:cluster-name").value(cluster).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    SeededNetwork {
+        vpc_id,
+        private_subnet_ids,
+        public_subnet_ids,
+        cluster_security_group_id: group.group_id().expect("group id").to_owned(),
+    }
+}
