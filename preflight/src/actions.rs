@@ -145,12 +145,33 @@ pub fn by_service<'a>(actions: impl IntoIterator<Item = &'a str>) -> BTreeMap<St
     groups
 }
 
-/// One line per service: `ec2: CreateVpc, DeleteVpc`.
+/// Widest line of [`grouped_lines`] before it wraps.
+const WRAP: usize = 96;
+
+/// One line per service, `ec2: CreateVpc, DeleteVpc`, wrapped under the first name when long.
 pub fn grouped_lines<'a>(actions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    by_service(actions)
-        .into_iter()
-        .map(|(service, names)| format!("{service}: {}", names.join(", ")))
-        .collect()
+    let mut lines = Vec::new();
+    for (service, names) in by_service(actions) {
+        let head = format!("{service}: ");
+        let mut line = head.clone();
+        let mut empty = true;
+        for (i, name) in names.iter().enumerate() {
+            let comma = if i + 1 < names.len() { "," } else { "" };
+            let piece = format!("{name}{comma}");
+            if !empty && line.len() + 1 + piece.len() > WRAP {
+                lines.push(line);
+                line = " ".repeat(head.len());
+                empty = true;
+            }
+            if !empty {
+                line.push(' ');
+            }
+            line.push_str(&piece);
+            empty = false;
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// The `service:Action` names in backticks in the `//!` block of a `main.rs`.
@@ -262,5 +283,14 @@ mod tests {
     fn grouping_by_service() {
         let lines = grouped_lines(["iam:PassRole", "ec2:CreateVpc", "ec2:DeleteVpc"]);
         assert_eq!(lines, ["ec2: CreateVpc, DeleteVpc", "iam: PassRole"]);
+        let long: Vec<String> = (0..30).map(|i| format!("ec2:CreateThing{i:02}")).collect();
+        let lines = grouped_lines(long.iter().map(String::as_str));
+        assert!(lines.len() > 1, "{lines:?}");
+        assert!(lines.iter().all(|l| l.len() <= WRAP), "{lines:?}");
+        assert!(lines[0].starts_with("ec2: CreateThing00, CreateThing01,"));
+        assert!(lines[1].starts_with("     CreateThing"), "{lines:?}");
+        assert!(lines.last().unwrap().ends_with("CreateThing29"));
+        let rejoined: String = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+        assert_eq!(rejoined.matches("CreateThing").count(), 30);
     }
 }
