@@ -33,11 +33,12 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv node test lint demo install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv node test lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make depcheck     preflight: binaries, identity, IAM permissions, room for a VPC and an EIP (changes nothing)"
 	@echo "make install      every step against AWS: cluster, OIDC, IRSA, security group, manifests, deploy"
 	@echo "make clean        the teardown, in the exact reverse order"
 	@echo "make cluster-create  VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)"
@@ -83,6 +84,9 @@ clean:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete && \
 	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
+
+depcheck: $(BUILD)
+	$(BIN)/eks-preflight --region $(REGION) --cluster $(CLUSTER)
 
 cluster-create: $(BUILD)
 	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE) \

@@ -142,6 +142,10 @@ impl Report {
             for line in &check.details {
                 out.push_str(&format!("{indent}{line}\n"));
             }
+            // A failure's fix goes in the summary below; a warning's stays with it.
+            if let (Status::Warn, Some(fix)) = (check.status, &check.fix) {
+                out.push_str(&format!("{indent}fix: {fix}\n"));
+            }
         }
         let failed: Vec<&Check> = self
             .checks
@@ -212,6 +216,7 @@ mod tests {
             text,
             "ok    region       us-east-2 (from --region)\n\
              warn  cluster      demo exists: eks-cluster create will adopt it\n\
+             \x20                  fix: pick another --cluster to make a new one\n\
              \n\
              preflight: all 2 checks passed (1 warning)\n"
         );
