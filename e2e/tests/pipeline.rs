@@ -149,30 +149,6 @@ mod sdk {
     }
 }
 
-/// moto's EKS makes no cluster security group; EKS would, tagged with the cluster's name.
-async fn seed_cluster_group(sdk: &sdk::Sdk, vpc_id: &str) {
-    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-    sdk.ec2
-        .create_security_group()
-        .group_name(format!("eks-cluster-sg-{CLUSTER}-1"))
-        .description("EKS cluster security group")
-        .vpc_id(vpc_id)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::SecurityGroup)
-                .tags(
-                    Tag::builder()
-                        .key("aws:eks:cluster-name")
-                        .value(CLUSTER)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 const INSTALL: &str = "{bin}/eks-oidc ensure \
     | {bin}/irsa ensure --sa-name aws-load-balancer-controller --policy-document {policy} --kubeconfig {kube} \
     | {bin}/eks-sg-stack create \
@@ -194,11 +170,10 @@ async fn create_cluster(bed: &Bed) -> Value {
     );
     assert_exit(&made, 0);
     let state = made.json();
-    seed_cluster_group(
-        &bed.aws().await,
-        state["cluster"]["vpcId"].as_str().unwrap(),
-    )
-    .await;
+    // moto's EKS makes no cluster security group; EKS would, tagged with the cluster's name.
+    let config = bed.moto.sdk_config(REGION).await;
+    let vpc_id = state["cluster"]["vpcId"].as_str().unwrap();
+    testbed::seed::tagged_group(&config, vpc_id, CLUSTER).await;
     state
 }
 

@@ -1,6 +1,7 @@
 //! What tests make through the AWS API before running a binary: a VPC with subnets, an EKS
 //! cluster on them, and the cluster security group EKS would make (moto's EKS makes none).
 
+use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 /// A cluster made for a test.
@@ -12,40 +13,78 @@ pub struct SeededCluster {
     pub cluster_security_group_id: Option<String>,
 }
 
-/// Makes a VPC, two subnets and an EKS cluster on them; with `tag_group`, also the security
-/// group EKS tags `aws:eks:cluster-name=<name>`.
-pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool) -> SeededCluster {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let eks = aws_sdk_eks::Client::new(config);
-    let vpc_id = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
+/// A network made for a test, as a user brings it to `eks-cluster create --vpc-id`.
+#[derive(Debug, Clone)]
+pub struct SeededNetwork {
+    pub vpc_id: String,
+    pub private_subnet_ids: Vec<String>,
+    pub public_subnet_ids: Vec<String>,
+    pub cluster_security_group_id: String,
+}
+
+async fn vpc(ec2: &Client, cidr: &str) -> String {
+    ec2.create_vpc()
+        .cidr_block(cidr)
         .send()
         .await
         .expect("CreateVpc")
         .vpc()
         .and_then(|v| v.vpc_id())
         .expect("vpc id")
-        .to_owned();
-    let mut subnet_ids = Vec::new();
-    for (i, zone) in ["a", "b"].iter().enumerate() {
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.20.{i}.0/24"))
-            .availability_zone(format!("{}{zone}", config.region().expect("region")))
-            .send()
-            .await
-            .expect("CreateSubnet");
-        subnet_ids.push(
-            subnet
-                .subnet()
-                .and_then(|s| s.subnet_id())
-                .expect("subnet id")
-                .to_owned(),
-        );
-    }
-    eks.create_cluster()
+        .to_owned()
+}
+
+async fn subnet(ec2: &Client, vpc_id: &str, cidr: &str, zone: String) -> String {
+    ec2.create_subnet()
+        .vpc_id(vpc_id)
+        .cidr_block(cidr)
+        .availability_zone(zone)
+        .send()
+        .await
+        .expect("CreateSubnet")
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("subnet id")
+        .to_owned()
+}
+
+/// The security group EKS makes for a cluster, tagged `aws:eks:cluster-name=<cluster>`.
+async fn cluster_group(ec2: &Client, vpc_id: &str, cluster: &str) -> String {
+    ec2.create_security_group()
+        .group_name(format!("eks-cluster-sg-{cluster}-1234567890"))
+        .description("EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.")
+        .vpc_id(vpc_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::SecurityGroup)
+                .tags(Tag::builder().key("aws:eks:cluster-name").value(cluster).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id()
+        .expect("group id")
+        .to_owned()
+}
+
+/// The security group EKS would make for `cluster` in `vpc_id` (moto's EKS makes none).
+pub async fn tagged_group(config: &aws_config::SdkConfig, vpc_id: &str, cluster: &str) -> String {
+    cluster_group(&Client::new(config), vpc_id, cluster).await
+}
+
+/// Makes a VPC, two subnets and an EKS cluster on them; with `tag_group`, also the security
+/// group EKS tags `aws:eks:cluster-name=<name>`.
+pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool) -> SeededCluster {
+    let ec2 = Client::new(config);
+    let region = config.region().expect("region").to_string();
+    let vpc_id = vpc(&ec2, "10.20.0.0/16").await;
+    let subnet_ids = vec![
+        subnet(&ec2, &vpc_id, "10.20.0.0/24", format!("{region}a")).await,
+        subnet(&ec2, &vpc_id, "10.20.1.0/24", format!("{region}b")).await,
+    ];
+    aws_sdk_eks::Client::new(config)
+        .create_cluster()
         .name(name)
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster-role")
         .resources_vpc_config(
@@ -57,21 +96,7 @@ pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool
         .await
         .expect("CreateCluster");
     let cluster_security_group_id = if tag_group {
-        let group = ec2
-            .create_security_group()
-            .group_name(format!("eks-cluster-sg-{name}-1234567890"))
-            .description("EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.")
-            .vpc_id(&vpc_id)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::SecurityGroup)
-                    .tags(Tag::builder().key("aws:eks:cluster-name").value(name).build())
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("CreateSecurityGroup");
-        group.group_id().map(str::to_owned)
+        Some(cluster_group(&ec2, &vpc_id, name).await)
     } else {
         None
     };
@@ -83,51 +108,20 @@ pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool
     }
 }
 
-/// A network made for a test, as a user brings it to `eks-cluster create --vpc-id`.
-#[derive(Debug, Clone)]
-pub struct SeededNetwork {
-    pub vpc_id: String,
-    pub private_subnet_ids: Vec<String>,
-    pub public_subnet_ids: Vec<String>,
-    pub cluster_security_group_id: String,
-}
-
 /// Makes a VPC with two private subnets (no route out) and two public ones (a route to an
 /// internet gateway), in two zones, and the security group EKS would tag for `cluster` (moto's
 /// EKS makes none).
 pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNetwork {
-    let ec2 = aws_sdk_ec2::Client::new(config);
+    let ec2 = Client::new(config);
     let region = config.region().expect("region").to_string();
-    let vpc_id = ec2
-        .create_vpc()
-        .cidr_block("10.30.0.0/16")
-        .send()
-        .await
-        .expect("CreateVpc")
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .expect("vpc id")
-        .to_owned();
-    let subnet = async |cidr: &str, zone: &str| -> String {
-        ec2.create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(cidr)
-            .availability_zone(format!("{region}{zone}"))
-            .send()
-            .await
-            .expect("CreateSubnet")
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .expect("subnet id")
-            .to_owned()
-    };
+    let vpc_id = vpc(&ec2, "10.30.0.0/16").await;
     let private_subnet_ids = vec![
-        subnet("10.30.0.0/20", "a").await,
-        subnet("10.30.16.0/20", "b").await,
+        subnet(&ec2, &vpc_id, "10.30.0.0/20", format!("{region}a")).await,
+        subnet(&ec2, &vpc_id, "10.30.16.0/20", format!("{region}b")).await,
     ];
     let public_subnet_ids = vec![
-        subnet("10.30.128.0/20", "a").await,
-        subnet("10.30.144.0/20", "b").await,
+        subnet(&ec2, &vpc_id, "10.30.128.0/20", format!("{region}a")).await,
+        subnet(&ec2, &vpc_id, "10.30.144.0/20", format!("{region}b")).await,
     ];
     let gateway = ec2
         .create_internet_gateway()
@@ -169,24 +163,10 @@ pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNet
             .await
             .expect("AssociateRouteTable");
     }
-    let group = ec2
-        .create_security_group()
-        .group_name(format!("eks-cluster-sg-{cluster}-1234567890"))
-        .description("EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.")
-        .vpc_id(&vpc_id)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::SecurityGroup)
-                .tags(Tag::builder().key("aws:eks:cluster-name").value(cluster).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateSecurityGroup");
     SeededNetwork {
+        cluster_security_group_id: cluster_group(&ec2, &vpc_id, cluster).await,
         vpc_id,
         private_subnet_ids,
         public_subnet_ids,
-        cluster_security_group_id: group.group_id().expect("group id").to_owned(),
     }
 }
