@@ -104,8 +104,7 @@ pub async fn live_version(resolver: &mut Resolver, doc: &Doc) -> Result<Option<S
 }
 
 /// Deletes one object; false when it was not there.
-pub async fn delete(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> {
-    let api = resolver.api(doc).await?;
+pub async fn delete(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> {
     match api.delete(&doc.name, &DeleteParams::foreground()).await {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
@@ -113,9 +112,8 @@ pub async fn delete(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> {
     }
 }
 
-/// True once the object is gone.
-pub async fn is_gone(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> {
-    let api = resolver.api(doc).await?;
+/// True once the object is gone (also when its kind is no longer served).
+pub async fn is_gone(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> {
     Ok(api
         .get_opt(&doc.name)
         .await
@@ -124,8 +122,7 @@ pub async fn is_gone(resolver: &mut Resolver, doc: &Doc) -> Result<bool, Error> 
 }
 
 /// The finalizers still holding an object that is being deleted.
-pub async fn finalizers(resolver: &mut Resolver, doc: &Doc) -> Result<Vec<String>, Error> {
-    let api = resolver.api(doc).await?;
+pub async fn finalizers(api: &Api<DynamicObject>, doc: &Doc) -> Result<Vec<String>, Error> {
     Ok(api
         .get_opt(&doc.name)
         .await
@@ -135,8 +132,7 @@ pub async fn finalizers(resolver: &mut Resolver, doc: &Doc) -> Result<Vec<String
 }
 
 /// Removes every finalizer of an object (`--force`).
-pub async fn drop_finalizers(resolver: &mut Resolver, doc: &Doc) -> Result<(), Error> {
-    let api = resolver.api(doc).await?;
+pub async fn drop_finalizers(api: &Api<DynamicObject>, doc: &Doc) -> Result<(), Error> {
     match api
         .patch(
             &doc.name,

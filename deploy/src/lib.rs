@@ -460,9 +460,19 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         return Ok(());
     }
 
+    // Each object's API, found once; a kind no longer served (its CRD went) has nothing left.
+    let mut targets = Vec::new();
+    for doc in unique.iter().rev() {
+        match resolver.api(doc).await {
+            Ok(api) => targets.push((doc, api)),
+            Err(Error::UnknownKind { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+
     // The Ingresses first; the controller must still run to delete their ALBs.
-    for ingress in unique.iter().filter(|d| d.kind == "Ingress") {
-        if !kubeops::delete(&mut resolver, ingress).await? {
+    for (ingress, api) in targets.iter().filter(|(d, _)| d.kind == "Ingress") {
+        if !kubeops::delete(api, ingress).await? {
             continue;
         }
         tracing::info!(
@@ -473,8 +483,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             &format!("{} to be finalized (its ALB deleted)", ingress.label()),
             deadline.left().min(args.target.timeout),
             || async {
-                let mut resolver = Resolver::new(client.clone()).await?;
-                Ok::<_, Error>(if kubeops::is_gone(&mut resolver, ingress).await? {
+                Ok::<_, Error>(if kubeops::is_gone(api, ingress).await? {
                     Poll::Ready(())
                 } else {
                     Poll::Pending("held by ingress.k8s.aws/resources".into())
@@ -483,7 +492,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         )
         .await;
         if let Err(Error::Timeout(_)) = &waited {
-            let finalizers = kubeops::finalizers(&mut resolver, ingress).await?;
+            let finalizers = kubeops::finalizers(api, ingress).await?;
             let stack = format!(
                 "{}/{}",
                 ingress.namespace.clone().unwrap_or_default(),
@@ -496,20 +505,19 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
                     cluster,
                 });
             }
-            kubeops::drop_finalizers(&mut resolver, ingress).await?;
+            kubeops::drop_finalizers(api, ingress).await?;
             tracing::warn!("removed the finalizers of Ingress {stack}");
             report_remaining(ctx, &cluster, &stack).await;
         } else {
             waited?;
         }
     }
-    let rest: Vec<&Doc> = unique
+    let rest: Vec<&(&Doc, _)> = targets
         .iter()
-        .rev()
-        .filter(|d| d.kind != "Ingress")
+        .filter(|(d, _)| d.kind != "Ingress")
         .collect();
-    for doc in &rest {
-        if kubeops::delete(&mut resolver, doc).await? {
+    for (doc, api) in &rest {
+        if kubeops::delete(api, doc).await? {
             tracing::info!("deleted {}", doc.label());
         }
     }
@@ -517,17 +525,13 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         "the deleted objects to be gone",
         deadline.left(),
         || async {
-            let mut resolver = Resolver::new(client.clone()).await?;
             let mut left = Vec::new();
-            for doc in &rest {
-                // Kinds whose CRD went first are gone with it.
-                match kubeops::is_gone(&mut resolver, doc).await {
-                    Ok(true) | Err(Error::UnknownKind { .. }) => {}
-                    Ok(false) => left.push(doc.label()),
-                    Err(e) => return Err(e),
+            for (doc, api) in &rest {
+                if !kubeops::is_gone(api, doc).await? {
+                    left.push(doc.label());
                 }
             }
-            Ok(if left.is_empty() {
+            Ok::<_, Error>(if left.is_empty() {
                 Poll::Ready(())
             } else {
                 Poll::Pending(format!("{} left: {}", left.len(), left.join(", ")))

@@ -345,50 +345,46 @@ pub async fn apply(
     Ok(arn)
 }
 
+/// The outcome of a removal, where IAM's `NoSuchEntity` means there was nothing to remove:
+/// true when something was removed.
+fn removed<T>(
+    outcome: Result<T, AwsError>,
+    action: &'static str,
+    target: &str,
+) -> Result<bool, Error> {
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(source) if source.is("NoSuchEntity") => Ok(false),
+        Err(source) => Err(iam_error(action, target)(source)),
+    }
+}
+
 async fn delete_inline(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
-    match iam
+    let outcome = iam
         .delete_role_policy()
         .role_name(role)
         .policy_name(policy)
         .send()
         .await
-    {
-        Ok(_) => {
-            tracing::info!("deleted inline policy {policy} of {role}");
-            Ok(())
-        }
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                Ok(())
-            } else {
-                Err(iam_error("DeleteRolePolicy", policy)(source))
-            }
-        }
+        .map_err(AwsError::from);
+    if removed(outcome, "DeleteRolePolicy", policy)? {
+        tracing::info!("deleted inline policy {policy} of {role}");
     }
+    Ok(())
 }
 
 async fn detach(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
-    match iam
+    let outcome = iam
         .detach_role_policy()
         .role_name(role)
         .policy_arn(policy)
         .send()
         .await
-    {
-        Ok(_) => {
-            tracing::info!("detached {policy} from {role}");
-            Ok(())
-        }
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                Ok(())
-            } else {
-                Err(iam_error("DetachRolePolicy", policy)(source))
-            }
-        }
+        .map_err(AwsError::from);
+    if removed(outcome, "DetachRolePolicy", policy)? {
+        tracing::info!("detached {policy} from {role}");
     }
+    Ok(())
 }
 
 /// Removes every policy from the role and deletes it; a missing role is success (false).
@@ -402,17 +398,13 @@ pub async fn remove(iam: &Client, name: &str) -> Result<bool, Error> {
     for policy in current.inline.keys() {
         delete_inline(iam, name, policy).await?;
     }
-    match iam.delete_role().role_name(name).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                Ok(false)
-            } else {
-                Err(iam_error("DeleteRole", name)(source))
-            }
-        }
-    }
+    let outcome = iam
+        .delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(AwsError::from);
+    removed(outcome, "DeleteRole", name)
 }
 
 /// A role this tool made, as `list` shows it.
