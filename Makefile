@@ -9,7 +9,8 @@ ALLOWED_CIDR ?= 0.0.0.0/0
 VPC_ID          ?=
 PRIVATE_SUBNETS ?=
 PUBLIC_SUBNETS  ?=
-# Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md).
+# Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md);
+# eks-cluster's default is the same list.
 FARGATE_NAMESPACES ?= default kube-system game-2048
 # The service account irsa makes a role for: the AWS Load Balancer Controller's.
 SA_NAMESPACE ?= kube-system
@@ -33,11 +34,12 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv node test lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv node test soak lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
 	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make soak         the fault runs with SOAK_SEEDS=$(SOAK_SEEDS) and the kill sweeps (longer)"
 	@echo "make depcheck     preflight: binaries, identity, IAM permissions, room for a VPC and an EIP (changes nothing)"
 	@echo "make install      every step against AWS: cluster, OIDC, IRSA, security group, manifests, deploy"
 	@echo "make clean        the teardown, in the exact reverse order"
@@ -65,6 +67,13 @@ node:
 test: venv node
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
+
+# The longer fault runs: the whole pipeline at 10% and 30% faults with several seeds, and the
+# kill sweeps (make test runs each with one seed).
+SOAK_SEEDS ?= 1,2,3,4,5
+soak: venv node
+	$(CARGO) build --bins
+	EKS_FA_FAULT_SEEDS=$(SOAK_SEEDS) $(CARGO) test -p eks-fa-e2e --test faults --test kill_sweep -- --nocapture
 
 lint:
 	$(CARGO) fmt --all --check

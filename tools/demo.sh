@@ -13,7 +13,7 @@ cluster=${CLUSTER:-eks-fargate}
 region=${REGION:-us-east-2}
 started=$(date +%s)
 
-"$bin/eks-testbed" serve > "$work/env.sh" &
+"$bin/eks-testbed" serve --region "$region" > "$work/env.sh" &
 testbed=$!
 cleanup() { kill "$testbed" 2>/dev/null || true; wait "$testbed" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

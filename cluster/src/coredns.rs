@@ -1,29 +1,42 @@
-//! CoreDNS onto Fargate. EKS makes the `kube-system/coredns` Deployment with the pod template
-//! annotation `eks.amazonaws.com/compute-type: ec2`, which keeps its pods off Fargate (they stay
-//! Pending on a cluster with no nodes). Removing it rolls the Deployment; its new pods match the
-//! Fargate profile's `kube-system` selector.
+//! CoreDNS onto Fargate. EKS makes the `kube-system/coredns` Deployment before any Fargate
+//! profile exists, so its pods are made with no profile to select them: they get
+//! `default-scheduler` and stay Pending on a cluster with no nodes, and a profile made later does
+//! not move them (EKS places a pod only when it is made). Older clusters also carry the pod
+//! template annotation `eks.amazonaws.com/compute-type: ec2`, which keeps every CoreDNS pod off
+//! Fargate. So whenever a CoreDNS pod (label `k8s-app=kube-dns`) was not given to the Fargate
+//! scheduler, or the annotation is there, CoreDNS is rolled out again: the annotation removed
+//! and the pod template annotation `kubectl.kubernetes.io/restartedAt` set, in one merge patch;
+//! the new pods match the Fargate profile's `kube-system` selector. A CoreDNS whose pods are all
+//! on Fargate is left as it is.
 
 use std::time::Duration;
 
 use common::wait::{Poll, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::Error;
 
 /// The annotation that pins CoreDNS to EC2.
 pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
+/// The pod template annotation a restart sets (as `kubectl rollout restart` does).
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// The label of CoreDNS's pods.
+pub const POD_SELECTOR: &str = "k8s-app=kube-dns";
+/// The scheduler EKS gives to the pods a Fargate profile selects.
+pub const FARGATE_SCHEDULER: &str = "fargate-scheduler";
 /// How long to wait at most for CoreDNS to be available again.
 pub const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// What happened to CoreDNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The annotation was removed and the new pods are available.
+    /// It was rolled out again (annotation removed, restarted) and the new pods are available.
     Moved,
-    /// No annotation to remove; the Deployment is available.
+    /// Its pods were all on Fargate already; the Deployment is available.
     AlreadyOnFargate,
     /// There is no coredns Deployment.
     Absent,
@@ -43,6 +56,34 @@ pub fn pinned(deployment: &Deployment) -> Option<String> {
         .cloned()
 }
 
+/// True when EKS gave the pod to the Fargate scheduler (it runs on Fargate, or is starting
+/// there).
+pub fn on_fargate(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()) == Some(FARGATE_SCHEDULER)
+}
+
+/// Why CoreDNS must be rolled out again to reach Fargate, or `None` when it need not be.
+pub fn why_roll(deployment: &Deployment, pods: &[Pod]) -> Option<String> {
+    if let Some(value) = pinned(deployment) {
+        return Some(format!(
+            "its pod template carries the annotation {COMPUTE_TYPE}={value}"
+        ));
+    }
+    let off: Vec<String> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && !on_fargate(p))
+        .map(|p| p.name_any())
+        .collect();
+    (!off.is_empty()).then(|| {
+        format!(
+            "{} of its {} pods are not on Fargate ({}; made before a Fargate profile selected kube-system)",
+            off.len(),
+            pods.len(),
+            off.join(", ")
+        )
+    })
+}
+
 /// True when the Deployment's current generation is rolled out and Available.
 pub fn available(deployment: &Deployment) -> bool {
     let generation = deployment.metadata.generation.unwrap_or(0);
@@ -57,16 +98,53 @@ pub fn available(deployment: &Deployment) -> bool {
             .any(|c| c.type_ == "Available" && c.status == "True")
 }
 
-/// Removes the annotation (when present) and waits until `kube-system/coredns` is available.
+/// The Pending pods and why, for the wait's progress and its timeout message.
+pub fn pending_pods(pods: &[Pod]) -> String {
+    let pending: Vec<String> = pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running"))
+        .map(|p| {
+            let why = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| {
+                    c.iter()
+                        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                })
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "not running yet".to_owned());
+            format!("{} ({why})", p.name_any())
+        })
+        .collect();
+    if pending.is_empty() {
+        String::new()
+    } else {
+        format!("; Pending: {}", pending.join(", "))
+    }
+}
+
+/// Rolls CoreDNS onto Fargate when it is not there, and waits until `kube-system/coredns` is
+/// available.
 pub async fn move_to_fargate(
     client: kube::Client,
     cluster: &str,
     timeout: Duration,
 ) -> Result<Outcome, Error> {
-    let api: Api<Deployment> = Api::namespaced(client, "kube-system");
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    let pods: Api<Pod> = Api::namespaced(client, "kube-system");
     let get_error = |source| Error::GetCoreDns {
         cluster: cluster.to_owned(),
         source,
+    };
+    let list_pods = || async {
+        pods.list(&ListParams::default().labels(POD_SELECTOR))
+            .await
+            .map(|l| l.items)
+            .map_err(|source| Error::GetCoreDns {
+                cluster: cluster.to_owned(),
+                source,
+            })
     };
     let Some(current) = api.get_opt("coredns").await.map_err(get_error)? else {
         tracing::info!(
@@ -74,12 +152,16 @@ pub async fn move_to_fargate(
         );
         return Ok(Outcome::Absent);
     };
-    let outcome = match pinned(&current) {
-        Some(value) => {
+    let outcome = match why_roll(&current, &list_pods().await?) {
+        Some(why) => {
             tracing::info!(
-                "removing the pod template annotation {COMPUTE_TYPE}={value} from kube-system/coredns so its pods run on Fargate"
+                "rolling kube-system/coredns out again so its pods run on Fargate: {why}"
             );
-            let patch = json!({ "spec": { "template": { "metadata": { "annotations": { COMPUTE_TYPE: null } } } } });
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
+                COMPUTE_TYPE: null,
+                RESTARTED_AT: now,
+            } } } } });
             api.patch("coredns", &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(|source| Error::PatchCoreDns {
@@ -100,9 +182,10 @@ pub async fn move_to_fargate(
         } else {
             let s = d.status.clone().unwrap_or_default();
             Ok(Poll::Pending(format!(
-                "{} of {} replicas available",
+                "{} of {} replicas available{}",
                 s.available_replicas.unwrap_or(0),
-                d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+                d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                pending_pods(&list_pods().await?)
             )))
         }
     })
@@ -134,5 +217,62 @@ mod tests {
         }));
         assert_eq!(pinned(&d), None);
         assert!(available(&d));
+    }
+
+    fn pod(name: &str, scheduler: &str, phase: &str, why: Option<&str>) -> Pod {
+        let conditions =
+            why.map(|m| json!([{"type": "PodScheduled", "status": "False", "message": m}]));
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {"schedulerName": scheduler, "containers": [{"name": "coredns"}]},
+            "status": {"phase": phase, "conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rolls_when_pinned_or_a_pod_is_off_fargate() {
+        let plain = deployment(json!({
+            "metadata": {"name": "coredns"},
+            "spec": {"selector": {}, "template": {}}
+        }));
+        let pinned_one = deployment(json!({
+            "metadata": {"name": "coredns"},
+            "spec": {"selector": {}, "template": {"metadata": {"annotations": {COMPUTE_TYPE: "ec2"}}}}
+        }));
+        let fargate = [
+            pod("a", FARGATE_SCHEDULER, "Running", None),
+            pod("b", FARGATE_SCHEDULER, "Pending", None),
+        ];
+        assert_eq!(
+            why_roll(&plain, &fargate),
+            None,
+            "on Fargate, or starting there"
+        );
+        assert_eq!(why_roll(&plain, &[]), None);
+        assert!(
+            why_roll(&pinned_one, &fargate)
+                .unwrap()
+                .contains(COMPUTE_TYPE)
+        );
+        let stuck = [
+            pod("a", FARGATE_SCHEDULER, "Running", None),
+            pod(
+                "old",
+                "default-scheduler",
+                "Pending",
+                Some("no nodes available to schedule pods"),
+            ),
+        ];
+        let why = why_roll(&plain, &stuck).unwrap();
+        assert!(
+            why.starts_with("1 of its 2 pods are not on Fargate (old;"),
+            "{why}"
+        );
+        assert_eq!(
+            pending_pods(&stuck),
+            "; Pending: old (no nodes available to schedule pods)"
+        );
+        assert_eq!(pending_pods(&fargate[..1]), "");
     }
 }

@@ -28,8 +28,19 @@ pub struct Cluster {
     pub cluster_security_group_id: Option<String>,
 }
 
-fn not_found(source: &AwsError) -> bool {
+/// True when EKS says the cluster (or the profile) is not there: `ResourceNotFoundException`,
+/// or the `ClientException` "No cluster found for name: X." EKS also answers for a cluster
+/// that is gone.
+pub fn not_found(source: &AwsError) -> bool {
     source.is("ResourceNotFoundException")
+        || (source.is("ClientException") && source.text().contains("No cluster found"))
+}
+
+/// True when EKS refuses because something else is under way on the cluster (an update, or
+/// another Fargate profile being created or deleted): worth asking again later. A name that
+/// exists already is not.
+pub fn is_busy(source: &AwsError) -> bool {
+    source.is("ResourceInUseException") && !source.text().contains("already exists")
 }
 
 fn non_empty(value: Option<&str>) -> Option<String> {
@@ -143,7 +154,22 @@ impl From<common::wait::TimedOut> for Retried {
 }
 
 /// Sends `call` again while EKS says the role is not usable yet, for [`ROLE_PROPAGATION`].
-async fn retry_new_role<T, F, Fut>(what: &str, mut call: F) -> Result<T, Retried>
+async fn retry_new_role<T, F, Fut>(what: &str, call: F) -> Result<T, Retried>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    retry_while(what, ROLE_PROPAGATION, is_role_not_ready, call).await
+}
+
+/// Sends `call` again while `retry` says its error is passing, for at most `limit`, with
+/// progress; the last error when time runs out.
+async fn retry_while<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    retry: fn(&AwsError) -> bool,
+    mut call: F,
+) -> Result<T, Retried>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, AwsError>>,
@@ -151,22 +177,19 @@ where
     // Most of the time the first call goes through; only a refusal starts the wait.
     match call().await {
         Ok(value) => return Ok(value),
-        Err(e) if is_role_not_ready(&e) => {
-            tracing::info!(
-                "EKS cannot use the new role yet ({}); trying again",
-                e.text()
-            );
+        Err(e) if retry(&e) => {
+            tracing::info!("{}; trying again", e.text());
         }
         Err(e) => return Err(Retried::Aws(e)),
     }
     let last: std::cell::RefCell<Option<AwsError>> = std::cell::RefCell::new(None);
-    let outcome = wait_for::<T, Retried, _, _>(what, ROLE_PROPAGATION, || {
+    let outcome = wait_for::<T, Retried, _, _>(what, limit, || {
         let sent = call();
         let last = &last;
         async move {
             match sent.await {
                 Ok(value) => Ok(Poll::Ready(value)),
-                Err(e) if is_role_not_ready(&e) => {
+                Err(e) if retry(&e) => {
                     let status = e.text().to_owned();
                     *last.borrow_mut() = Some(e);
                     Ok(Poll::Pending(status))
@@ -202,22 +225,36 @@ pub async fn wait_active(eks: &Client, name: &str, timeout: Duration) -> Result<
     .await
 }
 
-/// Starts deleting the cluster; false when it was already gone.
-pub async fn delete(eks: &Client, name: &str) -> Result<bool, Error> {
-    match eks.delete_cluster().name(name).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let source = AwsError::from(e);
-            if not_found(&source) {
-                Ok(false)
-            } else {
-                Err(Error::DeleteCluster {
-                    cluster: name.to_owned(),
-                    source,
-                })
+/// Starts deleting the cluster; false when it was already gone. While EKS answers
+/// `ResourceInUseException` (an update in progress) the call is repeated, with progress, for at
+/// most `timeout`.
+pub async fn delete(eks: &Client, name: &str, timeout: Duration) -> Result<bool, Error> {
+    let sent = retry_while(
+        &format!("the update in progress on cluster {name} to end before deleting it"),
+        timeout,
+        is_busy,
+        || async {
+            match eks.delete_cluster().name(name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    let source = AwsError::from(e);
+                    if not_found(&source) {
+                        Ok(false)
+                    } else {
+                        Err(source)
+                    }
+                }
             }
-        }
-    }
+        },
+    )
+    .await;
+    sent.map_err(|e| match e {
+        Retried::Aws(source) => Error::DeleteCluster {
+            cluster: name.to_owned(),
+            source,
+        },
+        Retried::Timeout(t) => Error::Timeout(t),
+    })
 }
 
 /// Waits until the cluster is gone.
@@ -244,6 +281,8 @@ pub struct Profile {
     pub subnets: Vec<String>,
     pub pod_execution_role_arn: String,
     pub health: String,
+    /// The value of its [`OWNER_TAG`]: the cluster that made it, when eks-cluster made it.
+    pub owner: Option<String>,
 }
 
 /// The profile, `None` when it does not exist (or the cluster does not).
@@ -282,6 +321,10 @@ pub async fn describe_profile(
                         .join("; ")
                 })
                 .unwrap_or_default(),
+            owner: p
+                .tags()
+                .and_then(|t| t.get(OWNER_TAG))
+                .map(|v| v.to_owned()),
         })),
         Err(e) => {
             let source = AwsError::from(e);
@@ -354,25 +397,34 @@ impl ProfileSpec {
     }
 }
 
-/// Creates the profile and waits until it is ACTIVE.
+/// True for the errors worth sending `CreateFargateProfile` again for: the new pod execution
+/// role not visible to EKS yet, or another profile of the cluster being created or deleted.
+fn create_profile_passing(source: &AwsError) -> bool {
+    is_role_not_ready(source) || is_busy(source)
+}
+
+/// Creates the profile and waits until it is ACTIVE. EKS makes one profile of a cluster at a
+/// time: while another is CREATING or DELETING the call is repeated (within `timeout`).
 pub async fn create_profile(
     eks: &Client,
     spec: &ProfileSpec,
     timeout: Duration,
 ) -> Result<(), Error> {
-    let selectors = spec
+    let selectors: Vec<FargateProfileSelector> = spec
         .namespaces
         .iter()
         .map(|ns| FargateProfileSelector::builder().namespace(ns).build())
         .collect();
-    let selectors: Vec<FargateProfileSelector> = selectors;
-    retry_new_role(
+    let sent = retry_while(
         &format!(
-            "IAM role {} to be usable by EKS",
-            spec.pod_execution_role_arn
+            "EKS to accept Fargate profile {} (another profile of {} is changing, or role {} is not usable yet)",
+            spec.name, spec.cluster, spec.pod_execution_role_arn
         ),
+        timeout.max(ROLE_PROPAGATION),
+        create_profile_passing,
         || async {
-            eks.create_fargate_profile()
+            match eks
+                .create_fargate_profile()
                 .cluster_name(&spec.cluster)
                 .fargate_profile_name(&spec.name)
                 .pod_execution_role_arn(&spec.pod_execution_role_arn)
@@ -381,11 +433,24 @@ pub async fn create_profile(
                 .tags(OWNER_TAG, &spec.cluster)
                 .send()
                 .await
-                .map_err(AwsError::from)
+            {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let source = AwsError::from(e);
+                    // Made by an earlier call whose answer was lost: the wait below decides.
+                    if source.is("ResourceInUseException")
+                        && source.text().contains("already exists")
+                    {
+                        Ok(())
+                    } else {
+                        Err(source)
+                    }
+                }
+            }
         },
     )
-    .await
-    .map_err(|e| match e {
+    .await;
+    sent.map_err(|e| match e {
         Retried::Aws(source) => Error::CreateFargateProfile {
             cluster: spec.cluster.clone(),
             profile: spec.name.clone(),
@@ -429,7 +494,9 @@ pub async fn wait_profile_active(
     .await
 }
 
-/// Deletes the profile and waits until it is gone; false when it was not there.
+/// Deletes the profile and waits until it is gone; false when it was not there. While another
+/// profile of the cluster is being created or deleted, EKS refuses: the call is repeated
+/// (within `timeout`).
 pub async fn delete_profile(
     eks: &Client,
     cluster: &str,
@@ -441,26 +508,55 @@ pub async fn delete_profile(
         Some(p) if p.status == "DELETING" => true,
         Some(_) => {
             tracing::info!("deleting Fargate profile {name} of cluster {cluster}");
-            if let Err(e) = eks
-                .delete_fargate_profile()
-                .cluster_name(cluster)
-                .fargate_profile_name(name)
-                .send()
-                .await
-            {
-                let source = AwsError::from(e);
-                if not_found(&source) {
-                    return Ok(false);
-                }
-                return Err(Error::DeleteFargateProfile {
+            retry_while(
+                &format!("EKS to accept deleting Fargate profile {name} (another profile of {cluster} is changing)"),
+                timeout,
+                is_busy,
+                || async {
+                    match eks
+                        .delete_fargate_profile()
+                        .cluster_name(cluster)
+                        .fargate_profile_name(name)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => Ok(true),
+                        Err(e) => {
+                            let source = AwsError::from(e);
+                            if not_found(&source) {
+                                Ok(false)
+                            } else {
+                                Err(source)
+                            }
+                        }
+                    }
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                Retried::Aws(source) => Error::DeleteFargateProfile {
                     cluster: cluster.to_owned(),
                     profile: name.to_owned(),
                     source,
-                });
-            }
-            true
+                },
+                Retried::Timeout(t) => Error::Timeout(t),
+            })?
         }
     };
+    if !existed {
+        return Ok(false);
+    }
+    wait_profile_gone(eks, cluster, name, timeout).await?;
+    Ok(true)
+}
+
+/// Waits until the profile is gone.
+pub async fn wait_profile_gone(
+    eks: &Client,
+    cluster: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
     wait_for::<_, Error, _, _>(
         &format!("Fargate profile {name} to be deleted"),
         timeout,
@@ -471,6 +567,50 @@ pub async fn delete_profile(
             })
         },
     )
-    .await?;
-    Ok(existed)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str, text: &str) -> AwsError {
+        AwsError::from(aws_sdk_eks::error::SdkError::<
+            aws_sdk_eks::operation::delete_cluster::DeleteClusterError,
+            (),
+        >::service_error(
+            aws_sdk_eks::operation::delete_cluster::DeleteClusterError::generic(
+                aws_sdk_eks::error::ErrorMetadata::builder()
+                    .code(code)
+                    .message(text)
+                    .build(),
+            ),
+            (),
+        ))
+    }
+
+    #[test]
+    fn the_forms_of_gone_and_busy() {
+        assert!(not_found(&aws(
+            "ResourceNotFoundException",
+            "No cluster found for name: c."
+        )));
+        assert!(not_found(&aws(
+            "ClientException",
+            "No cluster found for name: c."
+        )));
+        assert!(!not_found(&aws(
+            "ClientException",
+            "Some other client fault"
+        )));
+        assert!(is_busy(&aws(
+            "ResourceInUseException",
+            "Cannot delete cluster c because it currently has update u in progress"
+        )));
+        assert!(!is_busy(&aws(
+            "ResourceInUseException",
+            "A Fargate Profile already exists with this name in this cluster."
+        )));
+        assert!(!is_busy(&aws("InvalidParameterException", "role")));
+    }
 }

@@ -30,12 +30,23 @@ pub enum Error {
     )]
     BadNetwork { vpc_id: String, reason: String },
 
+    #[error("cannot choose availability zones in {region}: {reason} (nothing was created)")]
+    Zones { region: String, reason: String },
+
     #[error("GetCallerIdentity")]
     GetCallerIdentity { source: AwsError },
     #[error("DescribeVpcs {vpc_id}")]
     DescribeVpcs { vpc_id: String, source: AwsError },
     #[error("DescribeSubnets {subnets}")]
     DescribeSubnets { subnets: String, source: AwsError },
+    #[error("DescribeVpcAttribute {attribute} of {vpc_id}")]
+    DescribeVpcAttribute {
+        vpc_id: String,
+        attribute: String,
+        source: AwsError,
+    },
+    #[error("DescribeAvailabilityZones in {region}")]
+    DescribeAvailabilityZones { region: String, source: AwsError },
     #[error("DescribeRouteTables of {vpc_id}")]
     DescribeRouteTables { vpc_id: String, source: AwsError },
 
@@ -148,16 +159,23 @@ pub enum Error {
         cluster: String,
         source: common::kube::KubeClientError,
     },
-    #[error("get Deployment kube-system/coredns of {cluster}")]
+    #[error("read kube-system/coredns (its Deployment and pods) of {cluster}")]
     GetCoreDns {
         cluster: String,
         source: kube::Error,
     },
-    #[error(
-        "patch Deployment kube-system/coredns of {cluster} (remove the compute-type annotation)"
-    )]
+    #[error("patch Deployment kube-system/coredns of {cluster} (roll it out again onto Fargate)")]
     PatchCoreDns {
         cluster: String,
+        source: kube::Error,
+    },
+
+    #[error(
+        "restart the Deployments of namespace {namespace} of {cluster} onto the new Fargate profile (run create again to finish)"
+    )]
+    RestartDeployments {
+        cluster: String,
+        namespace: String,
         source: kube::Error,
     },
 
@@ -173,6 +191,8 @@ pub enum Error {
 
     #[error(transparent)]
     Timeout(#[from] TimedOut),
+    #[error(transparent)]
+    Eni(#[from] common::eni::EniError),
 }
 
 impl StepFailure for Error {
@@ -184,7 +204,8 @@ impl StepFailure for Error {
             | Error::StateMismatch(_)
             | Error::StillInUse { .. }
             | Error::State(_)
-            | Error::BadNetwork { .. } => EXIT_USAGE,
+            | Error::BadNetwork { .. }
+            | Error::Zones { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }

@@ -16,8 +16,11 @@ pub const DEFAULT_KUBERNETES_VERSION: &str = "1.35";
 /// The VPC CIDR when `--vpc-cidr` is not given (eksctl's).
 pub const DEFAULT_VPC_CIDR: &str = "192.168.0.0/16";
 
-/// The namespaces the Fargate profile selects when no `--namespace` is given.
-pub const DEFAULT_NAMESPACES: [&str; 2] = ["default", "kube-system"];
+/// The namespaces the Fargate profile selects when no `--namespace` is given: the cluster's own
+/// (`default`; `kube-system` for CoreDNS and the AWS Load Balancer Controller) and the app's
+/// that `eks-patch` renders (`game-2048`, manifests/06-app-2048.yaml), so that
+/// `eks-cluster create | ... | eks-deploy apply` runs every pod on Fargate with no flag.
+pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "game-2048"];
 
 /// `1.NN`: a Kubernetes minor version as EKS names it.
 pub fn check_version(version: &str) -> Result<(), String> {
@@ -252,5 +255,48 @@ mod tests {
         assert!(parse_subnet_list("--private-subnets", "sub-1").is_err());
         assert!(check_vpc_id("vpc-0abc").is_ok());
         assert!(check_vpc_id("vpc-").is_err());
+    }
+
+    /// The default profile selects the namespace of every pod the shipped manifests make, and
+    /// the Makefile's FARGATE_NAMESPACES says the same.
+    #[test]
+    fn default_namespaces_cover_the_shipped_manifests_and_the_makefile() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files: Vec<_> = std::fs::read_dir(root.join("manifests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let mut workloads = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+            for doc in docs
+                .iter()
+                .filter(|d| d["spec"]["template"]["spec"].is_object())
+            {
+                workloads += 1;
+                let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+                assert!(
+                    DEFAULT_NAMESPACES.contains(&ns),
+                    "{} runs pods in {ns}, which the default Fargate profile does not select",
+                    file.display()
+                );
+            }
+        }
+        assert!(workloads >= 2, "the controller and the app");
+        let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+        let line = makefile
+            .lines()
+            .find(|l| l.starts_with("FARGATE_NAMESPACES"))
+            .expect("FARGATE_NAMESPACES in the Makefile");
+        let listed: Vec<&str> = line
+            .split("?=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(listed, DEFAULT_NAMESPACES);
     }
 }

@@ -4,13 +4,16 @@
 //! --without-nodegroup` did for the seed, through the AWS SDK.
 
 pub mod coredns;
+mod delete;
 pub mod eks;
 mod error;
 pub mod inputs;
 pub mod kubeconfig;
 pub mod network;
+pub mod profiles;
 pub mod roles;
 pub mod template;
+pub mod zones;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,14 +23,13 @@ use common::{Context, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::delete::delete;
 pub use crate::error::Error;
 use crate::inputs::Ipv4Net;
 use crate::network::Network;
 
 /// This step's section of the state document.
 pub const SECTION: &str = "cluster";
-/// The Fargate profile `create` makes.
-pub const PROFILE_NAME: &str = "fp-default";
 /// Sections of later steps that must be gone before the cluster may go.
 pub const LATER_SECTIONS: [&str; 2] = ["deploy", "sgStack"];
 
@@ -40,8 +42,8 @@ pub struct CreateArgs {
     /// Kubernetes minor version, like 1.35 (default: the state's, else 1.35).
     #[arg(long, value_name = "1.NN")]
     pub kubernetes_version: Option<String>,
-    /// Namespace the Fargate profile selects; repeatable (default: the state's, else default
-    /// and kube-system).
+    /// Namespace the Fargate profile selects; repeatable (default: the state's, else default,
+    /// kube-system and game-2048, the app eks-patch renders).
     #[arg(long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
     /// CIDR of the VPC we make (/16 to /20).
@@ -79,6 +81,10 @@ pub struct DeleteArgs {
     /// How long to wait for each deletion.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = common::cli::parse_duration)]
     pub timeout: Duration,
+    /// How long to wait, before each delete attempt of the network stack, for the network
+    /// interfaces left in its VPC (a deleted ALB's, Fargate pods', the cluster's) to go.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = common::cli::parse_duration)]
+    pub eni_timeout: Duration,
 }
 
 /// Flags of `kubeconfig`.
@@ -151,9 +157,13 @@ pub struct Section {
     pub network_stack_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_profiles: Vec<String>,
-    /// The namespaces the `fp-default` profile selects.
+    /// The namespaces the `fp-<hash>` profile selects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_namespaces: Vec<String>,
+    /// Namespaces whose Deployments must be restarted onto the new Fargate profile (its old
+    /// profile was deleted); emptied once they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fargate_restart_namespaces: Vec<String>,
     #[serde(default)]
     pub network_created_by_us: bool,
     #[serde(default)]
@@ -185,7 +195,7 @@ pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> 
     Ok(name.to_owned())
 }
 
-fn check_region(previous: Option<&Section>, region: &str) -> Result<(), Error> {
+pub(crate) fn check_region(previous: Option<&Section>, region: &str) -> Result<(), Error> {
     match previous {
         Some(p) if !p.region.is_empty() && p.region != region => {
             Err(Error::StateMismatch(format!(
@@ -354,17 +364,22 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     section.name = name.clone();
     section.region = ctx.region.clone();
 
-    // A brought network is checked before anything is made.
-    let brought: Result<Network, (Ipv4Net, u8)> = match &plan.network {
+    // A brought network, or the zones of the network to make, are checked before anything is
+    // made.
+    let brought: Result<Network, (Ipv4Net, u8, Option<Vec<String>>)> = match &plan.network {
         NetworkPlan::Brought {
             vpc_id,
             private,
             public,
         } => Ok(network::validate_brought(&clients.ec2, vpc_id, private, public).await?),
-        NetworkPlan::Stack { cidr, azs } => Err((*cidr, *azs)),
+        NetworkPlan::Stack { cidr, azs } => Err((
+            *cidr,
+            *azs,
+            zones_for_new_stack(&clients, &ctx.region, &name, *azs).await?,
+        )),
     };
 
-    let account = roles::caller(&clients.sts).await?;
+    let account = roles::caller(&clients.sts, &ctx.region).await?;
     section.account_id = Some(account.id.clone());
 
     // The network: brought, or our stack.
@@ -373,14 +388,15 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             section.network_created_by_us = false;
             net
         }
-        Err((cidr, azs)) => {
+        Err((cidr, azs, zones)) => {
             ensure_network_stack(
                 state,
                 &mut section,
                 &clients,
+                &ctx.region,
                 &name,
                 &cidr,
-                azs,
+                (azs, zones),
                 args.timeout,
             )
             .await?
@@ -423,8 +439,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             section.arn = Some(c.arn.clone());
         }
         None => {
-            let mut subnets = net.private_subnet_ids.clone();
-            subnets.extend(net.public_subnet_ids.iter().cloned());
+            let subnets = net.cluster_subnet_ids();
             tracing::info!(
                 "creating cluster {name} (Kubernetes {}) in {} with role {}",
                 plan.version,
@@ -463,25 +478,34 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     section.cluster_security_group_id = active.cluster_security_group_id.clone();
     state.set_section(SECTION, &section);
 
-    // The Fargate profile.
+    // The Fargate profile: a changed one is made anew before the old one goes.
     let profile = eks::ProfileSpec {
         cluster: name.clone(),
-        name: PROFILE_NAME.to_owned(),
+        name: profiles::profile_name(&plan.namespaces),
         namespaces: plan.namespaces.clone(),
         subnets: net.private_subnet_ids.clone(),
         pod_execution_role_arn: pod_role.arn.clone(),
     };
-    if !section.fargate_profiles.contains(&profile.name) {
-        section.fargate_profiles.push(profile.name.clone());
-    }
     section.fargate_namespaces = plan.namespaces.clone();
     state.set_section(SECTION, &section);
-    ensure_profile(&clients.eks, &profile, args.timeout).await?;
-    section.fargate_profiles = eks::list_profiles(&clients.eks, &name).await?;
-    state.set_section(SECTION, &section);
+    profiles::reconcile(state, &mut section, &clients.eks, &profile, args.timeout).await?;
+
+    // The Deployments an old profile ran are restarted onto the new one.
+    let client = kube_client(ctx, &section, args.kubeconfig.as_deref()).await?;
+    if !section.fargate_restart_namespaces.is_empty() {
+        let restarted =
+            profiles::restart_deployments(&client, &name, &section.fargate_restart_namespaces)
+                .await?;
+        tracing::info!(
+            "restarted {restarted} Deployment(s) in {} onto Fargate profile {}",
+            section.fargate_restart_namespaces.join(", "),
+            profile.name
+        );
+        section.fargate_restart_namespaces.clear();
+        state.set_section(SECTION, &section);
+    }
 
     // CoreDNS.
-    let client = kube_client(ctx, &section, args.kubeconfig.as_deref()).await?;
     let outcome = coredns::move_to_fargate(client, &name, args.timeout).await?;
     section.core_dns_on_fargate = outcome != coredns::Outcome::Absent;
     state.set_section(SECTION, &section);
@@ -497,18 +521,36 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     Ok(())
 }
 
+/// The zones of the network stack when it is still to be made (`None` when it exists): chosen
+/// by zone id through EC2, so a region with too few usable zones is refused before anything is
+/// made.
+async fn zones_for_new_stack(
+    clients: &Clients,
+    region: &str,
+    cluster: &str,
+    azs: u8,
+) -> Result<Option<Vec<String>>, Error> {
+    match network::describe_stack(&clients.cloudformation, &network::stack_name(cluster)).await? {
+        Some(s) if !matches!(phase(&s.status), Phase::Broken | Phase::Deleted) => Ok(None),
+        _ => zones::choose_zones(&clients.ec2, region, azs)
+            .await
+            .map(Some),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn ensure_network_stack(
     state: &mut State,
     section: &mut Section,
     clients: &Clients,
+    region: &str,
     cluster: &str,
     cidr: &Ipv4Net,
-    azs: u8,
+    (azs, zones): (u8, Option<Vec<String>>),
     timeout: Duration,
 ) -> Result<Network, Error> {
     let cfn = &clients.cloudformation;
-    let spec = network::spec(cluster, cidr, azs);
-    let name = spec.name.clone();
+    let name = network::stack_name(cluster);
     section.network_stack_name = Some(name.clone());
     let mut existing = network::describe_stack(cfn, &name).await?;
     if let Some(busy) = existing
@@ -551,7 +593,15 @@ async fn ensure_network_stack(
             if let Some(broken) = other {
                 network::replace_broken(cfn, &broken, &name, timeout).await?;
             }
-            tracing::info!("creating network stack {name} (VPC {cidr} over {azs} zones)");
+            let zones = match zones {
+                Some(zones) => zones,
+                None => zones::choose_zones(&clients.ec2, region, azs).await?,
+            };
+            let spec = network::spec(cluster, cidr, &zones);
+            tracing::info!(
+                "creating network stack {name} (VPC {cidr} over zones {})",
+                zones.join(", ")
+            );
             let id = network::create_stack(cfn, &spec).await?;
             section.network_stack_id = Some(id.clone());
             section.network_created_by_us = true;
@@ -562,48 +612,6 @@ async fn ensure_network_stack(
     section.network_stack_id = Some(done.id.clone());
     section.network_created_by_us = true;
     network::from_outputs(&name, &done)
-}
-
-async fn ensure_profile(
-    eks_client: &aws_sdk_eks::Client,
-    spec: &eks::ProfileSpec,
-    timeout: Duration,
-) -> Result<(), Error> {
-    match eks::describe_profile(eks_client, &spec.cluster, &spec.name).await? {
-        Some(p) if spec.matches(&p) && p.status == "ACTIVE" => {
-            tracing::info!("Fargate profile {} is up to date", spec.name);
-            Ok(())
-        }
-        Some(p) if spec.matches(&p) && p.status == "CREATING" => {
-            eks::wait_profile_active(eks_client, &spec.cluster, &spec.name, timeout).await
-        }
-        Some(p) => {
-            tracing::info!(
-                "Fargate profile {} ({}) differs from what is asked (namespaces {}; subnets {}); profiles cannot change, so it is made again",
-                spec.name,
-                p.status,
-                p.namespaces.join(","),
-                p.subnets.join(",")
-            );
-            eks::delete_profile(eks_client, &spec.cluster, &spec.name, timeout).await?;
-            create_profile(eks_client, spec, timeout).await
-        }
-        None => create_profile(eks_client, spec, timeout).await,
-    }
-}
-
-async fn create_profile(
-    eks_client: &aws_sdk_eks::Client,
-    spec: &eks::ProfileSpec,
-    timeout: Duration,
-) -> Result<(), Error> {
-    tracing::info!(
-        "creating Fargate profile {} (namespaces {}) on {}",
-        spec.name,
-        spec.namespaces.join(", "),
-        spec.subnets.join(", ")
-    );
-    eks::create_profile(eks_client, spec, timeout).await
 }
 
 /// The Kubernetes client: `--kubeconfig`, else the cluster's endpoint, CA and an EKS token.
@@ -636,13 +644,12 @@ async fn kube_client(
             cluster: cluster.clone(),
             what: "certificate authority",
         })?;
-    let token = common::token::eks_token(&ctx.aws, &cluster)
-        .await
-        .map_err(|source| Error::Token {
-            cluster: cluster.clone(),
-            source,
-        })?;
-    common::kube::client_for_eks(endpoint, ca, &token.token).map_err(client_error)
+    let tokens = common::kubeauth::TokenSource::eks(&ctx.aws, &cluster);
+    tokens.sign_now().await.map_err(|source| Error::Token {
+        cluster: cluster.clone(),
+        source,
+    })?;
+    common::kube::client_for_eks(endpoint, ca, std::sync::Arc::new(tokens)).map_err(client_error)
 }
 
 async fn dry_run_create(
@@ -661,9 +668,13 @@ async fn dry_run_create(
                     "network stack {stack} exists ({}); would use it",
                     s.status
                 )),
-                None => say(format!(
-                    "would create network stack {stack}: VPC {cidr} over {azs} zones, public and private subnets, internet gateway, one NAT gateway"
-                )),
+                None => {
+                    let zones = zones::choose_zones(&clients.ec2, &ctx.region, *azs).await?;
+                    say(format!(
+                        "would create network stack {stack}: VPC {cidr} over zones {}, public and private subnets, internet gateway, one NAT gateway",
+                        zones.join(", ")
+                    ))
+                }
             }
         }
         NetworkPlan::Brought {
@@ -701,176 +712,42 @@ async fn dry_run_create(
             plan.version, ctx.region
         )),
     }
-    match eks::describe_profile(&clients.eks, name, PROFILE_NAME).await? {
+    let profile = profiles::profile_name(&plan.namespaces);
+    let others: Vec<String> = match eks::describe(&clients.eks, name).await? {
+        Some(_) => eks::list_profiles(&clients.eks, name)
+            .await?
+            .into_iter()
+            .filter(|p| p != &profile)
+            .collect(),
+        None => Vec::new(),
+    };
+    match eks::describe_profile(&clients.eks, name, &profile).await? {
         Some(p) => say(format!(
-            "Fargate profile {PROFILE_NAME} exists ({}, namespaces {})",
+            "Fargate profile {profile} exists ({}, namespaces {})",
             p.status,
             p.namespaces.join(",")
         )),
         None => say(format!(
-            "would create Fargate profile {PROFILE_NAME} for namespaces {}",
+            "would create Fargate profile {profile} for namespaces {}",
             plan.namespaces.join(", ")
         )),
     }
+    if !others.is_empty() {
+        say(format!(
+            "once {profile} is ACTIVE, would delete those of the Fargate profile(s) {} that eks-cluster made, and restart the Deployments they ran",
+            others.join(", ")
+        ));
+    }
     say(format!(
-        "would remove {} from kube-system/coredns{} and wait until it is available",
+        "would roll kube-system/coredns out again (remove {}, set {}) unless its pods all run on Fargate{}, and wait until it is available",
         coredns::COMPUTE_TYPE,
+        coredns::RESTARTED_AT,
         if args.kubeconfig.is_some() {
             " (through --kubeconfig)"
         } else {
             ""
         }
     ));
-    Ok(())
-}
-
-/// `eks-cluster delete`.
-pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
-    let previous: Option<Section> = state.section(SECTION)?;
-    check_region(previous.as_ref(), &ctx.region)?;
-    let name = pick_cluster(args.cluster.as_deref(), state)?;
-    let later: Vec<&str> = LATER_SECTIONS
-        .into_iter()
-        .filter(|s| state.raw(s).is_some())
-        .collect();
-    if !later.is_empty() && !args.force {
-        return Err(Error::StillInUse {
-            sections: later
-                .iter()
-                .map(|s| format!("a `{s}` section"))
-                .collect::<Vec<_>>()
-                .join(" and "),
-        });
-    }
-    let clients = Clients::new(&ctx.aws);
-    let stack_name = previous
-        .as_ref()
-        .and_then(|p| p.network_stack_name.clone())
-        .unwrap_or_else(|| network::stack_name(&name));
-    let stack_target = previous
-        .as_ref()
-        .and_then(|p| p.network_stack_id.clone())
-        .unwrap_or_else(|| stack_name.clone());
-    let role_names = [
-        roles::cluster_role_name(&name),
-        roles::pod_execution_role_name(&name),
-    ];
-
-    // What is ours: the state says; without a state, what carries our tag for this cluster.
-    let (network_ours, roles_ours) = match &previous {
-        Some(p) => (p.network_created_by_us, p.roles_created_by_us),
-        None => {
-            let stack_ours = network::describe_stack(&clients.cloudformation, &stack_name)
-                .await?
-                .is_some();
-            let mut any_role = false;
-            for role in &role_names {
-                if roles::read(&clients.iam, role)
-                    .await?
-                    .is_some_and(|r| r.owner.as_deref() == Some(name.as_str()))
-                {
-                    any_role = true;
-                }
-            }
-            (stack_ours, any_role)
-        }
-    };
-
-    // Profiles are listed only for a cluster that exists (a missing cluster has none; asking
-    // moto 5.2.5 for them anyway answers HTTP 500 instead of ResourceNotFoundException).
-    let cluster_now = eks::describe(&clients.eks, &name).await?;
-    let profiles = match &cluster_now {
-        Some(_) => eks::list_profiles(&clients.eks, &name).await?,
-        None => Vec::new(),
-    };
-    if ctx.dry_run {
-        let say = |what: String| tracing::info!("dry run: {what}");
-        for p in &profiles {
-            say(format!("would delete Fargate profile {p}"));
-        }
-        match &cluster_now {
-            Some(c) => say(format!("would delete cluster {name} ({})", c.status)),
-            None => say(format!("cluster {name} does not exist")),
-        }
-        if network_ours {
-            say(format!("would delete network stack {stack_name}"));
-        } else {
-            say("would keep the network (not made by eks-cluster)".into());
-        }
-        if roles_ours {
-            say(format!("would delete IAM roles {}", role_names.join(", ")));
-        } else {
-            say("would keep the IAM roles (not made by eks-cluster)".into());
-        }
-        return Ok(());
-    }
-
-    let mut section = previous.clone().unwrap_or_default();
-    for p in &profiles {
-        eks::delete_profile(&clients.eks, &name, p, args.timeout).await?;
-        section.fargate_profiles.retain(|x| x != p);
-        if previous.is_some() {
-            state.set_section(SECTION, &section);
-        }
-    }
-    if cluster_now.is_some() && eks::delete(&clients.eks, &name).await? {
-        tracing::info!("deleting cluster {name}");
-        eks::wait_gone(&clients.eks, &name, args.timeout).await?;
-    } else {
-        tracing::info!("cluster {name} does not exist; nothing to delete");
-    }
-    section.arn = None;
-    section.endpoint = None;
-    section.certificate_authority_data = None;
-    section.oidc_issuer = None;
-    section.core_dns_on_fargate = false;
-    if previous.is_some() {
-        state.set_section(SECTION, &section);
-    }
-    // The roles go before the network, so a network that cannot go yet (a load balancer or
-    // its network interfaces still in the VPC) is all that is left.
-    if roles_ours {
-        for role in &role_names {
-            // Only a role that carries our tag for this cluster is ours to delete.
-            match roles::read(&clients.iam, role).await? {
-                Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
-                    let removed = roles::remove(&clients.iam, role).await?;
-                    if removed {
-                        tracing::info!("deleted IAM role {role}");
-                    }
-                }
-                Some(_) => tracing::info!(
-                    "keeping IAM role {role}: it was not made by eks-cluster for {name}"
-                ),
-                None => {}
-            }
-        }
-        section.cluster_role_arn = None;
-        section.pod_execution_role_arn = None;
-        section.roles_created_by_us = false;
-        if previous.is_some() {
-            state.set_section(SECTION, &section);
-        }
-    }
-    if network_ours {
-        if !network::delete_stack(
-            &clients.cloudformation,
-            &stack_target,
-            &stack_name,
-            args.timeout,
-        )
-        .await?
-        {
-            tracing::info!("network stack {stack_name} does not exist; nothing to delete");
-        }
-    } else if section.vpc_id.is_some() {
-        tracing::info!(
-            "keeping VPC {} (brought, not made by eks-cluster)",
-            section.vpc_id.as_deref().unwrap_or_default()
-        );
-    }
-    state.clear_section(SECTION);
-    tracing::info!("cluster {name} and what eks-cluster made for it are gone");
     Ok(())
 }
 
@@ -1081,7 +958,7 @@ mod tests {
     fn defaults() {
         let plan = plan_create(&args(&["--cluster", "demo"]), &State::new(), None).unwrap();
         assert_eq!(plan.version, inputs::DEFAULT_KUBERNETES_VERSION);
-        assert_eq!(plan.namespaces, ["default", "kube-system"]);
+        assert_eq!(plan.namespaces, ["default", "kube-system", "game-2048"]);
         assert_eq!(
             plan.network,
             NetworkPlan::Stack {

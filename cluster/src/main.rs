@@ -3,7 +3,10 @@
 //! private subnet per zone, internet gateway, one NAT gateway) unless one is brought with
 //! `--vpc-id`, the cluster role and the Fargate pod execution role, the cluster (public and
 //! private endpoint, API_AND_CONFIG_MAP authentication, the creator as admin), the Fargate
-//! profile `fp-default` on the private subnets, and moves CoreDNS onto Fargate. `delete` removes
+//! profile `fp-<hash of its namespaces>` on the private subnets (a changed one is made and ACTIVE
+//! before the old one is deleted and its Deployments restarted), and moves CoreDNS onto Fargate.
+//! The zones of the VPC it makes are chosen by zone id, leaving out zones without EKS or
+//! Fargate. `delete` removes
 //! the profiles, the cluster, and the stack and roles when it made them. `kubeconfig` merges an
 //! entry whose user runs `eks-cluster token`; `token` prints an ExecCredential;
 //! `template` prints the network template.
@@ -31,14 +34,17 @@
 //! `ec2:DetachInternetGateway`, `ec2:AllocateAddress`, `ec2:ReleaseAddress`,
 //! `ec2:CreateNatGateway`, `ec2:DeleteNatGateway`, `ec2:CreateRouteTable`,
 //! `ec2:DeleteRouteTable`, `ec2:CreateRoute`, `ec2:DeleteRoute`, `ec2:AssociateRouteTable`,
-//! `ec2:DisassociateRouteTable`, `ec2:CreateTags`, `ec2:Describe*`; `ec2:DescribeVpcs`,
-//! `ec2:DescribeSubnets`, `ec2:DescribeRouteTables` (brought VPC); `iam:GetRole`,
+//! `ec2:DisassociateRouteTable`, `ec2:CreateTags`, `ec2:Describe*` (with
+//! `ec2:DescribeAvailabilityZones` to choose the zones); `ec2:DescribeVpcs`,
+//! `ec2:DescribeVpcAttribute`, `ec2:DescribeSubnets`, `ec2:DescribeRouteTables` (brought VPC); `iam:GetRole`,
 //! `iam:CreateRole`, `iam:TagRole`, `iam:UpdateAssumeRolePolicy`, `iam:ListAttachedRolePolicies`,
 //! `iam:AttachRolePolicy`, `iam:DetachRolePolicy`, `iam:ListRolePolicies`,
 //! `iam:DeleteRolePolicy`, `iam:DeleteRole`, `iam:PassRole`, `iam:CreateServiceLinkedRole`;
 //! `eks:DescribeCluster`, `eks:CreateCluster`, `eks:DeleteCluster`, `eks:TagResource`,
 //! `eks:ListFargateProfiles`, `eks:DescribeFargateProfile`, `eks:CreateFargateProfile`,
-//! `eks:DeleteFargateProfile`. Kubernetes: get and patch Deployments in kube-system.
+//! `eks:DeleteFargateProfile`. Kubernetes: get and patch Deployments and list pods in
+//! kube-system; list and patch Deployments in the namespaces of a replaced Fargate profile
+//! (restart).
 
 use std::process::ExitCode;
 

@@ -11,16 +11,34 @@ use common::cfn::{self as cfn_stack, Phase, Spec, Stack};
 use crate::Error;
 use crate::inputs::Ipv4Net;
 use crate::template;
+use crate::zones::zone_id_unsupported;
 
 /// The longest stack name CloudFormation accepts.
 pub const MAX_STACK_NAME: usize = 128;
 
 /// The network the cluster goes into.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Network {
     pub vpc_id: String,
     pub public_subnet_ids: Vec<String>,
     pub private_subnet_ids: Vec<String>,
+    /// Public subnets in a zone without EKS: kept for load balancers, left out of the
+    /// cluster's own subnets (EKS would refuse them).
+    pub not_for_control_plane: Vec<String>,
+}
+
+impl Network {
+    /// The subnets `CreateCluster` gets: the private ones, then the public ones EKS accepts.
+    pub fn cluster_subnet_ids(&self) -> Vec<String> {
+        let mut ids = self.private_subnet_ids.clone();
+        ids.extend(
+            self.public_subnet_ids
+                .iter()
+                .filter(|id| !self.not_for_control_plane.contains(id))
+                .cloned(),
+        );
+        ids
+    }
 }
 
 /// `eks-fargate-<cluster>-vpc` (CloudFormation refuses `_`).
@@ -46,12 +64,17 @@ pub async fn describe_stack(
         .map_err(stack_error(stack))
 }
 
-/// The stack's spec for a cluster.
-pub fn spec(cluster: &str, vpc: &Ipv4Net, azs: u8) -> Spec {
+/// The stack's spec for a cluster over `zones` (their names, chosen by [`crate::zones::choose_zones`]).
+pub fn spec(cluster: &str, vpc: &Ipv4Net, zones: &[String]) -> Spec {
+    let azs = u8::try_from(zones.len()).unwrap_or(u8::MAX);
+    let mut parameters = BTreeMap::from([("ClusterName".to_owned(), cluster.to_owned())]);
+    for (i, zone) in zones.iter().enumerate() {
+        parameters.insert(template::zone_parameter(i + 1), zone.clone());
+    }
     Spec {
         name: stack_name(cluster),
         body: template::render_text(vpc, azs),
-        parameters: BTreeMap::from([("ClusterName".to_owned(), cluster.to_owned())]),
+        parameters,
         tags: BTreeMap::from([
             (crate::eks::OWNER_TAG.to_owned(), cluster.to_owned()),
             ("eks-fargate-alb/step".to_owned(), "cluster".to_owned()),
@@ -74,6 +97,7 @@ pub fn from_outputs(stack_name: &str, done: &Stack) -> Result<Network, Error> {
         vpc_id: output(template::OUTPUT_VPC)?,
         public_subnet_ids: template::split_ids(&output(template::OUTPUT_PUBLIC)?),
         private_subnet_ids: template::split_ids(&output(template::OUTPUT_PRIVATE)?),
+        not_for_control_plane: Vec::new(),
     })
 }
 
@@ -126,50 +150,88 @@ pub async fn finish_create(
     }
 }
 
-/// Deletes the stack and waits until it is gone; false when it was not there.
+/// What stops a network stack delete.
+enum Blocked {
+    Stack(common::cfn::CfnError),
+    Eni(common::eni::EniError),
+}
+
+impl From<common::cfn::CfnError> for Blocked {
+    fn from(e: common::cfn::CfnError) -> Self {
+        Blocked::Stack(e)
+    }
+}
+
+impl From<common::eni::EniError> for Blocked {
+    fn from(e: common::eni::EniError) -> Self {
+        Blocked::Eni(e)
+    }
+}
+
+/// Deletes the stack and waits until it is gone; false when it was not there. With `enis`
+/// (EC2 and a bound), waits before each attempt until no network interface is left in the VPC
+/// but the stack's own NAT gateways' (a load balancer's, Fargate pods' and the cluster's stay a
+/// while after they are deleted, and block the subnets), and deletes again a stack that ended
+/// DELETE_FAILED ([`cfn_stack::delete_with_retries`]).
 pub async fn delete_stack(
     cfn: &aws_sdk_cloudformation::Client,
     target: &str,
     name: &str,
     timeout: Duration,
+    enis: Option<(&aws_sdk_ec2::Client, Duration)>,
 ) -> Result<bool, Error> {
     let Some(existing) = describe_stack(cfn, target).await? else {
         return Ok(false);
     };
-    if existing.status != "DELETE_IN_PROGRESS" {
-        if cfn_stack::phase(&existing.status) == Phase::InProgress {
-            settle(
-                cfn,
-                &existing.id,
-                &format!("network stack {name} to settle"),
-                timeout,
-            )
-            .await?;
-        }
-        tracing::info!("deleting network stack {name}");
-        cfn_stack::delete(cfn, &existing.id)
-            .await
-            .map_err(stack_error(name))?;
-    }
-    match settle(
+    let scope = existing
+        .outputs
+        .get(template::OUTPUT_VPC)
+        .map(|vpc| common::eni::Scope::Vpc(vpc.clone()));
+    let scope = &scope;
+    let left = cfn_stack::delete_with_retries(
         cfn,
         &existing.id,
-        &format!("network stack {name} to be deleted"),
+        &format!("network stack {name}"),
         timeout,
+        cfn_stack::DELETE_ATTEMPTS,
+        move || async move {
+            if let (Some((ec2, bound)), Some(scope)) = (enis, scope) {
+                common::eni::wait_gone(ec2, scope, bound).await?;
+            }
+            Ok::<(), Blocked>(())
+        },
     )
-    .await?
-    {
-        None => Ok(true),
-        Some(s) => Err(Error::NetworkStackFailed {
+    .await
+    .map_err(|e| match e {
+        Blocked::Stack(source) => Error::NetworkStack {
             stack: name.to_owned(),
-            reasons: cfn_stack::failure_reasons(cfn, &existing.id).await,
-            left: format!(
-                "The stack ({}) and what is left of its VPC remain; load balancers or network interfaces still in the VPC block its deletion. Remove them, then run delete again; stack status {}.",
-                existing.id, s.status
+            source,
+        },
+        Blocked::Eni(e) => Error::Eni(e),
+    })?;
+    let Some(s) = left else {
+        return Ok(true);
+    };
+    let still = match (enis, scope) {
+        (Some((ec2, _)), Some(scope)) => match common::eni::blocking(ec2, scope).await {
+            Ok(found) if found.is_empty() => format!("no network interface is left in {scope}"),
+            Ok(found) => format!(
+                "network interfaces still in {scope}: {}",
+                common::eni::list(&found)
             ),
-            status: s.status,
-        }),
-    }
+            Err(e) => format!("(could not list the network interfaces: {e})"),
+        },
+        _ => "load balancers or network interfaces still in the VPC block its deletion".to_owned(),
+    };
+    Err(Error::NetworkStackFailed {
+        stack: name.to_owned(),
+        reasons: cfn_stack::failure_reasons(cfn, &existing.id).await,
+        left: format!(
+            "The stack ({}) and what is left of its VPC remain; {still}. Remove what they belong to (load balancers tagged elbv2.k8s.aws/cluster, Fargate pods), then run delete again; stack status {}.",
+            existing.id, s.status
+        ),
+        status: s.status,
+    })
 }
 
 /// Deletes a stack an earlier failure left unusable, before creating it again.
@@ -183,7 +245,7 @@ pub async fn replace_broken(
         "network stack {name} is in {} after an earlier failure; deleting it and creating it again",
         broken.status
     );
-    delete_stack(cfn, &broken.id, name, timeout)
+    delete_stack(cfn, &broken.id, name, timeout, None)
         .await
         .map(|_| ())
 }
@@ -194,18 +256,44 @@ pub struct SubnetFacts {
     pub id: String,
     pub vpc_id: String,
     pub zone: String,
+    /// The zone's id (names map to other ids in every account).
+    pub zone_id: String,
     /// Its route table (explicit association, else the VPC's main table) routes to an
     /// internet gateway.
     pub routes_to_internet_gateway: bool,
 }
 
-/// The checks on a brought network, given what EC2 says (pure, for tests).
+/// The VPC attributes EKS needs on (private endpoint and Fargate pods resolve names through the
+/// VPC's DNS): refused with the attribute and the command that turns it on.
+pub fn check_dns(vpc_id: &str, dns_support: bool, dns_hostnames: bool) -> Result<(), Error> {
+    for (on, attribute, flag) in [
+        (dns_support, "enableDnsSupport", "--enable-dns-support"),
+        (
+            dns_hostnames,
+            "enableDnsHostnames",
+            "--enable-dns-hostnames",
+        ),
+    ] {
+        if !on {
+            return Err(Error::BadNetwork {
+                vpc_id: vpc_id.to_owned(),
+                reason: format!(
+                    "its attribute {attribute} is off; EKS needs DNS support and DNS hostnames on. Turn it on with `aws ec2 modify-vpc-attribute --vpc-id {vpc_id} {flag}`, then run again"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The checks on a brought network, given what EC2 says (pure, for tests): warnings, and the
+/// public subnets to keep out of the cluster's own subnets.
 pub fn check_brought(
     vpc_id: &str,
     private: &[String],
     public: &[String],
     facts: &[SubnetFacts],
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, Vec<String>), Error> {
     let bad = |reason: String| Error::BadNetwork {
         vpc_id: vpc_id.to_owned(),
         reason,
@@ -233,7 +321,23 @@ pub fn check_brought(
             )));
         }
     }
+    for id in private {
+        if let Some(f) = find(id).filter(|f| zone_id_unsupported(&f.zone_id)) {
+            return Err(bad(format!(
+                "private subnet {id} lies in {} ({}), a zone where EKS or Fargate does not run; give private subnets in other zones",
+                f.zone, f.zone_id
+            )));
+        }
+    }
+    let mut not_for_control_plane = Vec::new();
     for id in public {
+        if let Some(f) = find(id).filter(|f| zone_id_unsupported(&f.zone_id)) {
+            warnings.push(format!(
+                "public subnet {id} lies in {} ({}), where EKS makes no control plane; it is kept for load balancers and left out of the cluster's subnets",
+                f.zone, f.zone_id
+            ));
+            not_for_control_plane.push(id.clone());
+        }
         if find(id).is_some_and(|f| !f.routes_to_internet_gateway) {
             warnings.push(format!(
                 "public subnet {id} has no route to an internet gateway; an internet-facing load balancer there cannot be reached"
@@ -250,7 +354,30 @@ pub fn check_brought(
             zones.len()
         )));
     }
-    Ok(warnings)
+    Ok((warnings, not_for_control_plane))
+}
+
+async fn vpc_attribute(
+    ec2: &aws_sdk_ec2::Client,
+    vpc_id: &str,
+    attribute: aws_sdk_ec2::types::VpcAttributeName,
+) -> Result<bool, Error> {
+    let answer = ec2
+        .describe_vpc_attribute()
+        .vpc_id(vpc_id)
+        .attribute(attribute.clone())
+        .send()
+        .await
+        .map_err(|e| Error::DescribeVpcAttribute {
+            vpc_id: vpc_id.to_owned(),
+            attribute: attribute.as_str().to_owned(),
+            source: e.into(),
+        })?;
+    let value = match attribute {
+        aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport => answer.enable_dns_support(),
+        _ => answer.enable_dns_hostnames(),
+    };
+    Ok(value.and_then(|v| v.value()).unwrap_or(false))
 }
 
 /// Checks a brought network through EC2; refuses it (exit 2) before anything is created.
@@ -278,6 +405,10 @@ pub async fn validate_brought(
             });
         }
     }
+    use aws_sdk_ec2::types::VpcAttributeName;
+    let dns_support = vpc_attribute(ec2, vpc_id, VpcAttributeName::EnableDnsSupport).await?;
+    let dns_hostnames = vpc_attribute(ec2, vpc_id, VpcAttributeName::EnableDnsHostnames).await?;
+    check_dns(vpc_id, dns_support, dns_hostnames)?;
     let all: Vec<String> = private.iter().chain(public).cloned().collect();
     let subnets = match ec2
         .describe_subnets()
@@ -332,18 +463,21 @@ pub async fn validate_brought(
             SubnetFacts {
                 vpc_id: s.vpc_id().unwrap_or_default().to_owned(),
                 zone: s.availability_zone().unwrap_or_default().to_owned(),
+                zone_id: s.availability_zone_id().unwrap_or_default().to_owned(),
                 routes_to_internet_gateway: table.is_some_and(to_igw),
                 id,
             }
         })
         .collect();
-    for warning in check_brought(vpc_id, private, public, &facts)? {
+    let (warnings, not_for_control_plane) = check_brought(vpc_id, private, public, &facts)?;
+    for warning in warnings {
         tracing::warn!("{warning}");
     }
     Ok(Network {
         vpc_id: vpc_id.to_owned(),
         public_subnet_ids: public.to_vec(),
         private_subnet_ids: private.to_vec(),
+        not_for_control_plane,
     })
 }
 
@@ -356,8 +490,69 @@ mod tests {
             id: id.into(),
             vpc_id: vpc.into(),
             zone: zone.into(),
+            zone_id: format!("id-{zone}"),
             routes_to_internet_gateway: igw,
         }
+    }
+
+    #[test]
+    fn dns_attributes_are_required() {
+        assert!(check_dns("vpc-1", true, true).is_ok());
+        let off = check_dns("vpc-1", true, false).unwrap_err().to_string();
+        assert!(
+            off.contains("enableDnsHostnames")
+                && off
+                    .contains("aws ec2 modify-vpc-attribute --vpc-id vpc-1 --enable-dns-hostnames"),
+            "{off}"
+        );
+        let off = check_dns("vpc-1", false, true).unwrap_err().to_string();
+        assert!(
+            off.contains("enableDnsSupport") && off.contains("--enable-dns-support"),
+            "{off}"
+        );
+    }
+
+    #[test]
+    fn subnets_in_zones_without_eks() {
+        let mut bad = fact("subnet-1", "vpc-1", "us-east-1a", false);
+        bad.zone_id = "use1-az3".into();
+        let mut bad_public = fact("subnet-3", "vpc-1", "us-east-1a", true);
+        bad_public.zone_id = "use1-az3".into();
+        let facts = [
+            bad,
+            fact("subnet-2", "vpc-1", "b", false),
+            fact("subnet-4", "vpc-1", "c", false),
+            bad_public,
+        ];
+        let refused = check_brought("vpc-1", &ids(&["subnet-1", "subnet-2"]), &[], &facts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("subnet-1") && refused.contains("use1-az3"),
+            "{refused}"
+        );
+        let (warnings, kept_out) = check_brought(
+            "vpc-1",
+            &ids(&["subnet-2", "subnet-4"]),
+            &ids(&["subnet-3"]),
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(kept_out, ["subnet-3"]);
+        assert!(
+            warnings.iter().any(|w| w.contains("use1-az3")),
+            "{warnings:?}"
+        );
+        let net = Network {
+            vpc_id: "vpc-1".into(),
+            private_subnet_ids: ids(&["subnet-2", "subnet-4"]),
+            public_subnet_ids: ids(&["subnet-3", "subnet-5"]),
+            not_for_control_plane: kept_out,
+        };
+        assert_eq!(
+            net.cluster_subnet_ids(),
+            ["subnet-2", "subnet-4", "subnet-5"]
+        );
     }
 
     fn ids(v: &[&str]) -> Vec<String> {
@@ -385,7 +580,7 @@ mod tests {
             &ids(&["subnet-3"]),
             &facts,
         );
-        assert_eq!(ok.unwrap(), Vec::<String>::new());
+        assert_eq!(ok.unwrap(), (Vec::<String>::new(), Vec::<String>::new()));
         let public_as_private =
             check_brought("vpc-1", &ids(&["subnet-1", "subnet-3"]), &[], &facts).unwrap_err();
         assert!(
@@ -409,7 +604,8 @@ mod tests {
                 fact("subnet-5", "vpc-1", "b", false),
             ],
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             warned.len(),
             1,

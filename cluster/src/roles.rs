@@ -91,18 +91,13 @@ pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Rol
 }
 
 /// The account and partition of the caller.
-pub async fn caller(sts: &aws_sdk_sts::Client) -> Result<Account, Error> {
+pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Account, Error> {
     let answer = sts
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| Error::GetCallerIdentity { source: e.into() })?;
-    let partition = answer
-        .arn()
-        .and_then(|arn| arn.split(':').nth(1))
-        .filter(|p| !p.is_empty())
-        .unwrap_or("aws")
-        .to_owned();
+    let partition = common::aws::caller_partition(answer.arn(), region);
     Ok(Account {
         id: answer.account().unwrap_or_default().to_owned(),
         partition,

@@ -25,6 +25,13 @@ fn tags(cluster_tag_value: &str, role: Option<&str>, name: Value) -> Value {
     Value::Array(tags)
 }
 
+/// The parameter naming the `n`th zone (1-based): `AvailabilityZone1`, ... The zones are chosen
+/// by `eks-cluster` (by zone id, leaving out zones without EKS or Fargate) rather than taken
+/// from `Fn::GetAZs`, whose first zones may be such a zone.
+pub fn zone_parameter(n: usize) -> String {
+    format!("AvailabilityZone{n}")
+}
+
 /// The template for a VPC of `vpc` over `azs` zones.
 pub fn render(vpc: &Ipv4Net, azs: u8) -> Value {
     let (public, private) = subnet_cidrs(vpc, azs);
@@ -144,7 +151,7 @@ pub fn render(vpc: &Ipv4Net, azs: u8) -> Value {
                     "Properties": {
                         "VpcId": { "Ref": "Vpc" },
                         "CidrBlock": cidr.to_string(),
-                        "AvailabilityZone": { "Fn::Select": [i, { "Fn::GetAZs": "" }] },
+                        "AvailabilityZone": { "Ref": zone_parameter(n) },
                         "MapPublicIpOnLaunch": public_ip,
                         "Tags": tags("shared", Some(role), json!({ "Fn::Sub": format!("eks-fargate-${{ClusterName}}/{subnet}") }))
                     }
@@ -168,18 +175,30 @@ pub fn render(vpc: &Ipv4Net, azs: u8) -> Value {
             .collect();
         json!({ "Fn::Join": [",", refs] })
     };
+    let mut parameters = Map::new();
+    parameters.insert(
+        "ClusterName".into(),
+        json!({
+            "Type": "String",
+            "Description": "Name of the EKS cluster (for the kubernetes.io/cluster tags)",
+            "AllowedPattern": "^[0-9A-Za-z][A-Za-z0-9_-]*$",
+            "MinLength": 1,
+            "MaxLength": 100
+        }),
+    );
+    for n in 1..=public.len() {
+        parameters.insert(
+            zone_parameter(n),
+            json!({
+                "Type": "AWS::EC2::AvailabilityZone::Name",
+                "Description": format!("Availability zone of public and private subnet {n} (one that runs EKS and Fargate)")
+            }),
+        );
+    }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "eks-fargate-alb: network of an EKS cluster on Fargate (VPC, public and private subnets per zone, internet gateway, one NAT gateway)",
-        "Parameters": {
-            "ClusterName": {
-                "Type": "String",
-                "Description": "Name of the EKS cluster (for the kubernetes.io/cluster tags)",
-                "AllowedPattern": "^[0-9A-Za-z][A-Za-z0-9_-]*$",
-                "MinLength": 1,
-                "MaxLength": 100
-            }
-        },
+        "Parameters": parameters,
         "Resources": resources,
         "Outputs": {
             OUTPUT_VPC: {
@@ -290,6 +309,17 @@ mod tests {
             "PublicSubnet1"
         );
         assert_eq!(r["Vpc"]["Properties"]["EnableDnsHostnames"], true);
+        // Zones are parameters eks-cluster fills, never Fn::GetAZs.
+        assert_eq!(
+            r["PrivateSubnet2"]["Properties"]["AvailabilityZone"]["Ref"],
+            "AvailabilityZone2"
+        );
+        assert_eq!(
+            t["Parameters"]["AvailabilityZone1"]["Type"],
+            "AWS::EC2::AvailabilityZone::Name"
+        );
+        assert!(t["Parameters"].get("AvailabilityZone3").is_none());
+        assert!(!t.to_string().contains("GetAZs"));
         assert_eq!(
             r["PrivateSubnet2RouteTableAssociation"]["Properties"]["RouteTableId"]["Ref"],
             "PrivateRouteTable"

@@ -104,24 +104,75 @@ pub fn is_region_name(name: &str) -> bool {
         && number.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// An AWS partition: the ARN prefix and the DNS suffix of its service hosts. The one place
+/// that knows them; every ARN, partition or service host name is built from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// `aws`, `aws-cn`, `aws-us-gov`, `aws-eusc`: the second field of an ARN.
+    pub name: &'static str,
+    /// `amazonaws.com`, `amazonaws.com.cn`, `amazonaws.eu`: service hosts are
+    /// `<service>.<region>.<dns_suffix>`.
+    pub dns_suffix: &'static str,
+}
+
+impl Partition {
+    /// The partition of a region (the SDK's partition table: `cn-*` is aws-cn, `us-gov-*`
+    /// aws-us-gov, `eusc-*` the AWS European Sovereign Cloud, aws-eusc; everything else aws).
+    pub fn of_region(region: &str) -> Partition {
+        if region.starts_with("cn-") {
+            Partition {
+                name: "aws-cn",
+                dns_suffix: "amazonaws.com.cn",
+            }
+        } else if region.starts_with("us-gov-") {
+            Partition {
+                name: "aws-us-gov",
+                dns_suffix: "amazonaws.com",
+            }
+        } else if region.starts_with("eusc-") {
+            Partition {
+                name: "aws-eusc",
+                dns_suffix: "amazonaws.eu",
+            }
+        } else {
+            Partition {
+                name: "aws",
+                dns_suffix: "amazonaws.com",
+            }
+        }
+    }
+
+    /// The host of a regional service endpoint: `sts.eu-west-1.amazonaws.com`.
+    pub fn host(&self, service: &str, region: &str) -> String {
+        format!("{service}.{region}.{}", self.dns_suffix)
+    }
+}
+
 /// The DNS suffix of the region's partition.
 pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    }
+    Partition::of_region(region).dns_suffix
 }
 
 /// The ARN partition of the region.
 pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
+    Partition::of_region(region).name
+}
+
+/// The partition field of an ARN (`arn:PARTITION:service:...`), when it has one.
+pub fn partition_of_arn(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (parts.next(), parts.next()) {
+        (Some("arn"), Some(p)) if !p.is_empty() && parts.next().is_some() => Some(p),
+        _ => None,
     }
+}
+
+/// The partition a caller works in: from its ARN (GetCallerIdentity), else the region's.
+pub fn caller_partition(caller_arn: Option<&str>, region: &str) -> String {
+    caller_arn
+        .and_then(partition_of_arn)
+        .unwrap_or_else(|| partition(region))
+        .to_owned()
 }
 
 /// The shared AWS configuration, built once per run. The endpoint follows `AWS_ENDPOINT_URL`
@@ -254,5 +305,24 @@ mod tests {
         assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
         assert_eq!(dns_suffix("cn-northwest-1"), "amazonaws.com.cn");
         assert_eq!(dns_suffix("eu-west-1"), "amazonaws.com");
+        // The AWS European Sovereign Cloud is a partition of its own (the SDK's table).
+        assert_eq!(partition("eusc-de-east-1"), "aws-eusc");
+        assert_eq!(dns_suffix("eusc-de-east-1"), "amazonaws.eu");
+        assert_eq!(
+            Partition::of_region("eusc-de-east-1").host("sts", "eusc-de-east-1"),
+            "sts.eusc-de-east-1.amazonaws.eu"
+        );
+        assert!(is_region_name("eusc-de-east-1"));
+        assert_eq!(
+            partition_of_arn("arn:aws-eusc:sts::1:assumed-role/r/s"),
+            Some("aws-eusc")
+        );
+        assert_eq!(partition_of_arn("nonsense"), None);
+        assert_eq!(partition_of_arn("arn::sts::1:x"), None);
+        assert_eq!(caller_partition(None, "eusc-de-east-1"), "aws-eusc");
+        assert_eq!(
+            caller_partition(Some("arn:aws-cn:iam::1:user/u"), "us-east-1"),
+            "aws-cn"
+        );
     }
 }

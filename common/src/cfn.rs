@@ -2,6 +2,7 @@
 //! Shared by the steps that own a stack (`eks-sg-stack`, `eks-cluster`).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
@@ -270,9 +271,188 @@ pub async fn failure_reasons(cfn: &Client, stack: &str) -> String {
     }
 }
 
+/// The CloudFormation calls a delete makes (a trait so the retry logic is tested without AWS).
+pub trait StackCalls {
+    fn describe(&self, stack: &str) -> impl Future<Output = Result<Option<Stack>, CfnError>>;
+    fn delete(&self, stack: &str) -> impl Future<Output = Result<(), CfnError>>;
+    fn settle(
+        &self,
+        stack: &str,
+        what: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Option<Stack>, CfnError>>;
+}
+
+impl StackCalls for Client {
+    async fn describe(&self, stack: &str) -> Result<Option<Stack>, CfnError> {
+        describe(self, stack).await
+    }
+    async fn delete(&self, stack: &str) -> Result<(), CfnError> {
+        delete(self, stack).await
+    }
+    async fn settle(
+        &self,
+        stack: &str,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Option<Stack>, CfnError> {
+        settle(self, stack, what, timeout).await
+    }
+}
+
+/// How many times a stack that ends `DELETE_FAILED` is deleted (the first time included).
+pub const DELETE_ATTEMPTS: u32 = 3;
+
+/// Deletes the stack `id` (shown as `label`) and waits until it is gone: before every attempt
+/// `ready` waits for what would block the delete (network interfaces still using the stack's
+/// security group or VPC); a stack that ends `DELETE_FAILED` is deleted again, at most
+/// `attempts` times in all. `Ok(None)` when the stack is gone (or never was), `Ok(Some(stack))`
+/// when it is still `DELETE_FAILED` (or in another state a delete does not change) after the
+/// last attempt.
+pub async fn delete_with_retries<C, E, R, F>(
+    calls: &C,
+    id: &str,
+    label: &str,
+    timeout: Duration,
+    attempts: u32,
+    mut ready: R,
+) -> Result<Option<Stack>, E>
+where
+    C: StackCalls,
+    E: From<CfnError>,
+    R: FnMut() -> F,
+    F: Future<Output = Result<(), E>>,
+{
+    let attempts = attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let Some(existing) = calls.describe(id).await? else {
+            return Ok(None);
+        };
+        if existing.status != "DELETE_IN_PROGRESS" {
+            if phase(&existing.status) == Phase::InProgress {
+                tracing::info!(
+                    "{label} is busy ({}); waiting for it to settle first",
+                    existing.status
+                );
+                if calls
+                    .settle(id, &format!("{label} to settle"), timeout)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+            }
+            ready().await?;
+            if attempt == 1 {
+                tracing::info!("deleting {label}");
+            } else {
+                tracing::info!("deleting {label} again (attempt {attempt} of {attempts})");
+            }
+            calls.delete(id).await?;
+        }
+        match calls
+            .settle(id, &format!("{label} to be deleted"), timeout)
+            .await?
+        {
+            None => return Ok(None),
+            Some(left) if left.status == "DELETE_FAILED" && attempt < attempts => {
+                tracing::warn!(
+                    "{label} ended DELETE_FAILED (attempt {attempt} of {attempts}); waiting for what blocks it, then deleting it again"
+                );
+                attempt += 1;
+            }
+            Some(left) => return Ok(Some(left)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CloudFormation that ends the first `fail` deletes DELETE_FAILED, and logs the calls.
+    struct Fake {
+        fail: std::cell::Cell<u32>,
+        status: std::cell::RefCell<Option<String>>,
+        log: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(status: &str, fail: u32) -> Fake {
+            Fake {
+                fail: std::cell::Cell::new(fail),
+                status: std::cell::RefCell::new(Some(status.to_owned())),
+                log: std::cell::RefCell::default(),
+            }
+        }
+        fn stack(&self) -> Option<Stack> {
+            self.status.borrow().clone().map(|status| Stack {
+                id: "id".into(),
+                status,
+                parameters: BTreeMap::new(),
+                outputs: BTreeMap::new(),
+            })
+        }
+    }
+
+    impl StackCalls for Fake {
+        async fn describe(&self, _: &str) -> Result<Option<Stack>, CfnError> {
+            Ok(self.stack())
+        }
+        async fn delete(&self, _: &str) -> Result<(), CfnError> {
+            self.log.borrow_mut().push("delete".into());
+            let failed = self.fail.get() > 0;
+            self.fail.set(self.fail.get().saturating_sub(1));
+            *self.status.borrow_mut() = failed.then(|| "DELETE_FAILED".to_owned());
+            Ok(())
+        }
+        async fn settle(&self, _: &str, _: &str, _: Duration) -> Result<Option<Stack>, CfnError> {
+            Ok(self.stack())
+        }
+    }
+
+    async fn run(fake: &Fake, attempts: u32) -> Result<Option<Stack>, CfnError> {
+        delete_with_retries(
+            fake,
+            "id",
+            "stack s",
+            Duration::from_secs(1),
+            attempts,
+            || {
+                fake.log.borrow_mut().push("ready".into());
+                async { Ok(()) }
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_delete_failed_stack_is_deleted_again_after_waiting() {
+        let fake = Fake::new("CREATE_COMPLETE", 1);
+        assert_eq!(run(&fake, 3).await.unwrap(), None);
+        assert_eq!(*fake.log.borrow(), ["ready", "delete", "ready", "delete"]);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let fake = Fake::new("DELETE_FAILED", 5);
+        let left = run(&fake, 3).await.unwrap().expect("still there");
+        assert_eq!(left.status, "DELETE_FAILED");
+        assert_eq!(
+            fake.log.borrow().len(),
+            6,
+            "three attempts, each after a wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_stack_is_success_without_a_call() {
+        let fake = Fake::new("CREATE_COMPLETE", 0);
+        *fake.status.borrow_mut() = None;
+        assert_eq!(run(&fake, 3).await.unwrap(), None);
+        assert!(fake.log.borrow().is_empty());
+    }
 
     #[test]
     fn phases() {

@@ -36,6 +36,11 @@ pub struct CommonArgs {
     /// Only warnings and errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// With --state: how long to wait for another run that holds the state file's lock
+    /// (FILE.lock) before giving up with nothing done (e.g. 90s, 30m; 0 gives up at once).
+    #[arg(long, value_name = "DURATION", global = true, default_value = "30m", value_parser = parse_duration)]
+    pub lock_wait: Duration,
 }
 
 /// Parses a duration such as `90`, `90s`, `15m`, `1h30m` (clap value parser).

@@ -146,6 +146,11 @@ pub async fn kube_client(
             }
         }
     };
-    let token = crate::token::eks_token(aws, cluster).await?;
-    Ok(crate::kube::client_for_eks(&endpoint, &ca, &token.token)?)
+    let tokens = crate::kubeauth::TokenSource::eks(aws, cluster);
+    tokens.sign_now().await?;
+    Ok(crate::kube::client_for_eks(
+        &endpoint,
+        &ca,
+        std::sync::Arc::new(tokens),
+    )?)
 }

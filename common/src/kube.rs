@@ -6,8 +6,11 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use std::sync::Arc;
+
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use secrecy::SecretString;
+
+use crate::kubeauth::{RefreshLayer, TokenSource};
 
 /// Why no Kubernetes client could be built.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +37,13 @@ pub enum KubeClientError {
 }
 
 /// A client for an EKS cluster from its endpoint, its `certificateAuthority.data` (base64 of
-/// PEM) and a bearer token from [`crate::token`].
+/// PEM) and the [`TokenSource`] of its bearer tokens, which signs a new token before the old one
+/// expires and when the server refuses one (see [`crate::kubeauth`]). Call it inside a tokio
+/// runtime.
 pub fn client_for_eks(
     endpoint: &str,
     ca_data: &str,
-    token: &str,
+    tokens: Arc<TokenSource>,
 ) -> Result<kube::Client, KubeClientError> {
     let uri: http::Uri =
         endpoint
@@ -49,8 +54,8 @@ pub fn client_for_eks(
             })?;
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(ca_certificates_der(ca_data)?);
-    config.auth_info.token = Some(SecretString::from(token.to_owned()));
-    Ok(kube::Client::try_from(config)?)
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(builder.with_layer(&RefreshLayer::new(tokens)).build())
 }
 
 /// A client from a kubeconfig file, with its current context or `context`.
@@ -148,9 +153,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bad_endpoint_is_named() {
-        let Err(err) = client_for_eks("not a url", &pem(&[b"x"]), "t") else {
+    #[tokio::test]
+    async fn bad_endpoint_is_named() {
+        let tokens = Arc::new(TokenSource::with_signer(
+            std::time::Duration::from_secs(600),
+            || Box::pin(async { Err(crate::token::TokenError::NoProvider) }),
+        ));
+        let Err(err) = client_for_eks("not a url", &pem(&[b"x"]), tokens) else {
             panic!("a bad endpoint must be refused");
         };
         assert!(err.to_string().contains("not a url"), "{err}");

@@ -248,6 +248,23 @@ where
 {
     crate::logging::init(info.crate_name, common.verbose, common.quiet);
     let channel = Channel::of(common, summary);
+    // Held until the state is written; dropped (released) when this function returns.
+    let _lock = match &channel {
+        Channel::File(path) => {
+            let what = format!("{} {command}", info.section);
+            match crate::lock::StateLock::acquire(path, common.lock_wait, &what, |line| {
+                tracing::warn!("{line}")
+            }) {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    // Another run owns the file: leave it to that run, write nothing.
+                    tracing::error!("{}", error_chain(&e));
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            }
+        }
+        _ => None,
+    };
     let usage = |input: Option<State>, err: &dyn std::error::Error| {
         let message = error_chain(err);
         tracing::error!("{message}");
@@ -293,7 +310,15 @@ where
     let original = state.clone();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
-    let outcome = body(&mut state, &context).await;
+    // SIGINT/SIGTERM stop the step where it is (its waits and calls are dropped); what it made
+    // so far is in `state`, which is written below with an error record.
+    let outcome = {
+        let mut stop = Interrupt::install();
+        tokio::select! {
+            outcome = body(&mut state, &context) => outcome.map_err(Stopped::Failed),
+            signal = stop.recv() => Err(Stopped::Interrupted(signal)),
+        }
+    };
     let seconds = clock.elapsed().as_secs_f64();
 
     let code = match outcome {
@@ -310,13 +335,30 @@ where
             );
             EXIT_OK
         }
-        Err(e) if e.exit_code() == EXIT_USAGE => return usage(Some(original), &e),
-        Err(e) => {
+        Err(Stopped::Failed(e)) if e.exit_code() == EXIT_USAGE => {
+            return usage(Some(original), &e);
+        }
+        Err(Stopped::Failed(e)) => {
             let message = error_chain(&e);
             tracing::error!("{message}");
             state.record_timing(info.section, command, &started_at, seconds);
             state.set_error(&record(&info, command, message, e.exit_code()));
             e.exit_code()
+        }
+        Err(Stopped::Interrupted(signal)) => {
+            let message = format!(
+                "interrupted by {signal} after {}; the state has what was made so far. \
+                 Run the same command again with --resume to go on, or the teardown to remove it",
+                crate::cli::format_elapsed(std::time::Duration::from_secs_f64(seconds))
+            );
+            tracing::error!("{message}");
+            if context.dry_run {
+                state = original;
+            } else {
+                state.record_timing(info.section, command, &started_at, seconds);
+            }
+            state.set_error(&record(&info, command, message, EXIT_FAILED));
+            EXIT_FAILED
         }
     };
     if let Err(e) = channel.write(&state) {
@@ -357,6 +399,49 @@ where
             ExitCode::from(EXIT_OK)
         }
         Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// How a step's body ended when it did not succeed.
+enum Stopped<E> {
+    Failed(E),
+    /// A signal stopped it (its name).
+    Interrupted(&'static str),
+}
+
+/// SIGINT and SIGTERM, caught for the time a step's body runs (instead of killing the process),
+/// so the state it made so far is written. Exit code 1 for both: the contract's "failed, the
+/// state says what was made" (see DESIGN-NOTES.md).
+struct Interrupt {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    fn install() -> Interrupt {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| tracing::warn!("cannot catch SIGINT: {e}"))
+            .ok();
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| tracing::warn!("cannot catch SIGTERM: {e}"))
+            .ok();
+        Interrupt { int, term }
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = next(&mut self.int) => "SIGINT",
+            () = next(&mut self.term) => "SIGTERM",
+        }
     }
 }
 

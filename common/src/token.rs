@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::aws::dns_suffix;
+use crate::aws::Partition;
 
 /// The prefix of every EKS token.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -73,8 +73,8 @@ pub fn presign_token(
     now: SystemTime,
 ) -> Result<EksToken, TokenError> {
     let base = format!(
-        "https://sts.{region}.{}/?Action=GetCallerIdentity&Version=2011-06-15",
-        dns_suffix(region)
+        "https://{}/?Action=GetCallerIdentity&Version=2011-06-15",
+        Partition::of_region(region).host("sts", region)
     );
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;

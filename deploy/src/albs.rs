@@ -1,5 +1,5 @@
-//! Finding the load balancers the AWS Load Balancer Controller made for an Ingress, by the tags it
-//! puts on them, so that a forced delete can say exactly what may remain.
+//! Finding the load balancers and target groups the AWS Load Balancer Controller made for an
+//! Ingress, by the tags it puts on them, so that a forced delete can say exactly what may remain.
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use common::aws::AwsError;
@@ -31,6 +31,37 @@ pub async fn tagged(elb: &Client, cluster: &str, stack: &str) -> Result<Vec<Rema
             })
         }));
     }
+    with_tags(elb, all, cluster, stack).await
+}
+
+/// The target groups tagged for `cluster` and `stack` (`dns_name` is empty).
+pub async fn tagged_target_groups(
+    elb: &Client,
+    cluster: &str,
+    stack: &str,
+) -> Result<Vec<Remaining>, AwsError> {
+    let mut all = Vec::new();
+    let mut pages = elb.describe_target_groups().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(AwsError::from)?;
+        all.extend(page.target_groups().iter().filter_map(|tg| {
+            Some(Remaining {
+                arn: tg.target_group_arn()?.to_owned(),
+                name: tg.target_group_name().unwrap_or_default().to_owned(),
+                dns_name: String::new(),
+            })
+        }));
+    }
+    with_tags(elb, all, cluster, stack).await
+}
+
+/// Those of `all` that carry both tags.
+async fn with_tags(
+    elb: &Client,
+    all: Vec<Remaining>,
+    cluster: &str,
+    stack: &str,
+) -> Result<Vec<Remaining>, AwsError> {
     let mut out = Vec::new();
     // DescribeTags takes at most 20 ARNs.
     for chunk in all.chunks(20) {

@@ -2,10 +2,13 @@
 //! the apply order waits on, and deletion.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::discovery::Scope;
 use kube::{Api, Client, Discovery};
 use serde_json::json;
@@ -195,29 +198,160 @@ pub async fn deployment_pending(
         return Ok(Some("rollout not observed yet".into()));
     }
     if !available || updated < wanted || ready < wanted {
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let pending = if selector.is_empty() {
+            String::new()
+        } else {
+            pending_pods(client, namespace, &selector).await?
+        };
         return Ok(Some(format!(
-            "{ready}/{wanted} available, {updated} updated"
+            "{ready}/{wanted} available, {updated} updated{pending}"
         )));
     }
     Ok(None)
 }
 
-/// Whether a Service has ready endpoints: `None` when it has, else why not.
+/// Why a pod that does not run waits: its `PodScheduled=False` message, else the latest
+/// Warning Event about it, else its phase.
+fn pod_reason(pod: &Pod, events: &[Event]) -> String {
+    let condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        })
+        .and_then(|c| c.message.clone());
+    let event = || {
+        events
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == pod.metadata.name.as_deref())
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .max_by_key(|e| {
+                e.metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .and_then(|e| {
+                let message = e.message.clone()?;
+                Some(match &e.reason {
+                    Some(reason) => format!("{reason}: {message}"),
+                    None => message,
+                })
+            })
+    };
+    condition.or_else(event).unwrap_or_else(|| {
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into());
+        format!("{phase}, not ready")
+    })
+}
+
+/// The pods of `selector` that do not run, grouped by why: `; 4 pods not running: a, b, c, d
+/// (Pod not supported on Fargate: ...)`; empty when all run.
+pub async fn pending_pods(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<String, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(kube_error(
+            "list",
+            format!("the pods {selector} in {namespace}"),
+        ))?;
+    let waiting: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let status = p.status.as_ref();
+            status.and_then(|s| s.phase.as_deref()) != Some("Running")
+                || !status
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect();
+    if waiting.is_empty() {
+        return Ok(String::new());
+    }
+    let events: Vec<Event> = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().fields("involvedObject.kind=Pod"))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for pod in waiting {
+        let reason = pod_reason(pod, &events);
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, names)) => names.push(name),
+            None => by_reason.push((reason, vec![name])),
+        }
+    }
+    let parts: Vec<String> = by_reason
+        .into_iter()
+        .map(|(reason, names)| {
+            let count = names.len();
+            let shown = if count > 5 {
+                format!("{}, ... ({} more)", names[..5].join(", "), count - 5)
+            } else {
+                names.join(", ")
+            };
+            let pods = if count == 1 { "pod" } else { "pods" };
+            format!("{count} {pods} not running: {shown} ({reason})")
+        })
+        .collect();
+    Ok(format!("; {}", parts.join("; ")))
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Whether a Service has a ready endpoint in its EndpointSlices (`discovery.k8s.io/v1`; v1
+/// Endpoints is deprecated since Kubernetes 1.33): `None` when it has, else why not. An
+/// endpoint counts when it has an address and its `ready` condition is not false (unset means
+/// ready, as the API documents).
 pub async fn endpoints_pending(
     client: &Client,
     namespace: &str,
     name: &str,
 ) -> Result<Option<String>, Error> {
-    let api: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
-    let endpoints = api
-        .get_opt(name)
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let slices = api
+        .list(&ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name}")))
         .await
-        .map_err(kube_error("read", format!("Endpoints {namespace}/{name}")))?;
-    let ready = endpoints
-        .and_then(|e| e.subsets)
-        .unwrap_or_default()
+        .map_err(kube_error(
+            "list",
+            format!("the EndpointSlices of Service {namespace}/{name}"),
+        ))?;
+    if slices.items.is_empty() {
+        return Ok(Some("no EndpointSlice yet".into()));
+    }
+    let ready = slices
+        .items
         .iter()
-        .any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()));
+        .flat_map(|s| s.endpoints.iter())
+        .any(|e| {
+            !e.addresses.is_empty() && e.conditions.as_ref().and_then(|c| c.ready) != Some(false)
+        });
     Ok((!ready).then(|| "no ready endpoint".to_owned()))
 }
 

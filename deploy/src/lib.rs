@@ -3,12 +3,15 @@
 //! controller Available with its webhook endpoints ready, since its webhooks fail closed); then
 //! waits for the Ingress's load balancer host name and for HTTP 200 from it, and prints the URL.
 //! `delete` removes the Ingress first and waits until the controller has deleted the ALB and
-//! released the Ingress, then everything else in reverse order.
+//! released the Ingress, then the webhook configurations, then everything else in reverse order
+//! ([`teardown`]).
 
 pub mod albs;
+pub mod fargate;
 pub mod http;
 pub mod kubeops;
 pub mod manifests;
+pub mod teardown;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,8 +66,9 @@ pub struct ApplyArgs {
 pub struct DeleteArgs {
     #[command(flatten)]
     pub target: Target,
-    /// When an Ingress cannot be finalized (no controller), remove its finalizer anyway and say
-    /// which load balancer may remain.
+    /// When an Ingress cannot be finalized (no controller): delete the webhook configurations,
+    /// remove the finalizers of the Ingress and its TargetGroupBindings, and say which load
+    /// balancers and target groups may remain.
     #[arg(long)]
     pub force: bool,
 }
@@ -144,7 +148,7 @@ pub enum Error {
         source: Box<kube::Error>,
     },
     #[error(
-        "Ingress {ingress} is still held by its finalizers ({finalizers}): the AWS Load Balancer Controller did not release it (is it running?). Start the controller and run delete again, or pass --force to remove the finalizer (the ALB may then remain: look for a load balancer tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={ingress})"
+        "Ingress {ingress} is still held by its finalizers ({finalizers}): the AWS Load Balancer Controller did not release it (is it running?). Start the controller and run delete again, or pass --force to delete the controller's webhook configurations and remove the finalizers of the Ingress and its TargetGroupBindings (the ALB and its target groups may then remain: look for those tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={ingress})"
     )]
     IngressStuck {
         ingress: String,
@@ -153,12 +157,27 @@ pub enum Error {
     },
     #[error(transparent)]
     Timeout(#[from] TimedOut),
+    #[error("{0}")]
+    NotOnFargate(String),
+    #[error(
+        "EKS has no cluster {cluster} in {region}, whose Fargate profiles must select the manifests' namespaces: check --cluster and --region"
+    )]
+    NoSuchCluster { cluster: String, region: String },
+    #[error("cannot read the Fargate profiles of cluster {cluster}: {source}")]
+    FargateProfiles {
+        cluster: String,
+        source: common::aws::AwsError,
+    },
 }
 
 impl StepFailure for Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::Cluster(_) | Error::Manifests(_) | Error::State(_) => EXIT_USAGE,
+            Error::Cluster(_)
+            | Error::Manifests(_)
+            | Error::State(_)
+            | Error::NotOnFargate(_)
+            | Error::NoSuchCluster { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -286,6 +305,63 @@ async fn gate(
     Ok(())
 }
 
+/// Refuses (before anything is applied) manifests whose pods no Fargate profile of the cluster
+/// selects: they would stay Pending. The profiles come from the state when eks-cluster made
+/// them, else from EKS; without the permission to read them, a warning says what was not
+/// checked.
+async fn check_fargate(
+    state: &State,
+    ctx: &Context,
+    cluster: &str,
+    docs: &[Doc],
+) -> Result<(), Error> {
+    let workloads = fargate::workloads(docs);
+    if workloads.is_empty() {
+        return Ok(());
+    }
+    let profiles = match fargate::from_state(state) {
+        Some(profiles) => profiles,
+        None => {
+            let eks = aws_sdk_eks::Client::new(&ctx.aws);
+            let read = async {
+                match common::cluster::describe(&eks, cluster).await? {
+                    Some(_) => fargate::from_eks(&eks, cluster).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            match read.await {
+                Ok(Some(profiles)) => profiles,
+                Ok(None) => {
+                    return Err(Error::NoSuchCluster {
+                        cluster: cluster.to_owned(),
+                        region: ctx.region.clone(),
+                    });
+                }
+                Err(e) if e.is("AccessDeniedException") => {
+                    tracing::warn!(
+                        "cannot read the Fargate profiles of cluster {cluster} ({e}); not checked that they select the namespaces of the manifests (needs eks:DescribeCluster, eks:ListFargateProfiles, eks:DescribeFargateProfile)"
+                    );
+                    return Ok(());
+                }
+                Err(source) => {
+                    return Err(Error::FargateProfiles {
+                        cluster: cluster.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+    };
+    let missing = fargate::unselected(&workloads, &profiles);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::NotOnFargate(fargate::refusal(
+            cluster, &profiles, &missing,
+        )))
+    }
+}
+
 /// `eks-deploy apply`.
 pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result<(), Error> {
     let started = Instant::now();
@@ -295,6 +371,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
         manifests::source(args.target.manifests.as_deref(), state).map_err(Error::Manifests)?;
     let docs = manifests::load(&dir, &files).map_err(Error::Manifests)?;
     let previous: Option<Section> = state.section(SECTION)?;
+    check_fargate(state, ctx, &cluster, &docs).await?;
 
     let client = common::cluster::kube_client(
         args.target.kubeconfig.as_deref(),
@@ -383,165 +460,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
     Ok(())
 }
 
-/// Says which load balancers of a force-deleted Ingress remain, found by their tags.
-async fn report_remaining(ctx: &Context, cluster: &str, stack: &str) {
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&ctx.aws);
-    let tags = format!(
-        "{}={cluster} and {}={stack}",
-        albs::CLUSTER_TAG,
-        albs::STACK_TAG
-    );
-    match albs::tagged(&elb, cluster, stack).await {
-        Ok(found) if found.is_empty() => {
-            tracing::info!("no load balancer tagged {tags} remains")
-        }
-        Ok(found) => {
-            for lb in found {
-                tracing::warn!(
-                    "its ALB may remain: {} ({}, {}); delete it (and then its target groups) when you are sure: aws elbv2 delete-load-balancer --load-balancer-arn {}",
-                    lb.name,
-                    lb.dns_name,
-                    lb.arn,
-                    lb.arn
-                );
-            }
-        }
-        Err(e) => tracing::warn!(
-            "its ALB may remain, and the load balancers could not be listed ({e}): look for one tagged {tags}"
-        ),
-    }
-}
-
-/// `eks-deploy delete`.
-pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
-    let deadline = Deadline(Instant::now() + args.target.timeout);
-    let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
-    let recorded: Option<Section> = state.section(SECTION)?;
-    let objects: Vec<Doc> = match (&recorded, &args.target.manifests) {
-        (Some(section), None) => section
-            .applied_objects
-            .iter()
-            .map(Applied::as_doc)
-            .collect(),
-        (None, None) => {
-            tracing::info!(
-                "the state records nothing deployed; nothing to delete (pass --manifests DIR to delete what those files describe)"
-            );
-            return Ok(());
-        }
-        _ => {
-            let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)
-                .map_err(Error::Manifests)?;
-            manifests::load(&dir, &files).map_err(Error::Manifests)?
-        }
-    };
-    let client = common::cluster::kube_client(
-        args.target.kubeconfig.as_deref(),
-        args.target.context.as_deref(),
-        state,
-        &ctx.aws,
-        &cluster,
-    )
-    .await?;
-    let mut resolver = Resolver::new(client.clone()).await?;
-    let mut seen = Vec::new();
-    let mut unique: Vec<Doc> = Vec::new();
-    for doc in objects {
-        let key = (doc.kind.clone(), doc.namespace.clone(), doc.name.clone());
-        if !seen.contains(&key) {
-            seen.push(key);
-            unique.push(doc);
-        }
-    }
-    if ctx.dry_run {
-        for doc in unique.iter().rev() {
-            tracing::info!("dry run: would delete {}", doc.label());
-        }
-        return Ok(());
-    }
-
-    // Each object's API, found once; a kind no longer served (its CRD went) has nothing left.
-    let mut targets = Vec::new();
-    for doc in unique.iter().rev() {
-        match resolver.api(doc).await {
-            Ok(api) => targets.push((doc, api)),
-            Err(Error::UnknownKind { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-
-    // The Ingresses first; the controller must still run to delete their ALBs.
-    for (ingress, api) in targets.iter().filter(|(d, _)| d.kind == "Ingress") {
-        if !kubeops::delete(api, ingress).await? {
-            continue;
-        }
-        tracing::info!(
-            "deleting {}; the controller deletes its ALB first",
-            ingress.label()
-        );
-        let waited = wait_for(
-            &format!("{} to be finalized (its ALB deleted)", ingress.label()),
-            deadline.left().min(args.target.timeout),
-            || async {
-                Ok::<_, Error>(if kubeops::is_gone(api, ingress).await? {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending("held by ingress.k8s.aws/resources".into())
-                })
-            },
-        )
-        .await;
-        if let Err(Error::Timeout(_)) = &waited {
-            let finalizers = kubeops::finalizers(api, ingress).await?;
-            let stack = format!(
-                "{}/{}",
-                ingress.namespace.clone().unwrap_or_default(),
-                ingress.name
-            );
-            if !args.force {
-                return Err(Error::IngressStuck {
-                    ingress: stack,
-                    finalizers: finalizers.join(", "),
-                    cluster,
-                });
-            }
-            kubeops::drop_finalizers(api, ingress).await?;
-            tracing::warn!("removed the finalizers of Ingress {stack}");
-            report_remaining(ctx, &cluster, &stack).await;
-        } else {
-            waited?;
-        }
-    }
-    let rest: Vec<&(&Doc, _)> = targets
-        .iter()
-        .filter(|(d, _)| d.kind != "Ingress")
-        .collect();
-    for (doc, api) in &rest {
-        if kubeops::delete(api, doc).await? {
-            tracing::info!("deleted {}", doc.label());
-        }
-    }
-    wait_for(
-        "the deleted objects to be gone",
-        deadline.left(),
-        || async {
-            let mut left = Vec::new();
-            for (doc, api) in &rest {
-                if !kubeops::is_gone(api, doc).await? {
-                    left.push(doc.label());
-                }
-            }
-            Ok::<_, Error>(if left.is_empty() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("{} left: {}", left.len(), left.join(", ")))
-            })
-        },
-    )
-    .await?;
-    state.clear_section(SECTION);
-    Ok(())
-}
+pub use teardown::delete;
 
 #[cfg(test)]
 mod tests {

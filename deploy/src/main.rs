@@ -3,7 +3,9 @@
 //! for CRDs to be Established and for the controller to be Available with ready webhook
 //! endpoints, then for the Ingress's ALB host name and HTTP 200 from it, and prints the URL.
 //! `delete` removes the Ingress first and waits until the controller has deleted its ALB, then the
-//! rest in reverse order.
+//! webhook configurations, then the rest in reverse order; `delete --force` lets go of an Ingress
+//! the controller does not release (webhook configurations first, then the finalizers of the
+//! Ingress and its TargetGroupBindings) and names the load balancers and target groups left.
 //!
 //! Usage: `eks-deploy [--state FILE] apply [--kubeconfig PATH] [--timeout 20m] [--connect-to H:P:A:P2]...`,
 //! `eks-deploy delete [--force]`.
@@ -16,8 +18,12 @@
 //! or usage, nothing changed.
 //!
 //! IAM permissions: `eks:DescribeCluster` (unless the state has the endpoint and CA, or
-//! `--kubeconfig` is given), for `delete --force` `elasticloadbalancing:DescribeLoadBalancers`
-//! and `elasticloadbalancing:DescribeTags`, and an identity the cluster admits; Kubernetes: create, patch, get,
+//! `--kubeconfig` is given), for `apply` `eks:ListFargateProfiles` and
+//! `eks:DescribeFargateProfile` (unless the state records the cluster's one profile: every pod
+//! the manifests make must be selected by a Fargate profile, else exit 2 before anything is
+//! applied), for `delete --force` `elasticloadbalancing:DescribeLoadBalancers`,
+//! `elasticloadbalancing:DescribeTargetGroups` and `elasticloadbalancing:DescribeTags`, and an
+//! identity the cluster admits; Kubernetes: create, patch, get,
 //! list and delete on every kind in the manifests (cluster-admin in practice, as the manifests
 //! include CRDs, RBAC and webhook configurations).
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use testbed::albsim::{AlbControllerSim, EndpointsSim};
+use testbed::fargate::Profiles;
 use testbed::kubeapi::KubeApi;
 use testbed::run::{Run, assert_exit};
 use testbed::sim::DeploymentSim;
@@ -113,22 +114,42 @@ fn manifests(dir: &Path) {
     std::fs::write(dir.join("02-app.yaml"), APP).unwrap();
 }
 
-/// The Kubernetes stand-in, the manifests, and moto: every AWS call a run makes goes to moto.
+/// The Kubernetes stand-in, the manifests, and moto: every AWS call a run makes goes to moto,
+/// which holds the cluster `demo` with a Fargate profile selecting the manifests' namespaces.
 struct Bed {
     kube: KubeApi,
     dir: tempfile::TempDir,
     moto: Moto,
+    cluster: seed::SeededCluster,
 }
 
 impl Bed {
-    fn new() -> Bed {
+    async fn new() -> Bed {
+        Bed::with_profile(&[("kube-system", &[]), ("game", &[])]).await
+    }
+
+    /// The bed whose cluster's one Fargate profile has `selectors`.
+    async fn with_profile(selectors: &[(&str, &[(&str, &str)])]) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         manifests(dir.path());
+        let moto = Moto::start();
+        let config = moto.sdk_config(REGION).await;
+        let cluster = seed::cluster(&config, "demo", false).await;
+        seed::fargate_profile(&config, "demo", "fp-test", &cluster.subnet_ids, selectors).await;
         Bed {
             kube: KubeApi::start(),
             dir,
-            moto: Moto::start(),
+            moto,
+            cluster,
         }
+    }
+
+    /// The cluster simulator, placing pods by the profiles moto holds for `demo`.
+    async fn deployments(&self) -> DeploymentSim {
+        DeploymentSim::start(
+            self.kube.client().await,
+            Profiles::eks_cluster(&self.moto.sdk_config(REGION).await, "demo"),
+        )
     }
 
     fn run(&self, args: &[&str], stdin: &str) -> Run {
@@ -150,7 +171,8 @@ impl Bed {
         self.kube
             .created_objects()
             .iter()
-            .filter(|o| o["kind"] != "Endpoints")
+            // What the cluster's endpoint controllers make (and garbage-collect) is not ours.
+            .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
             .map(|o| {
                 format!(
                     "{} {}",
@@ -170,9 +192,9 @@ fn connect_to(sim: &AlbControllerSim) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_reapply_and_delete_in_order() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let client = bed.kube.client().await;
-    let _deployments = DeploymentSim::start(client.clone());
+    let _deployments = bed.deployments().await;
     let _endpoints = EndpointsSim::start(client.clone());
     let alb = AlbControllerSim::start(client.clone());
 
@@ -261,9 +283,9 @@ async fn apply_reapply_and_delete_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_time_out_and_a_stuck_ingress_needs_force() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let client = bed.kube.client().await;
-    let deployments = DeploymentSim::start(client.clone());
+    let deployments = bed.deployments().await;
     let _endpoints = EndpointsSim::start(client.clone());
     deployments.stop();
     // No Deployment ever becomes available: the controller wait times out.
@@ -279,7 +301,7 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
 
     // With the cluster working but no load balancer controller, the Ingress never gets its
     // finalizer released: delete says so; --force removes it.
-    let _deployments = DeploymentSim::start(client.clone());
+    let _deployments = bed.deployments().await;
     let alb = AlbControllerSim::start(client.clone());
     let route = {
         let applied = bed.run(
@@ -305,7 +327,7 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
     alb.stop();
     // The ALB the controller made, as ELB shows it, tagged as the controller tags it.
     let config = bed.moto.sdk_config(REGION).await;
-    let seeded = seed::cluster(&config, "demo", false).await;
+    let seeded = bed.cluster.clone();
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
     let made = elb
         .create_load_balancer()
@@ -368,7 +390,7 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_applies_nothing() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     std::fs::write(
         bed.dir.path().join("03-raw.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  vpc: VPC_ID\n",
@@ -410,7 +432,7 @@ async fn bad_input_applies_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_nothing_deployed_is_success() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let kubeconfig = bed.kube.kubeconfig();
     let out = testbed::run::run(
         bed.moto.command(BIN).args([
@@ -432,4 +454,165 @@ async fn delete_with_nothing_deployed_is_success() {
 #[test]
 fn main_rs_documents_the_contract() {
     testbed::run::check_contract(env!("CARGO_MANIFEST_DIR"), BIN, &["eks:DescribeCluster"]);
+}
+
+/// Replaces the bed's manifests with `files` (name, text).
+fn only(bed: &Bed, files: &[(&str, &str)]) {
+    for entry in std::fs::read_dir(bed.dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (name, text) in files {
+        std::fs::write(bed.dir.path().join(name), text).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() {
+    // The profile selects kube-system, and in `game` only pods labelled tier=web.
+    let bed = Bed::with_profile(&[("kube-system", &[]), ("game", &[("tier", "web")])]).await;
+    let _deployments = bed.deployments().await;
+    let version = bed.kube.resource_version();
+    let refused = bed.run(&["apply"], "");
+    assert_exit(&refused, 2);
+    for needle in [
+        "no Fargate profile of cluster demo selects namespace game",
+        "Deployment game/app (pod labels app=game)",
+        "Nothing was applied",
+        "eks-cluster create --cluster demo --namespace kube-system --namespace game",
+        "FARGATE_NAMESPACES='kube-system game'",
+    ] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(refused.json()["error"]["exitCode"], 2);
+    assert_eq!(
+        bed.kube.resource_version(),
+        version,
+        "the stand-in is unchanged"
+    );
+    assert!(bed.ours().is_empty(), "nothing applied: {:?}", bed.ours());
+
+    // The profile eks-cluster made, as its state records it: no EKS call needed.
+    let state = serde_json::json!({"schemaVersion": 1, "cluster": {
+        "name": "demo", "region": REGION,
+        "fargateProfiles": ["fp-0123456789ab"], "fargateNamespaces": ["default", "kube-system"]}});
+    bed.moto.start_recording();
+    let from_state = bed.run(&["apply"], &state.to_string());
+    assert_exit(&from_state, 2);
+    assert!(
+        from_state.stderr.contains("selects namespace game")
+            && from_state
+                .stderr
+                .contains("--namespace default --namespace kube-system --namespace game"),
+        "{}",
+        from_state.stderr
+    );
+    let calls = bed.moto.recorded_calls();
+    assert!(
+        calls.iter().all(|c| !c.path.contains("fargate-profiles")),
+        "{calls:?}"
+    );
+    assert_eq!(bed.kube.resource_version(), version);
+
+    // A cluster EKS does not have cannot be checked: bad input.
+    let kubeconfig = bed.kube.kubeconfig();
+    let ghost = testbed::run::run(
+        bed.moto.command(BIN).args([
+            "--region",
+            REGION,
+            "apply",
+            "--cluster",
+            "ghost",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--manifests",
+            bed.dir.path().to_str().unwrap(),
+        ]),
+        "",
+    );
+    assert_exit(&ghost, 2);
+    assert!(
+        ghost
+            .stderr
+            .contains("EKS has no cluster ghost in us-east-2"),
+        "{}",
+        ghost.stderr
+    );
+    assert_eq!(bed.kube.resource_version(), version);
+}
+
+const ADDS_CAPABILITIES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: game}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: game}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: game}}
+  template:
+    metadata: {labels: {app: game}}
+    spec:
+      containers:
+        - name: c
+          image: example/2048:1
+          securityContext:
+            capabilities: {drop: [ALL], add: [CHOWN, DAC_OVERRIDE]}
+"#;
+
+/// Fargate refuses a pod that adds Linux capabilities; it stays Pending, and the wait's
+/// timeout says which pods and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_fargate_refuses_are_named_when_the_wait_times_out() {
+    let bed = Bed::with_profile(&[("game", &[])]).await;
+    let _deployments = bed.deployments().await;
+    only(&bed, &[("00-app.yaml", ADDS_CAPABILITIES)]);
+    let stuck = bed.run(&["apply", "--timeout", "4s"], "");
+    assert_exit(&stuck, 1);
+    for needle in [
+        "timed out",
+        "Deployment game/app to be available",
+        "0/4 available",
+        "4 pods not running: app-",
+        "(Pod not supported on Fargate: invalid SecurityContext fields: Capabilities added: CHOWN, DAC_OVERRIDE)",
+    ] {
+        assert!(stuck.stderr.contains(needle), "{needle}: {}", stuck.stderr);
+    }
+    let message = stuck.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("Capabilities added: CHOWN, DAC_OVERRIDE"),
+        "{message}"
+    );
+}
+
+/// The 2048 app as this repository ships it runs on Fargate (no capability added).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_2048_app_runs_on_fargate() {
+    let bed = Bed::with_profile(&[("game-2048", &[])]).await;
+    let _deployments = bed.deployments().await;
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/06-app-2048.yaml"),
+    )
+    .unwrap();
+    only(&bed, &[("06-app-2048.yaml", &shipped)]);
+    let applied = bed.run(&["apply", "--timeout", "20s"], "");
+    assert_exit(&applied, 0);
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(bed.kube.client().await, "game-2048");
+    let list = pods.list(&Default::default()).await.unwrap().items;
+    assert_eq!(list.len(), 4);
+    for pod in list {
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.scheduler_name.as_deref(), Some("fargate-scheduler"));
+        assert!(spec.node_name.unwrap().starts_with("fargate-ip-"));
+        assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Running"));
+    }
 }

@@ -464,11 +464,13 @@ pub async fn provider_arn(
                 .send()
                 .await
                 .map_err(|e| Error::CallerIdentity { source: e.into() })?;
-            let partition = me
-                .arn()
-                .and_then(|a| a.split(':').nth(1))
-                .unwrap_or("aws")
-                .to_owned();
+            let partition = common::aws::caller_partition(
+                me.arn(),
+                &sts.config()
+                    .region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            );
             (partition, me.account().unwrap_or_default().to_owned())
         }
     };
@@ -518,8 +520,13 @@ async fn kube_client(
             cluster: cluster.to_owned(),
         });
     };
-    let token = common::token::eks_token(&ctx.aws, cluster).await?;
-    Ok(common::kube::client_for_eks(endpoint, ca, &token.token)?)
+    let tokens = common::kubeauth::TokenSource::eks(&ctx.aws, cluster);
+    tokens.sign_now().await?;
+    Ok(common::kube::client_for_eks(
+        endpoint,
+        ca,
+        std::sync::Arc::new(tokens),
+    )?)
 }
 
 fn entries(state: &State) -> Result<Vec<Entry>, Error> {

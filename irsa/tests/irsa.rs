@@ -289,7 +289,11 @@ async fn an_existing_service_account_keeps_everything_else() {
 async fn restart_rolls_the_deployments_that_use_the_account() {
     let bed = Bed::new("roll").await;
     let client = bed.kube.client().await;
-    let sim = testbed::sim::DeploymentSim::start(client.clone());
+    // Fargate selects kube-system here: this is about which Deployments roll, not where.
+    let sim = testbed::sim::DeploymentSim::start(
+        client.clone(),
+        testbed::fargate::Profiles::namespaces(&["kube-system"]),
+    );
     let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
     for (name, account) in [("uses-it", "app"), ("other", "someone")] {
         let d = json!({

@@ -133,11 +133,7 @@ pub fn split_authority(authority: &str) -> Result<(String, u16), String> {
 
 /// The partition of an ARN (`aws` in `arn:aws:sts::123456789012:assumed-role/...`).
 pub fn partition_of_arn(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    (parts.next() == Some("arn"))
-        .then(|| parts.next())
-        .flatten()
-        .filter(|p| !p.is_empty())
+    common::aws::partition_of_arn(arn)
 }
 
 #[cfg(test)]

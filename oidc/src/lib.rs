@@ -274,11 +274,7 @@ async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<(String, Stri
         .filter(|a| !a.is_empty())
         .ok_or(Error::NoAccount)?
         .to_owned();
-    let partition = me
-        .arn()
-        .and_then(issuer::partition_of_arn)
-        .unwrap_or_else(|| common::aws::partition(region))
-        .to_owned();
+    let partition = common::aws::caller_partition(me.arn(), region);
     Ok((account, partition))
 }
 
@@ -437,6 +433,15 @@ async fn adopt(
     existing: Provider,
 ) -> Result<(), Error> {
     let arn = section.provider_arn.clone();
+    // A provider carrying our tags for this cluster was made by this tool: by an earlier run
+    // that was stopped before it wrote the state, or whose state was lost.
+    if !section.created_by_us && tagged_ours(&existing, &section.cluster_name) {
+        tracing::info!(
+            "OIDC provider {arn} carries {CLUSTER_TAG}={} and {STEP_TAG}=oidc: made by this tool, so `eks-oidc delete` will remove it",
+            section.cluster_name
+        );
+        section.created_by_us = true;
+    }
     let mut client_ids = existing.client_ids;
     let missing = !client_ids.iter().any(|c| c == STS_CLIENT_ID);
     let owner = if section.created_by_us {
@@ -473,6 +478,12 @@ async fn adopt(
     section.thumbprints = existing.thumbprints;
     state.set_section(SECTION, &section);
     Ok(())
+}
+
+/// True when the provider carries the tags this tool puts on what it makes for `cluster`.
+pub fn tagged_ours(provider: &Provider, cluster: &str) -> bool {
+    let has = |key: &str, value: &str| provider.tags.iter().any(|(k, v)| k == key && v == value);
+    has(CLUSTER_TAG, cluster) && has(STEP_TAG, "oidc")
 }
 
 fn shown_list(items: &[String]) -> String {

@@ -248,6 +248,7 @@ pub fn render_all(
     let pair = tls::reuse_or_make(recorded, &key_path, now)?;
     let tls_files = TlsFiles {
         ca_pem: pair.record.ca_pem.clone(),
+        ca_bundle_pem: pair.record.ca_bundle(now),
         cert_pem: pair.record.cert_pem.clone(),
         key_pem: pair.key_pem.clone(),
     };

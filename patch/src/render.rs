@@ -13,12 +13,12 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../manifests/01-controller-rbac.yaml"),
     ),
     (
-        "02-webhook-secret.yaml",
-        include_str!("../../manifests/02-webhook-secret.yaml"),
+        "02-webhook.yaml",
+        include_str!("../../manifests/02-webhook.yaml"),
     ),
     (
-        "03-webhook.yaml",
-        include_str!("../../manifests/03-webhook.yaml"),
+        "03-webhook-secret.yaml",
+        include_str!("../../manifests/03-webhook-secret.yaml"),
     ),
     (
         "04-controller.yaml",
@@ -72,6 +72,8 @@ pub struct Facts {
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     pub ca_pem: String,
+    /// What every webhook's `caBundle` carries: the CA, and during a rotation the one before.
+    pub ca_bundle_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -221,7 +223,7 @@ fn set_facts(doc: &mut Value, facts: &Facts, tls: &TlsFiles) -> Seen {
             seen.secret = true;
         }
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
-            let ca = base64::engine::general_purpose::STANDARD.encode(&tls.ca_pem);
+            let ca = base64::engine::general_purpose::STANDARD.encode(&tls.ca_bundle_pem);
             if let Some(hooks) = doc.get_mut("webhooks").and_then(Value::as_array_mut) {
                 for hook in hooks {
                     let ours = hook
@@ -408,6 +410,7 @@ mod tests {
     fn tls() -> TlsFiles {
         TlsFiles {
             ca_pem: "CA".into(),
+            ca_bundle_pem: "CA\nOLD CA\n".into(),
             cert_pem: "CERT".into(),
             key_pem: "KEY".into(),
         }
@@ -441,6 +444,10 @@ mod tests {
         }
         assert!(all.contains("--aws-vpc-id=vpc-0123"));
         assert!(all.contains("aws-load-balancer-controller:v9.9.9"));
+        // Every caBundle carries the bundle (both CAs during a rotation); the Secret the CA.
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(all.matches(&b64("CA\nOLD CA\n")).count(), 6);
+        assert!(all.contains(&format!("ca.crt: {}", b64("CA"))));
     }
 
     #[test]

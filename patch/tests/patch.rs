@@ -316,7 +316,6 @@ fn renders_valid_manifests_with_the_facts_set() {
     ] {
         let config = find(&docs, kind, "aws-load-balancer-webhook");
         for hook in config["webhooks"].as_array().unwrap() {
-            assert_eq!(hook["failurePolicy"], "Fail");
             assert_eq!(hook["clientConfig"]["caBundle"], b64(ca_pem), "{hook}");
             bundles += 1;
         }
@@ -338,7 +337,7 @@ fn renders_valid_manifests_with_the_facts_set() {
     // Private material: mode 0600, and never in the state.
     for path in [
         out.join(".webhook-tls/tls.key"),
-        out.join("02-webhook-secret.yaml"),
+        out.join("03-webhook-secret.yaml"),
     ] {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", path.display());
@@ -750,4 +749,239 @@ fn main_rs_documents_the_contract() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}: {help}");
     }
+}
+
+/// What upstream v3.5.0 serves and configures, and what this project adds: admission reviews
+/// in v1, the pod mutator failing open, the CRD versions, a PodDisruptionBudget and a zone
+/// spread for the controller, a ten-year certificate.
+#[test]
+fn manifest_facts_match_upstream_and_the_controller_is_kept_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, out) = first_render(dir.path());
+    let docs = all_docs(&out);
+
+    let mut policies = Vec::new();
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        for hook in find(&docs, kind, "aws-load-balancer-webhook")["webhooks"]
+            .as_array()
+            .unwrap()
+        {
+            assert_eq!(hook["admissionReviewVersions"], json!(["v1"]), "{hook}");
+            policies.push((
+                hook["name"].as_str().unwrap().to_owned(),
+                hook["failurePolicy"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    for (name, policy) in &policies {
+        let wanted = if name == "mpod.elbv2.k8s.aws" {
+            "Ignore"
+        } else {
+            "Fail"
+        };
+        assert_eq!(policy, wanted, "{name}");
+    }
+    assert!(policies.iter().any(|(n, _)| n == "mpod.elbv2.k8s.aws"));
+
+    let versions = |crd: &str| -> Vec<(String, bool, bool)> {
+        find(&docs, "CustomResourceDefinition", crd)["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["served"].as_bool().unwrap(),
+                    v["storage"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        versions("targetgroupbindings.elbv2.k8s.aws"),
+        [
+            ("v1alpha1".to_owned(), true, false),
+            ("v1beta1".to_owned(), true, true)
+        ]
+    );
+    assert_eq!(
+        versions("ingressclassparams.elbv2.k8s.aws"),
+        [("v1beta1".to_owned(), true, true)]
+    );
+
+    let deployment = find(&docs, "Deployment", "aws-load-balancer-controller");
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let pdb = find(&docs, "PodDisruptionBudget", "aws-load-balancer-controller");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["metadata"]["namespace"], "kube-system");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let selected = pdb["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    assert!(!selected.is_empty());
+    for (k, v) in selected {
+        assert_eq!(&labels[k], v, "the budget selects the controller's pods");
+    }
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread.as_array().unwrap().len(), 1);
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread[0]["whenUnsatisfiable"], "ScheduleAnyway");
+    assert_eq!(spread[0]["maxSkew"], 1);
+    for (k, v) in spread[0]["labelSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&labels[k], v);
+    }
+
+    // Ten years, CA and serving certificate alike.
+    let record = &run.json()["patch"]["webhookCertificate"];
+    let now = chrono::Utc::now();
+    for pem in [&record["certPem"], &record["caPem"]] {
+        let (from, to) = validity(pem.as_str().unwrap());
+        assert!(to - from >= chrono::Duration::days(3652), "{from} {to}");
+        assert!(to - now >= chrono::Duration::days(3651), "{to}");
+    }
+    assert!(record.get("previousCaPem").is_none());
+
+    // The webhook configurations are applied before the Secret (a new CA is trusted before
+    // the certificate it signed is served).
+    let names: Vec<String> = run.json()["patch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+    assert!(at("02-webhook.yaml") < at("03-webhook-secret.yaml"));
+    assert!(at("03-webhook-secret.yaml") < at("04-controller.yaml"));
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+fn validity(pem: &str) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let der = der_of(pem);
+    let (_, x509) = x509_parser::parse_x509_certificate(&der).unwrap();
+    (
+        chrono::DateTime::from_timestamp(x509.validity().not_before.timestamp(), 0).unwrap(),
+        chrono::DateTime::from_timestamp(x509.validity().not_after.timestamp(), 0).unwrap(),
+    )
+}
+
+/// The PEM certificates of a base64 caBundle.
+fn bundle_certs(bundle: &Value) -> Vec<String> {
+    unb64(bundle)
+        .split_inclusive("-----END CERTIFICATE-----")
+        .map(|c| c.trim().to_owned())
+        .filter(|c| c.starts_with("-----BEGIN CERTIFICATE-----"))
+        .collect()
+}
+
+/// True when the API server, trusting `bundle`, accepts `cert_pem` as the webhook's certificate.
+fn accepted(bundle: &[String], cert_pem: &str) -> bool {
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let anchors_der: Vec<CertificateDer> = bundle
+        .iter()
+        .map(|c| CertificateDer::from(der_of(c)))
+        .collect();
+    let anchors: Vec<_> = anchors_der
+        .iter()
+        .map(|c| webpki::anchor_from_trusted_cert(c).unwrap())
+        .collect();
+    let cert = CertificateDer::from(der_of(cert_pem));
+    let end = webpki::EndEntityCert::try_from(&cert).unwrap();
+    end.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .is_ok()
+        && end
+            .verify_is_valid_for_subject_name(
+                &ServerName::try_from("aws-load-balancer-webhook-service.kube-system.svc").unwrap(),
+            )
+            .is_ok()
+}
+
+/// A certificate with less than a year left is renewed with a new CA; the webhooks' caBundle
+/// trusts the old CA and the new one, so the API server accepts the certificate the running pods
+/// still serve and the one they pick up next: no webhook call is refused during the change.
+#[test]
+fn a_certificate_close_to_expiry_is_rotated_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, out) = first_render(dir.path());
+    // Make the recorded pair one of nine and a half years ago (half a year left).
+    let old =
+        eks_patch::tls::make(chrono::Utc::now() - chrono::Duration::days(9 * 365 + 180)).unwrap();
+    std::fs::write(out.join(".webhook-tls/tls.key"), &old.key_pem).unwrap();
+    let mut input = first.json();
+    input["patch"]["webhookCertificate"] = serde_json::to_value(&old.record).unwrap();
+
+    let rotated = run_in(dir.path(), &["--out", "out"], &input.to_string());
+    assert_exit(&rotated, 0);
+    assert!(
+        rotated.stderr.contains("making a new webhook certificate")
+            && rotated.stderr.contains("carries the previous CA as well"),
+        "{}",
+        rotated.stderr
+    );
+    let record = rotated.json()["patch"]["webhookCertificate"].clone();
+    let new_cert = record["certPem"].as_str().unwrap().to_owned();
+    assert_ne!(new_cert, old.record.cert_pem);
+    let (_, to) = validity(&new_cert);
+    assert!(to - chrono::Utc::now() >= chrono::Duration::days(3651));
+    assert!(record["previousCaUntil"].as_str().unwrap().ends_with('Z'));
+    let docs = all_docs(&out);
+    let secret = find(&docs, "Secret", "aws-load-balancer-tls");
+    assert_eq!(unb64(&secret["data"]["tls.crt"]), new_cert);
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        for hook in find(&docs, kind, "aws-load-balancer-webhook")["webhooks"]
+            .as_array()
+            .unwrap()
+        {
+            let bundle = bundle_certs(&hook["clientConfig"]["caBundle"]);
+            assert_eq!(bundle.len(), 2, "{hook}");
+            assert!(
+                accepted(&bundle, &old.record.cert_pem),
+                "the old certificate"
+            );
+            assert!(accepted(&bundle, &new_cert), "the new certificate");
+        }
+    }
+    kubernetes_validate(&rendered_files(&out)).unwrap();
+
+    // Rendered again: the same files (the old CA stays until previousCaUntil).
+    let again = run_in(dir.path(), &["--out", "out"], &rotated.stdout);
+    assert_exit(&again, 0);
+    assert_eq!(
+        again.json()["patch"]["files"],
+        rotated.json()["patch"]["files"]
+    );
+
+    // Before this change a renewal gave a caBundle of the new CA alone: the certificate the
+    // pods still serve would then be refused. The bundle of a fresh cluster holds one CA.
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_out) = first_render(other.path());
+    let other_docs = all_docs(&other_out);
+    let config = find(
+        &other_docs,
+        "ValidatingWebhookConfiguration",
+        "aws-load-balancer-webhook",
+    );
+    let fresh = bundle_certs(&config["webhooks"][0]["clientConfig"]["caBundle"]);
+    assert_eq!(fresh.len(), 1);
+    assert!(!accepted(&fresh, &old.record.cert_pem));
 }

@@ -58,14 +58,16 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     // ec2: reads (eks-cluster's `ec2:Describe*` and a brought VPC, eks-sg-stack's lookups).
     "ec2:DescribeVpcs",
     "ec2:DescribeVpcAttribute",
+    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSubnets",
     "ec2:DescribeRouteTables",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
     "ec2:DescribeAddresses",
-    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
+    // the wait for network interfaces before a stack delete (eks-sg-stack, eks-cluster).
+    "ec2:DescribeNetworkInterfaces",
     // iam: the cluster and pod execution roles (eks-cluster), the IRSA roles (irsa).
     "iam:GetRole",
     "iam:CreateRole",
@@ -98,8 +100,9 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     "eks:DescribeFargateProfile",
     "eks:CreateFargateProfile",
     "eks:DeleteFargateProfile",
-    // elasticloadbalancing: eks-deploy delete --force finds an orphaned ALB.
+    // elasticloadbalancing: eks-deploy delete --force finds an orphaned ALB and target groups.
     "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTags",
 ];
 
@@ -108,11 +111,9 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
 /// release after the NAT gateway), and the spelled-out `ec2:Describe*`.
 pub const FROM_STACK_RESOURCES: &[&str] = &[
     "ec2:DisassociateAddress",
-    "ec2:DescribeVpcAttribute",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
     "ec2:DescribeAddresses",
-    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSecurityGroupRules",
 ];
 

@@ -55,6 +55,10 @@ pub struct DeleteArgs {
     /// How long to wait for CloudFormation.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = common::cli::parse_duration)]
     pub timeout: Duration,
+    /// How long to wait, before each delete attempt, for the network interfaces that still use
+    /// the ALB security group (a deleted ALB's stay for minutes) to go.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = common::cli::parse_duration)]
+    pub eni_timeout: Duration,
 }
 
 /// Flags of `template`.
@@ -143,6 +147,8 @@ pub enum Error {
     NoOutput { stack: String, output: &'static str },
     #[error(transparent)]
     Stack(#[from] common::cfn::CfnError),
+    #[error(transparent)]
+    Eni(#[from] common::eni::EniError),
 }
 
 impl StepFailure for Error {
@@ -536,24 +542,54 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         );
         return Ok(());
     }
-    if existing.status != "DELETE_IN_PROGRESS" {
-        if stack::phase(&existing.status) == Phase::InProgress {
-            tracing::info!(
-                "stack {name} is busy ({}); waiting for it to settle first",
-                existing.status
-            );
-            stack::settle(
-                &cfn,
-                &existing.id,
-                &format!("stack {name} to settle"),
-                args.timeout,
-            )
-            .await?;
-        }
-        tracing::info!("deleting stack {name}");
-        stack::delete(&cfn, &existing.id).await?;
+    // The ALB's network interfaces stay for minutes after it is deleted, and hold the group:
+    // wait for them before each attempt, and delete again a stack that ended DELETE_FAILED.
+    let group = existing
+        .outputs
+        .get(template::OUTPUT_GROUP_ID)
+        .cloned()
+        .or_else(|| previous.as_ref().and_then(|p| p.security_group_id.clone()));
+    let scope = group.map(common::eni::Scope::Group);
+    let ec2 = aws_sdk_ec2::Client::new(&ctx.aws);
+    let (scope, ec2_ref) = (&scope, &ec2);
+    let left = stack::delete_with_retries(
+        &cfn,
+        &existing.id,
+        &format!("stack {name}"),
+        args.timeout,
+        stack::DELETE_ATTEMPTS,
+        move || async move {
+            if let Some(scope) = scope {
+                common::eni::wait_gone(ec2_ref, scope, args.eni_timeout).await?;
+            }
+            Ok::<(), Error>(())
+        },
+    )
+    .await?;
+    if let Some(s) = left {
+        let still = match scope {
+            Some(scope) => match common::eni::blocking(&ec2, scope).await {
+                Ok(enis) if enis.is_empty() => format!("no network interface uses {scope} now"),
+                Ok(enis) => format!(
+                    "network interfaces still using {scope}: {}",
+                    common::eni::list(&enis)
+                ),
+                Err(e) => format!("(could not list the network interfaces: {e})"),
+            },
+            None => "the stack reports no security group".to_owned(),
+        };
+        return Err(Error::StackFailed {
+            stack: name.clone(),
+            reasons: stack::failure_reasons(&cfn, &existing.id).await,
+            left: format!(
+                "The stack ({}) and its security group remain after {} attempts; {still}. Delete what still uses the group (the Ingress with `eks-deploy delete`, or the load balancer tagged elbv2.k8s.aws/cluster), then run `eks-sg-stack delete` again; stack status {}.",
+                existing.id,
+                stack::DELETE_ATTEMPTS,
+                s.status
+            ),
+            status: s.status,
+        });
     }
-    remove_wait(&cfn, &existing.id, &name, args.timeout).await?;
     tracing::info!("stack {name} deleted");
     state.clear_section(SECTION);
     Ok(())

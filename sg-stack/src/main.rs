@@ -14,6 +14,7 @@
 //! usage, nothing changed.
 //!
 //! IAM permissions: `eks:DescribeCluster`, `ec2:DescribeSubnets`, `ec2:DescribeSecurityGroups`,
+//! `ec2:DescribeNetworkInterfaces` (the wait for the ALB's network interfaces on delete),
 //! `cloudformation:DescribeStacks`, `cloudformation:GetTemplate`, `cloudformation:CreateStack`,
 //! `cloudformation:UpdateStack`, `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`,
 //! and for the stack's resources `ec2:CreateSecurityGroup`, `ec2:DeleteSecurityGroup`,

@@ -4,6 +4,14 @@
 //! `status.loadBalancer.ingress[0].hostname` to an ALB-like name; when the Ingress is being
 //! deleted it stops that server and removes the finalizer, as the controller does once the ALB is
 //! gone. Stop it to see what happens when the controller is missing.
+//!
+//! Once the TargetGroupBinding CRD is served, it also makes a `TargetGroupBinding`
+//! (`elbv2.k8s.aws/v1beta1`, in the Ingress's namespace, labelled with the Ingress's stack and
+//! carrying the finalizer [`TGB_FINALIZER`]) for every backend Service port of the Ingress, as
+//! the controller does for the target groups it makes; when the Ingress is deleted it deletes
+//! them and releases their finalizer before it deletes the ALB. Stopped, it leaves every
+//! finalizer in place. Its writes go through the API server's admission like any client's, so
+//! fail-closed webhooks without a ready endpoint refuse them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,14 +19,24 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use crate::endpoints::EndpointsSim;
+
 /// The controller's Ingress finalizer.
 pub const FINALIZER: &str = "ingress.k8s.aws/resources";
+/// The controller's TargetGroupBinding finalizer.
+pub const TGB_FINALIZER: &str = "elbv2.k8s.aws/resources";
+/// The labels the controller puts on the TargetGroupBindings of an Ingress (an implicit
+/// IngressGroup): its namespace and name.
+pub const STACK_NAMESPACE_LABEL: &str = "ingress.k8s.aws/stack-namespace";
+pub const STACK_NAME_LABEL: &str = "ingress.k8s.aws/stack-name";
 
 /// One simulated load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +57,8 @@ impl Alb {
 struct Running {
     alb: Alb,
     server: tokio::task::JoinHandle<()>,
+    /// The TargetGroupBindings made for it.
+    bindings: Vec<String>,
 }
 
 type Albs = Arc<Mutex<BTreeMap<(String, String), Running>>>;
@@ -206,6 +226,7 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
         if ingress.metadata.deletion_timestamp.is_some() {
             if ingress.finalizers().iter().any(|f| f == FINALIZER) {
                 tokio::time::sleep(delay).await;
+                release_bindings(&client, &namespace, &name).await;
                 if let Some(running) = lock(&albs).remove(&key) {
                     running.server.abort();
                 }
@@ -252,10 +273,11 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
                 };
                 tokio::time::sleep(delay).await;
                 lock(&albs).insert(
-                    key,
+                    key.clone(),
                     Running {
                         alb: alb.clone(),
                         server,
+                        bindings: Vec::new(),
                     },
                 );
                 alb
@@ -268,6 +290,161 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
                 .await;
         }
+        let made = lock(&albs)
+            .get(&key)
+            .map(|r| r.bindings.clone())
+            .unwrap_or_default();
+        let bindings = ensure_bindings(&client, &ingress, &region, &made).await;
+        if let Some(running) = lock(&albs).get_mut(&key) {
+            running.bindings = bindings;
+        }
+    }
+}
+
+fn binding_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "targetgroupbindings");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The backend Service ports of an Ingress: (service, port number or name), without repeats.
+pub fn backends(ingress: &Ingress) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+    let spec = ingress.spec.clone().unwrap_or_default();
+    let mut all: Vec<_> = spec.default_backend.into_iter().collect();
+    for rule in spec.rules.unwrap_or_default() {
+        for path in rule.http.map(|h| h.paths).unwrap_or_default() {
+            all.push(path.backend);
+        }
+    }
+    for backend in all {
+        let Some(service) = backend.service else {
+            continue;
+        };
+        let port = service.port.unwrap_or_default();
+        let port = match (port.number, port.name) {
+            (Some(n), _) => json!(n),
+            (None, Some(name)) => json!(name),
+            (None, None) => continue,
+        };
+        let entry = (service.name, port);
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// `k8s-<namespace>-<service>-<hash>`, the controller's way of naming target groups and their
+/// bindings.
+pub fn binding_name(namespace: &str, ingress: &str, service: &str, port: &str) -> String {
+    let short = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect::<String>()
+    };
+    let hash = format!(
+        "{:016x}",
+        fnv(&format!("{namespace}/{ingress}-{service}:{port}"))
+    );
+    format!(
+        "k8s-{}-{}-{}",
+        short(namespace),
+        short(service),
+        &hash[..10]
+    )
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Makes the bindings of an Ingress that are not made yet; returns those that exist. Nothing
+/// while the CRD is not served (or a webhook refuses): a later event tries again.
+async fn ensure_bindings(
+    client: &Client,
+    ingress: &Ingress,
+    region: &str,
+    made: &[String],
+) -> Vec<String> {
+    let namespace = ingress.namespace().unwrap_or_default();
+    let stack = ingress.name_any();
+    let api = binding_api(client, &namespace);
+    let target_type = ingress
+        .annotations()
+        .get("alb.ingress.kubernetes.io/target-type")
+        .cloned()
+        .unwrap_or_else(|| "ip".into());
+    let mut out = made.to_vec();
+    for (service, port) in backends(ingress) {
+        let port_text = match &port {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let name = binding_name(&namespace, &stack, &service, &port_text);
+        if out.contains(&name) {
+            continue;
+        }
+        let arn = format!(
+            "arn:aws:elasticloadbalancing:{region}:123456789012:targetgroup/{name}/{:016x}",
+            fnv(&name)
+        );
+        let body = json!({
+            "apiVersion": "elbv2.k8s.aws/v1beta1",
+            "kind": "TargetGroupBinding",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {STACK_NAMESPACE_LABEL: namespace, STACK_NAME_LABEL: stack},
+                "finalizers": [TGB_FINALIZER],
+            },
+            "spec": {
+                "serviceRef": {"name": service, "port": port},
+                "targetGroupARN": arn,
+                "targetType": target_type,
+                "ipAddressType": "ipv4",
+            },
+        });
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply("alb-controller-sim").force(),
+                &Patch::Apply(&body),
+            )
+            .await;
+        if applied.is_ok() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Deletes the bindings of an Ingress and releases their finalizer, as the controller does
+/// once it deregistered the targets and deleted the target groups.
+async fn release_bindings(client: &Client, namespace: &str, stack: &str) {
+    let api = binding_api(client, namespace);
+    let selector = format!("{STACK_NAMESPACE_LABEL}={namespace},{STACK_NAME_LABEL}={stack}");
+    let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else {
+        return;
+    };
+    for binding in list.items {
+        let name = binding.name_any();
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+        let rest: Vec<&String> = binding
+            .finalizers()
+            .iter()
+            .filter(|f| *f != TGB_FINALIZER)
+            .collect();
+        let _ = api
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+            )
+            .await;
     }
 }
 
@@ -331,107 +508,4 @@ async fn serve(albs: Option<Albs>) -> std::io::Result<(u16, tokio::task::JoinHan
         }
     });
     Ok((port, server))
-}
-
-/// What the endpoints controller does: every Service with a selector gets an `Endpoints` object
-/// with one ready address when an Available Deployment in its namespace runs pods it selects,
-/// and none otherwise. Polls every 100 ms; stops on drop.
-#[derive(Debug)]
-pub struct EndpointsSim {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl EndpointsSim {
-    /// Starts it. Call inside a tokio runtime.
-    pub fn start(client: Client) -> EndpointsSim {
-        EndpointsSim {
-            task: tokio::spawn(endpoints_loop(client)),
-        }
-    }
-
-    /// Stops it.
-    pub fn stop(&self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for EndpointsSim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn endpoints_loop(client: Client) {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{Endpoints, Service};
-    let services: Api<Service> = Api::all(client.clone());
-    let deployments: Api<Deployment> = Api::all(client.clone());
-    loop {
-        if let (Ok(services), Ok(deployments)) = (
-            services.list(&Default::default()).await,
-            deployments.list(&Default::default()).await,
-        ) {
-            for service in services.items {
-                let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()) else {
-                    continue;
-                };
-                let namespace = service.namespace().unwrap_or_default();
-                let ready = deployments.items.iter().any(|d| {
-                    let labels = d
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.template.metadata.as_ref())
-                        .and_then(|m| m.labels.clone())
-                        .unwrap_or_default();
-                    let available = d
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| {
-                            c.iter()
-                                .any(|c| c.type_ == "Available" && c.status == "True")
-                        });
-                    d.namespace().as_deref() == Some(namespace.as_str())
-                        && available
-                        && !selector.is_empty()
-                        && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                });
-                let ports: Vec<serde_json::Value> = service
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.ports.clone())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol}))
-                    .collect();
-                let subsets = if ready {
-                    json!([{"addresses": [{"ip": "10.0.0.10"}], "ports": ports}])
-                } else {
-                    json!([])
-                };
-                let name = service.name_any();
-                let api: Api<Endpoints> = Api::namespaced(client.clone(), &namespace);
-                let current = api.get_opt(&name).await.ok().flatten();
-                let has = current
-                    .as_ref()
-                    .and_then(|e| e.subsets.as_ref())
-                    .is_some_and(|s| {
-                        s.iter()
-                            .any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()))
-                    });
-                if current.is_none() || has != ready {
-                    let body = json!({"apiVersion": "v1", "kind": "Endpoints",
-                        "metadata": {"name": name, "namespace": namespace}, "subsets": subsets});
-                    let _ = api
-                        .patch(
-                            &name,
-                            &PatchParams::apply("endpoints-sim").force(),
-                            &Patch::Apply(body),
-                        )
-                        .await;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

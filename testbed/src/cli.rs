@@ -6,17 +6,22 @@ use serde_json::json;
 
 use crate::{Moto, seed};
 
-/// Starts moto and the Kubernetes stand-in and keeps them until SIGINT or SIGTERM.
-pub async fn serve() -> ExitCode {
+/// Starts moto and the Kubernetes stand-in and keeps them until SIGINT or SIGTERM. The
+/// stand-in plays the EKS cluster(s) moto has in `region`: pods run on Fargate by the Fargate
+/// profiles moto holds there (what `eks-cluster create` made). The binaries reach moto through
+/// the hardened proxy ([`crate::hardened`]), as hard as AWS where the test bed knows how.
+pub async fn serve(region: &str) -> ExitCode {
     let moto = Moto::start();
     let kube = crate::kubeapi::KubeApi::start();
     let client = kube.client().await;
-    let _deployments = crate::sim::DeploymentSim::start(client.clone());
+    let hard = crate::hardened::HardAws::start(&moto, client.clone(), region);
+    let profiles = crate::fargate::Profiles::eks(&moto.sdk_config(region).await);
+    let _deployments = crate::sim::DeploymentSim::start(client.clone(), profiles);
     let _endpoints = crate::albsim::EndpointsSim::start(client.clone());
     let alb = match crate::albsim::AlbControllerSim::start_shared(
         client,
         crate::albsim::AlbControllerSim::DEFAULT_DELAY,
-        crate::REGION,
+        region,
     )
     .await
     {
@@ -27,7 +32,7 @@ pub async fn serve() -> ExitCode {
         }
     };
     let closed = crate::free_port();
-    for (key, value) in moto.env() {
+    for (key, value) in hard.proxy.env(&moto) {
         println!("export {key}={value}");
     }
     println!("export EKS_FA_KUBECONFIG={}", kube.kubeconfig().display());
@@ -43,8 +48,10 @@ pub async fn serve() -> ExitCode {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     eprintln!(
-        "moto is serving at {}, the Kubernetes stand-in at {}; stop with SIGINT or SIGTERM",
-        moto.endpoint, kube.url
+        "moto is serving at {} (through the hardened proxy at {}), the Kubernetes stand-in at {}; stop with SIGINT or SIGTERM",
+        moto.endpoint,
+        hard.endpoint(),
+        kube.url
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler");
@@ -53,6 +60,7 @@ pub async fn serve() -> ExitCode {
         _ = term.recv() => {}
     }
     drop(alb);
+    drop(hard);
     drop(kube);
     drop(moto);
     eprintln!("test bed stopped");

@@ -14,8 +14,17 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 pub mod albsim;
+pub mod awsproxy;
+pub mod awsrules;
 pub mod cli;
+pub mod endpoints;
+pub mod enis;
+pub mod fargate;
+pub mod faults;
+pub mod hardened;
+pub mod killsweep;
 pub mod kubeapi;
+pub mod kubefaults;
 pub mod run;
 pub mod seed;
 pub mod sim;
@@ -219,6 +228,11 @@ impl Moto {
             .credentials_provider(creds)
             .load()
             .await
+    }
+
+    /// Forgets everything moto holds (as a fresh server would be).
+    pub fn reset(&self) {
+        self.post("/moto-api/reset");
     }
 
     /// Starts recording every request the server gets (clearing an earlier recording).

@@ -1,9 +1,10 @@
 //! `eks-testbed`: the local test bed by hand, for `make demo` and for trying the binaries with
 //! no AWS account. Dev-only.
 //!
-//! - `eks-testbed serve`: starts the moto AWS emulator and the Kubernetes API stand-in on free
-//!   loopback ports, with the simulators of what the cluster and the AWS Load Balancer Controller
-//!   do (Deployments roll out, Services get endpoints, Ingresses of class `alb` get a finalizer, a
+//! - `eks-testbed serve [--region R]`: starts the moto AWS emulator and the Kubernetes API
+//!   stand-in on free loopback ports, with the simulators of what the cluster and the AWS Load
+//!   Balancer Controller do (Deployments roll out into pods that run on Fargate only as the
+//!   Fargate profiles moto holds in the region allow, Services get endpoints, Ingresses of class `alb` get a finalizer, a
 //!   host name and an "ALB" answering HTTP 200 on one loopback port); prints the environment to
 //!   reach them (`export AWS_ENDPOINT_URL=...`, `EKS_FA_KUBECONFIG=...`, `EKS_FA_ALB_ADDR=...`
 //!   lines) on stdout, and runs until SIGINT or SIGTERM, then stops them.
@@ -33,7 +34,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start moto on loopback; print its environment; stop it on SIGINT/SIGTERM.
-    Serve,
+    Serve {
+        /// The region whose EKS clusters the Kubernetes stand-in plays (Fargate profiles).
+        #[arg(long, default_value = testbed::REGION)]
+        region: String,
+    },
     /// Make a VPC, subnets, an EKS cluster and its tagged security group.
     SeedCluster {
         #[arg(long)]
@@ -63,7 +68,7 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     runtime.block_on(async {
         match cli.command {
-            Command::Serve => testbed::cli::serve().await,
+            Command::Serve { region } => testbed::cli::serve(&region).await,
             Command::SeedCluster { name, region } => {
                 testbed::cli::seed_cluster(&name, &region).await
             }

@@ -48,6 +48,27 @@ async fn subnet(ec2: &Client, vpc_id: &str, cidr: &str, zone: String) -> String 
         .to_owned()
 }
 
+/// Turns on DNS support and DNS hostnames in the VPC (one attribute per call, as EC2 wants).
+pub async fn dns_on(ec2: &Client, vpc_id: &str) {
+    let on = || {
+        aws_sdk_ec2::types::AttributeBooleanValue::builder()
+            .value(true)
+            .build()
+    };
+    ec2.modify_vpc_attribute()
+        .vpc_id(vpc_id)
+        .enable_dns_support(on())
+        .send()
+        .await
+        .expect("ModifyVpcAttribute enableDnsSupport");
+    ec2.modify_vpc_attribute()
+        .vpc_id(vpc_id)
+        .enable_dns_hostnames(on())
+        .send()
+        .await
+        .expect("ModifyVpcAttribute enableDnsHostnames");
+}
+
 /// The security group EKS makes for a cluster, tagged `aws:eks:cluster-name=<cluster>`.
 async fn cluster_group(ec2: &Client, vpc_id: &str, cluster: &str) -> String {
     ec2.create_security_group()
@@ -108,13 +129,15 @@ pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool
     }
 }
 
-/// Makes a VPC with two private subnets (no route out) and two public ones (a route to an
-/// internet gateway), in two zones, and the security group EKS would tag for `cluster` (moto's
+/// Makes a VPC (DNS support and hostnames on) with two private subnets (no route out) and two
+/// public ones (a route to an internet gateway), in two zones, and the security group EKS would tag for `cluster` (moto's
 /// EKS makes none).
 pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNetwork {
     let ec2 = Client::new(config);
     let region = config.region().expect("region").to_string();
     let vpc_id = vpc(&ec2, "10.30.0.0/16").await;
+    // EKS needs DNS support and DNS hostnames on in a brought VPC (eks-cluster checks).
+    dns_on(&ec2, &vpc_id).await;
     let private_subnet_ids = vec![
         subnet(&ec2, &vpc_id, "10.30.0.0/20", format!("{region}a")).await,
         subnet(&ec2, &vpc_id, "10.30.16.0/20", format!("{region}b")).await,
@@ -169,4 +192,30 @@ pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNet
         private_subnet_ids,
         public_subnet_ids,
     }
+}
+
+/// Makes the Fargate profile `name` of `cluster` on `subnet_ids`, one selector per
+/// `(namespace, labels)`, as EKS has it (ACTIVE at once in moto).
+pub async fn fargate_profile(
+    config: &aws_config::SdkConfig,
+    cluster: &str,
+    name: &str,
+    subnet_ids: &[String],
+    selectors: &[(&str, &[(&str, &str)])],
+) {
+    let mut request = aws_sdk_eks::Client::new(config)
+        .create_fargate_profile()
+        .cluster_name(cluster)
+        .fargate_profile_name(name)
+        .pod_execution_role_arn("arn:aws:iam::123456789012:role/eks-fargate-pods")
+        .set_subnets(Some(subnet_ids.to_vec()));
+    for (namespace, labels) in selectors {
+        let mut selector =
+            aws_sdk_eks::types::FargateProfileSelector::builder().namespace(*namespace);
+        for (key, value) in *labels {
+            selector = selector.labels(*key, *value);
+        }
+        request = request.selectors(selector.build());
+    }
+    request.send().await.expect("CreateFargateProfile");
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use testbed::albsim::{AlbControllerSim, FINALIZER};
+use testbed::albsim::{AlbControllerSim, FINALIZER, TGB_FINALIZER};
 use testbed::kubeapi::KubeApi;
 
 fn ingress(name: &str, class: &str) -> serde_json::Value {
@@ -141,4 +141,128 @@ async fn without_the_controller_the_ingress_stays() {
     let held = api.get("web").await.expect("still there");
     assert!(held.metadata.deletion_timestamp.is_some());
     assert_eq!(held.metadata.finalizers.unwrap(), [FINALIZER]);
+}
+
+fn binding_api(client: &kube::Client) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "targetgroupbindings");
+    Api::namespaced_with(client.clone(), "default", &resource)
+}
+
+async fn binding_crd(client: &kube::Client) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "targetgroupbindings.elbv2.k8s.aws"},
+        "spec": {"group": "elbv2.k8s.aws", "scope": "Namespaced",
+                 "names": {"kind": "TargetGroupBinding", "plural": "targetgroupbindings", "singular": "targetgroupbinding", "listKind": "TargetGroupBindingList"},
+                 "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    crds.patch(
+        "targetgroupbindings.elbv2.k8s.aws",
+        &PatchParams::apply("test"),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_group_bindings_are_made_and_released_with_the_alb() {
+    let kube = KubeApi::start();
+    let client = kube.client().await;
+    binding_crd(&client).await;
+    let sim = AlbControllerSim::start(client.clone());
+    let api: Api<Ingress> = Api::namespaced(client.clone(), "default");
+    api.patch(
+        "web",
+        &PatchParams::apply("test"),
+        &Patch::Apply(ingress("web", "alb")),
+    )
+    .await
+    .unwrap();
+    let bindings = binding_api(&client);
+    let made = until(async || {
+        let list = bindings.list(&Default::default()).await.ok()?;
+        (list.items.len() == 1).then(|| list.items[0].clone())
+    })
+    .await
+    .expect("a TargetGroupBinding for the backend");
+    assert!(
+        made.metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("k8s-default-s-")
+    );
+    assert_eq!(
+        made.metadata.finalizers.as_deref(),
+        Some(&[TGB_FINALIZER.to_owned()][..])
+    );
+    let labels = made.metadata.labels.clone().unwrap();
+    assert_eq!(labels["ingress.k8s.aws/stack-namespace"], "default");
+    assert_eq!(labels["ingress.k8s.aws/stack-name"], "web");
+    assert_eq!(
+        made.data["spec"]["serviceRef"],
+        json!({"name": "s", "port": 80})
+    );
+    assert!(
+        made.data["spec"]["targetGroupARN"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:elasticloadbalancing:us-east-2:")
+    );
+
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    until(async || {
+        api.get_opt("web")
+            .await
+            .ok()
+            .filter(Option::is_none)
+            .map(|_| ())
+    })
+    .await
+    .expect("the Ingress goes");
+    let left = bindings.list(&Default::default()).await.unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    assert_eq!(sim.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_controller_leaves_the_binding_finalizers() {
+    let kube = KubeApi::start();
+    let client = kube.client().await;
+    binding_crd(&client).await;
+    let sim = AlbControllerSim::start(client.clone());
+    let api: Api<Ingress> = Api::namespaced(client.clone(), "default");
+    api.patch(
+        "web",
+        &PatchParams::apply("test"),
+        &Patch::Apply(ingress("web", "alb")),
+    )
+    .await
+    .unwrap();
+    let bindings = binding_api(&client);
+    let name = until(async || {
+        let list = bindings.list(&Default::default()).await.ok()?;
+        list.items.first().and_then(|b| b.metadata.name.clone())
+    })
+    .await
+    .expect("a binding");
+    sim.stop();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    bindings
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let held = bindings.get(&name).await.expect("still there");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(held.metadata.finalizers.unwrap(), [TGB_FINALIZER]);
+    assert_eq!(
+        api.get("web").await.unwrap().metadata.finalizers.unwrap(),
+        [FINALIZER]
+    );
 }

@@ -18,6 +18,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
+use testbed::fargate::Profiles;
 use testbed::kubeapi::{KubeApi, Settings};
 use testbed::sim::DeploymentSim;
 
@@ -826,7 +827,7 @@ async fn deployment_sim_marks_available_and_waits_time_out_without_it() {
     let api = KubeApi::start();
     let client = client_for(&api).await;
     bounded("deployment sim", async {
-        let sim = DeploymentSim::start(client.clone());
+        let sim = DeploymentSim::start(client.clone(), Profiles::namespaces(&["default"]));
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         deployments
             .patch("web", &PatchParams::apply("eks-deploy"), &Patch::Apply(deployment("web")))
@@ -881,7 +882,11 @@ async fn deployment_sim_counts_rollouts() {
     let api = KubeApi::start();
     let client = client_for(&api).await;
     bounded("rollouts", async {
-        let sim = DeploymentSim::start_with(client.clone(), Duration::from_millis(20));
+        let sim = DeploymentSim::start_with(
+            client.clone(),
+            Duration::from_millis(20),
+            Profiles::namespaces(&["default"]),
+        );
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let made = deployments
             .create(&PostParams::default(), &serde_json::from_value(deployment("app")).unwrap())
@@ -1105,6 +1110,7 @@ async fn watcher_relists_after_its_version_expired() {
         Settings {
             event_history: 5,
             max_watch: Duration::from_secs(1),
+            ..Settings::default()
         },
     )
     .unwrap();

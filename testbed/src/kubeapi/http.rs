@@ -1,16 +1,21 @@
 //! A small HTTP/1.1 server over tokio (requests parsed with `httparse`): keep-alive,
 //! `Content-Length` and chunked request bodies, `Expect: 100-continue`, whole JSON answers and
-//! chunked streams for watches. Enough for kube-rs, curl and kubectl-like clients; no TLS.
+//! chunked streams for watches. Enough for kube-rs, curl and kubectl-like clients; over plain
+//! TCP or TLS ([`super::tls`]).
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::Shared;
 use super::router;
+
+/// The reading half of a connection, plain or TLS.
+type OwnedReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half of a connection, plain or TLS.
+type OwnedWriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The largest request head and body accepted.
 const MAX_HEAD: usize = 256 * 1024;
@@ -66,6 +71,7 @@ fn reason_phrase(code: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -74,6 +80,7 @@ fn reason_phrase(code: u16) -> &'static str {
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
+        500 => "Internal Server Error",
         _ => "Error",
     }
 }
@@ -199,11 +206,16 @@ async fn write_head(
     length: Option<usize>,
     close: bool,
     http10: bool,
+    warning: Option<&str>,
 ) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nCache-Control: no-cache, private\r\n",
         reason_phrase(code)
     );
+    if let Some(text) = warning {
+        // RFC 7234 warn-code 299, as the API server sends for deprecated APIs.
+        head.push_str(&format!("Warning: 299 - \"{text}\"\r\n"));
+    }
     match length {
         Some(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
         None if !http10 => head.push_str("Transfer-Encoding: chunked\r\n"),
@@ -219,7 +231,21 @@ async fn write_head(
 /// Serves one connection until the client closes it (or asks to).
 pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    // Over TLS when the server has a certificate ([`super::tls`]).
+    let (mut rd, mut wr): (OwnedReadHalf, OwnedWriteHalf) = match &shared.tls {
+        Some(tls) => match tls.acceptor.accept(stream).await {
+            Ok(secured) => {
+                let (rd, wr) = tokio::io::split(secured);
+                (Box::new(rd), Box::new(wr))
+            }
+            // A client that does not trust the certificate, or does not speak TLS.
+            Err(_) => return,
+        },
+        None => {
+            let (rd, wr) = stream.into_split();
+            (Box::new(rd), Box::new(wr))
+        }
+    };
     let mut buf = Vec::new();
     let _ = serve_requests(&mut rd, &mut wr, &mut buf, &shared).await;
     let _ = wr.shutdown().await;
@@ -257,6 +283,7 @@ async fn serve_requests(
                 Some(body.len()),
                 true,
                 head.http10,
+                None,
             )
             .await?;
             wr.write_all(&body).await?;
@@ -281,19 +308,57 @@ async fn serve_requests(
             headers: head.headers,
             body,
         };
-        match router::handle(shared, request).await {
+        let (method, target) = (request.method.clone(), request.target.clone());
+        let warning = router::warning(&target);
+        // Authentication first, when the server checks tokens ([`super::auth`]).
+        let refused = shared
+            .settings
+            .eks_token_max_age
+            .is_some_and(|max| super::auth::check(&request, max, chrono::Utc::now()).is_err());
+        let reply = if refused {
+            super::auth::unauthorized()
+        } else {
+            router::handle(shared, request).await
+        };
+        shared.log_request(
+            &method,
+            &target,
+            match &reply {
+                Reply::Full { code, .. } => *code,
+                Reply::Stream(_) => 200,
+            },
+        );
+        match reply {
             Reply::Full {
                 code,
                 content_type,
                 body,
             } => {
-                write_head(wr, code, content_type, Some(body.len()), close, head.http10).await?;
+                write_head(
+                    wr,
+                    code,
+                    content_type,
+                    Some(body.len()),
+                    close,
+                    head.http10,
+                    warning,
+                )
+                .await?;
                 if !is_head {
                     wr.write_all(&body).await?;
                 }
             }
             Reply::Stream(mut events) => {
-                write_head(wr, 200, "application/json", None, close, head.http10).await?;
+                write_head(
+                    wr,
+                    200,
+                    "application/json",
+                    None,
+                    close,
+                    head.http10,
+                    warning,
+                )
+                .await?;
                 wr.flush().await?;
                 loop {
                     tokio::select! {

@@ -40,22 +40,35 @@
 //!   `AlreadyExists`, `Conflict`, `BadRequest`, `Invalid`, `MethodNotAllowed`, `Expired`,
 //!   `Forbidden`, `UnsupportedMediaType`).
 //!
-//! Known limits: no authentication or authorization (any bearer token, or none, is accepted); no
-//! TLS; no field ownership (`managedFields` is not kept), so server-side apply is a deep merge
+//! - Admission webhooks ([`admission`]): a write that a fail-closed webhook configuration
+//!   matches is refused (500 `InternalError`, `failed calling webhook …: no endpoints available
+//!   for service …`) while the webhook's Service has no ready endpoint in its EndpointSlices;
+//!   a reachable webhook allows the write unchanged.
+//! - Reads of v1 `Endpoints` carry the deprecation `Warning` header of Kubernetes 1.33+; every
+//!   request is kept in an audit log ([`KubeApi::requests`]).
+//!
+//! - Optionally ([`Settings`]) TLS with a CA of its own, and authentication as on EKS: the test
+//!   bed's static token, or an EKS token younger than a given age ([`auth`]).
+//!
+//! Known limits: no authorization; without [`Settings::eks_token_max_age`] any bearer token, or
+//! none, is accepted; no field ownership (`managedFields` is not kept), so server-side apply is a deep merge
 //! (objects merged recursively, arrays replaced, `null` removes) and never removes a field a
 //! manager stopped applying, and `force` changes nothing; strategic merge patch has no list
 //! merge keys; no schema validation or defaulting beyond a few fields (Namespace phase and
-//! name label, Deployment `spec.replicas` = 1, CRD status); no admission webhooks, no
+//! name label, Deployment `spec.replicas` = 1, CRD status); no webhook server is called, no
 //! garbage collection through ownerReferences, no controllers (see [`crate::sim`]); no
 //! pagination (`limit` is ignored, every list is one page); CRD versions share one stored
 //! object with no conversion; no protobuf, no HTTP/2, no `/scale` or other subresources.
 
+mod admission;
+mod auth;
 mod http;
 mod patch;
 mod resources;
 mod router;
 mod selector;
 mod store;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,6 +85,12 @@ pub struct Settings {
     pub event_history: usize,
     /// The longest a watch stays open (a client's `timeoutSeconds` is capped to it).
     pub max_watch: Duration,
+    /// Serve HTTPS with a CA of the server's own ([`KubeApi::ca_data`]), as an EKS endpoint does.
+    pub tls: bool,
+    /// Authenticate as EKS does ([`auth`]): an EKS token (`k8s-aws-v1.`) signed longer ago than
+    /// this is refused with 401, as is a request with no token, a malformed one or another one
+    /// than the test bed's own kubeconfig token. `None`: every request is let in.
+    pub eks_token_max_age: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -79,6 +98,8 @@ impl Default for Settings {
         Settings {
             event_history: 10_000,
             max_watch: Duration::from_secs(60),
+            tls: false,
+            eks_token_max_age: None,
         }
     }
 }
@@ -92,18 +113,60 @@ pub(crate) struct Shared {
     settings: Settings,
     /// `127.0.0.1:PORT`, for `/api`.
     address: String,
+    /// Every request answered, in order (an audit log).
+    requests: Mutex<Vec<Requested>>,
+    /// The certificate served, when [`Settings::tls`].
+    tls: Option<tls::Tls>,
 }
+
+/// One request the server answered, as its audit log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query, without `?` (empty when none).
+    pub query: String,
+    /// The HTTP status answered (200 for a watch).
+    pub code: u16,
+}
+
+/// The most requests kept in the log; older ones are dropped.
+const REQUEST_LOG: usize = 200_000;
 
 impl Shared {
     fn new(settings: Settings, address: String) -> Arc<Shared> {
         let store = store::Store::new(settings.event_history);
         let (changed, _) = tokio::sync::watch::channel(store.resource_version());
+        let tls = settings
+            .tls
+            .then(|| tls::Tls::new().expect("a CA and certificate for the API server"));
         Arc::new(Shared {
+            tls,
             store: Mutex::new(store),
             changed,
             settings,
             address,
+            requests: Mutex::new(Vec::new()),
         })
+    }
+
+    fn log_request(&self, method: &str, target: &str, code: u16) {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut log = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if log.len() >= REQUEST_LOG {
+            log.drain(..REQUEST_LOG / 2);
+        }
+        log.push(Requested {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            code,
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, store::Store> {
@@ -210,7 +273,7 @@ preferences: {{}}
 /// tokio runtime); stopped on drop. Usable from `#[test]` and `#[tokio::test]` alike.
 #[derive(Debug)]
 pub struct KubeApi {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with [`Settings::tls`]).
     pub url: String,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -260,8 +323,13 @@ impl KubeApi {
                 });
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let api = KubeApi {
-            url: format!("http://{address}"),
+            url: format!("{scheme}://{address}"),
             shared,
             stop: Some(stop),
             thread: Some(thread),
@@ -273,8 +341,20 @@ impl KubeApi {
 
     /// Writes a kubeconfig for this server to `path` (see [`kubeconfig_yaml`]).
     pub fn write_kubeconfig(&self, path: &Path) {
-        std::fs::write(path, kubeconfig_yaml(&self.url))
+        let text = match self.ca_data() {
+            Some(ca) => kubeconfig_yaml(&self.url).replace(
+                "    server: ",
+                &format!("    certificate-authority-data: {ca}\n    server: "),
+            ),
+            None => kubeconfig_yaml(&self.url),
+        };
+        std::fs::write(path, text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// The server's CA as EKS reports it (base64 of the PEM), when it serves TLS.
+    pub fn ca_data(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(tls::Tls::ca_data)
     }
 
     /// A kubeconfig for this server, in a folder the server owns.
@@ -316,6 +396,16 @@ impl KubeApi {
     /// The latest resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version()
+    }
+
+    /// Every request answered so far, in order (at most the latest 200,000): an audit log to
+    /// assert what a client did, and in which order.
+    pub fn requests(&self) -> Vec<Requested> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 

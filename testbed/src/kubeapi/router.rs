@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Shared;
+use super::admission;
 use super::http::{Reply, Request};
 use super::resources;
 use super::selector::{FieldSelector, LabelSelector, parse_query, percent_decode};
@@ -39,6 +40,18 @@ impl Query {
         self.get(key)
             .is_some_and(|v| v == "true" || v == "1" || v.is_empty())
     }
+}
+
+/// The deprecation warning the API server (1.33 and later) sends with a request, if any.
+pub(crate) fn warning(target: &str) -> Option<&'static str> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let endpoints = matches!(
+        parts.as_slice(),
+        ["api", "v1", "endpoints", ..] | ["api", "v1", "namespaces", _, "endpoints", ..]
+    );
+    endpoints
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
 }
 
 /// Handles one request.
@@ -203,7 +216,7 @@ fn resource(
         ("POST", None) => match body_json(request, false) {
             Ok(body) => answer(
                 shared
-                    .write(|s| s.create(&target, body, dry_run))
+                    .write(|s| admission::create(s, &target, body, dry_run))
                     .map(|o| (201, o)),
             ),
             Err(e) => error(&e),
@@ -211,7 +224,7 @@ fn resource(
         ("PUT", Some(name)) => match body_json(request, false) {
             Ok(body) => answer(
                 shared
-                    .write(|s| s.replace(&target, name, body, dry_run))
+                    .write(|s| admission::replace(s, &target, name, body, dry_run))
                     .map(|o| (200, o)),
             ),
             Err(e) => error(&e),
@@ -247,7 +260,9 @@ fn resource(
                 ));
             }
             match body_json(request, kind == PatchKind::Apply) {
-                Ok(patch) => answer(shared.write(|s| s.patch(&target, name, kind, patch, dry_run))),
+                Ok(patch) => answer(
+                    shared.write(|s| admission::patch(s, &target, name, kind, patch, dry_run)),
+                ),
                 Err(e) => error(&e),
             }
         }
@@ -263,14 +278,16 @@ fn resource(
             match name {
                 Some(name) => answer(
                     shared
-                        .write(|s| s.delete(&target, name, &options, dry_run))
+                        .write(|s| admission::delete(s, &target, name, &options, dry_run))
                         .map(|o| (200, o)),
                 ),
                 None => match selectors() {
                     Ok((labels, fields)) => answer(
                         shared
                             .write(|s| {
-                                s.delete_collection(&target, &labels, &fields, &options, dry_run)
+                                admission::delete_collection(
+                                    s, &target, &labels, &fields, &options, dry_run,
+                                )
                             })
                             .map(|o| (200, o)),
                     ),

@@ -1,0 +1,160 @@
+//! `eks-cluster delete`: the Fargate profiles, the cluster, the roles and the network stack,
+//! each only when eks-cluster made it, recorded in the state as each goes.
+
+use common::{Context, State};
+
+use crate::{
+    Clients, DeleteArgs, Error, LATER_SECTIONS, SECTION, Section, check_region, eks, network,
+    pick_cluster, roles,
+};
+
+/// `eks-cluster delete`.
+pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
+    let previous: Option<Section> = state.section(SECTION)?;
+    check_region(previous.as_ref(), &ctx.region)?;
+    let name = pick_cluster(args.cluster.as_deref(), state)?;
+    let later: Vec<&str> = LATER_SECTIONS
+        .into_iter()
+        .filter(|s| state.raw(s).is_some())
+        .collect();
+    if !later.is_empty() && !args.force {
+        return Err(Error::StillInUse {
+            sections: later
+                .iter()
+                .map(|s| format!("a `{s}` section"))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        });
+    }
+    let clients = Clients::new(&ctx.aws);
+    let stack_name = previous
+        .as_ref()
+        .and_then(|p| p.network_stack_name.clone())
+        .unwrap_or_else(|| network::stack_name(&name));
+    let stack_target = previous
+        .as_ref()
+        .and_then(|p| p.network_stack_id.clone())
+        .unwrap_or_else(|| stack_name.clone());
+    let role_names = [
+        roles::cluster_role_name(&name),
+        roles::pod_execution_role_name(&name),
+    ];
+
+    // What is ours: the state says; without a state, what carries our tag for this cluster.
+    let (network_ours, roles_ours) = match &previous {
+        Some(p) => (p.network_created_by_us, p.roles_created_by_us),
+        None => {
+            let stack_ours = network::describe_stack(&clients.cloudformation, &stack_name)
+                .await?
+                .is_some();
+            let mut any_role = false;
+            for role in &role_names {
+                if roles::read(&clients.iam, role)
+                    .await?
+                    .is_some_and(|r| r.owner.as_deref() == Some(name.as_str()))
+                {
+                    any_role = true;
+                }
+            }
+            (stack_ours, any_role)
+        }
+    };
+
+    // Profiles are listed only for a cluster that exists (a missing cluster has none; asking
+    // moto 5.2.5 for them anyway answers HTTP 500 instead of ResourceNotFoundException).
+    let cluster_now = eks::describe(&clients.eks, &name).await?;
+    let profiles = match &cluster_now {
+        Some(_) => eks::list_profiles(&clients.eks, &name).await?,
+        None => Vec::new(),
+    };
+    if ctx.dry_run {
+        let say = |what: String| tracing::info!("dry run: {what}");
+        for p in &profiles {
+            say(format!("would delete Fargate profile {p}"));
+        }
+        match &cluster_now {
+            Some(c) => say(format!("would delete cluster {name} ({})", c.status)),
+            None => say(format!("cluster {name} does not exist")),
+        }
+        if network_ours {
+            say(format!("would delete network stack {stack_name}"));
+        } else {
+            say("would keep the network (not made by eks-cluster)".into());
+        }
+        if roles_ours {
+            say(format!("would delete IAM roles {}", role_names.join(", ")));
+        } else {
+            say("would keep the IAM roles (not made by eks-cluster)".into());
+        }
+        return Ok(());
+    }
+
+    let mut section = previous.clone().unwrap_or_default();
+    for p in &profiles {
+        eks::delete_profile(&clients.eks, &name, p, args.timeout).await?;
+        section.fargate_profiles.retain(|x| x != p);
+        if previous.is_some() {
+            state.set_section(SECTION, &section);
+        }
+    }
+    if cluster_now.is_some() && eks::delete(&clients.eks, &name, args.timeout).await? {
+        tracing::info!("deleting cluster {name}");
+        eks::wait_gone(&clients.eks, &name, args.timeout).await?;
+    } else {
+        tracing::info!("cluster {name} does not exist; nothing to delete");
+    }
+    section.arn = None;
+    section.endpoint = None;
+    section.certificate_authority_data = None;
+    section.oidc_issuer = None;
+    section.core_dns_on_fargate = false;
+    if previous.is_some() {
+        state.set_section(SECTION, &section);
+    }
+    // The roles go before the network, so a network that cannot go yet (a load balancer or
+    // its network interfaces still in the VPC) is all that is left.
+    if roles_ours {
+        for role in &role_names {
+            // Only a role that carries our tag for this cluster is ours to delete.
+            match roles::read(&clients.iam, role).await? {
+                Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
+                    let removed = roles::remove(&clients.iam, role).await?;
+                    if removed {
+                        tracing::info!("deleted IAM role {role}");
+                    }
+                }
+                Some(_) => tracing::info!(
+                    "keeping IAM role {role}: it was not made by eks-cluster for {name}"
+                ),
+                None => {}
+            }
+        }
+        section.cluster_role_arn = None;
+        section.pod_execution_role_arn = None;
+        section.roles_created_by_us = false;
+        if previous.is_some() {
+            state.set_section(SECTION, &section);
+        }
+    }
+    if network_ours {
+        if !network::delete_stack(
+            &clients.cloudformation,
+            &stack_target,
+            &stack_name,
+            args.timeout,
+            Some((&clients.ec2, args.eni_timeout)),
+        )
+        .await?
+        {
+            tracing::info!("network stack {stack_name} does not exist; nothing to delete");
+        }
+    } else if section.vpc_id.is_some() {
+        tracing::info!(
+            "keeping VPC {} (brought, not made by eks-cluster)",
+            section.vpc_id.as_deref().unwrap_or_default()
+        );
+    }
+    state.clear_section(SECTION);
+    tracing::info!("cluster {name} and what eks-cluster made for it are gone");
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! `eks-cluster delete` of our network stack while a network interface (a deleted ALB's, which
+//! stays for minutes) is still in one of its subnets: real CloudFormation ends such a delete
+//! `DELETE_FAILED` (the subnet "has dependencies"); the test bed's proxy rules make moto do so.
+
+use std::time::Duration;
+
+use testbed::awsproxy::AwsProxy;
+use testbed::enis::DependencyRules;
+use testbed::run::assert_exit;
+use testbed::{Moto, REGION};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-cluster");
+
+const TEMPLATE: &str = r#"{
+  "AWSTemplateFormatVersion": "2010-09-09",
+  "Resources": {
+    "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.30.0.0/16"}},
+    "Public": {"Type": "AWS::EC2::Subnet",
+      "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.30.0.0/24"}}
+  },
+  "Outputs": {
+    "VpcId": {"Value": {"Ref": "Vpc"}},
+    "SubnetId": {"Value": {"Ref": "Public"}}
+  }
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_stack_waits_for_the_interfaces_left_in_its_vpc() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::in_front_of(&moto);
+    DependencyRules::new(&moto.endpoint).install(&proxy);
+    let config = moto.sdk_config(REGION).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let stack_id = cfn
+        .create_stack()
+        .stack_name("eks-fargate-demo-vpc")
+        .template_body(TEMPLATE)
+        .send()
+        .await
+        .unwrap()
+        .stack_id()
+        .unwrap()
+        .to_owned();
+    let outputs = cfn
+        .describe_stacks()
+        .stack_name(&stack_id)
+        .send()
+        .await
+        .unwrap();
+    let output = |key: &str| {
+        outputs.stacks()[0]
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .unwrap()
+            .to_owned()
+    };
+    let (vpc, subnet) = (output("VpcId"), output("SubnetId"));
+    // A deleted ALB's interface, still in the subnet; ELB removes it 4 s from now.
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .description("ELB app/k8s-game-app-0123456789/0123456789abcdef")
+        .send()
+        .await
+        .unwrap()
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_owned();
+    let remover = ec2.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        remover
+            .delete_network_interface()
+            .network_interface_id(eni)
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let state = serde_json::json!({
+        "schemaVersion": 1,
+        "cluster": {
+            "name": "demo",
+            "region": REGION,
+            "vpcId": vpc,
+            "networkStackName": "eks-fargate-demo-vpc",
+            "networkStackId": stack_id,
+            "networkCreatedByUs": true,
+        }
+    });
+    let mut cmd = proxy.command(&moto, BIN);
+    cmd.args(["--region", REGION, "delete"]);
+    let input = state.to_string();
+    let deleted = tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &input))
+        .await
+        .unwrap();
+    assert_exit(&deleted, 0);
+    assert!(
+        deleted
+            .stderr
+            .contains(&format!("network interface(s) still use VPC {vpc}"))
+            && deleted.stderr.contains("ELB app/k8s-game-app-"),
+        "the wait names the interfaces: {}",
+        deleted.stderr
+    );
+    assert!(deleted.json().get("cluster").is_none());
+    let left = cfn
+        .describe_stacks()
+        .stack_name(&stack_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.stacks()[0].stack_status().map(|s| s.as_str()),
+        Some("DELETE_COMPLETE")
+    );
+}

@@ -1,0 +1,400 @@
+//! `eks-deploy delete`: the Ingresses first, waiting until the controller has deleted their ALBs
+//! and released them (finalizer `ingress.k8s.aws/resources`); then the webhook configurations,
+//! before the controller's Deployment (while they exist and the controller does not run, their
+//! fail-closed webhooks refuse every write they cover); then everything else in reverse order.
+//!
+//! With `--force`, an Ingress the controller does not release is let go: the webhook
+//! configurations are deleted first (the API server would refuse the finalizer patch through
+//! the controller's own webhooks while it is down), then the finalizers of the Ingress and of
+//! its TargetGroupBindings (`elbv2.k8s.aws/resources`) are removed, and the load balancers and
+//! target groups that may remain are named.
+
+use std::time::{Duration, Instant};
+
+use common::wait::{Poll, wait_for};
+use common::{Context, State};
+use kube::Api;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use serde_json::json;
+
+use crate::kubeops::{self, Resolver};
+use crate::manifests::{self, Doc};
+use crate::{Applied, Deadline, DeleteArgs, Error, SECTION, Section, albs, pick_cluster};
+
+/// The finalizer the controller puts on its TargetGroupBindings.
+pub const BINDING_FINALIZER: &str = "elbv2.k8s.aws/resources";
+
+fn is_webhook_configuration(doc: &Doc) -> bool {
+    doc.api_version.starts_with("admissionregistration.k8s.io/")
+        && doc.kind.ends_with("WebhookConfiguration")
+}
+
+/// The objects in the order `delete` takes them (after the Ingresses): webhook configurations
+/// first, then the rest in reverse apply order.
+pub fn teardown_order(reversed: &[Doc]) -> Vec<&Doc> {
+    let rest = reversed.iter().filter(|d| d.kind != "Ingress");
+    let (hooks, others): (Vec<&Doc>, Vec<&Doc>) = rest.partition(|d| is_webhook_configuration(d));
+    hooks.into_iter().chain(others).collect()
+}
+
+/// Deletes `objects` and waits until they are gone.
+async fn delete_and_wait(
+    objects: &[&(&Doc, Api<DynamicObject>)],
+    what: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    for (doc, api) in objects {
+        if kubeops::delete(api, doc).await? {
+            tracing::info!("deleted {}", doc.label());
+        }
+    }
+    wait_for(what, timeout, || async {
+        let mut left = Vec::new();
+        for (doc, api) in objects {
+            if !kubeops::is_gone(api, doc).await? {
+                left.push(doc.label());
+            }
+        }
+        Ok::<_, Error>(if left.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending(format!("{} left: {}", left.len(), left.join(", ")))
+        })
+    })
+    .await
+}
+
+/// The controller's TargetGroupBindings (`elbv2.k8s.aws/v1beta1`) of a namespace.
+fn binding_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "targetgroupbindings");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The TargetGroupBindings the controller made for the Ingress `namespace/name` (labelled with
+/// its stack, an implicit IngressGroup); none when the kind is not served.
+async fn bindings_of(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<DynamicObject>, Error> {
+    let selector =
+        format!("ingress.k8s.aws/stack-namespace={namespace},ingress.k8s.aws/stack-name={name}");
+    match binding_api(client, namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => Ok(list.items),
+        Err(e) if kubeops::is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(Error::Kube {
+            action: "list",
+            target: format!("the TargetGroupBindings of Ingress {namespace}/{name}"),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Removes every finalizer of the TargetGroupBindings of an Ingress and deletes them; returns
+/// the target group ARNs they named.
+async fn let_bindings_go(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<String>, Error> {
+    let api = binding_api(client, namespace);
+    let mut arns = Vec::new();
+    for binding in bindings_of(client, namespace, name).await? {
+        let binding_name = binding.metadata.name.clone().unwrap_or_default();
+        let label = format!("TargetGroupBinding {namespace}/{binding_name}");
+        if let Some(arn) = binding.data["spec"]["targetGroupARN"].as_str() {
+            arns.push(arn.to_owned());
+        }
+        let kube_error = |action: &'static str| {
+            let target = label.clone();
+            move |source: kube::Error| Error::Kube {
+                action,
+                target,
+                source: Box::new(source),
+            }
+        };
+        match api
+            .patch(
+                &binding_name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+        {
+            Ok(_) => tracing::warn!("removed the finalizers of {label}"),
+            Err(e) if kubeops::is_not_found(&e) => continue,
+            Err(e) => return Err(kube_error("remove the finalizers of")(e)),
+        }
+        match api.delete(&binding_name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!("deleted {label}"),
+            Err(e) if kubeops::is_not_found(&e) => {}
+            Err(e) => return Err(kube_error("delete")(e)),
+        }
+    }
+    Ok(arns)
+}
+
+/// Says which load balancers and target groups of a force-deleted Ingress remain, found by
+/// their tags (and, for target groups, named by its TargetGroupBindings).
+async fn report_remaining(ctx: &Context, cluster: &str, stack: &str, binding_arns: &[String]) {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&ctx.aws);
+    let tags = format!(
+        "{}={cluster} and {}={stack}",
+        albs::CLUSTER_TAG,
+        albs::STACK_TAG
+    );
+    match albs::tagged(&elb, cluster, stack).await {
+        Ok(found) if found.is_empty() => {
+            tracing::info!("no load balancer tagged {tags} remains")
+        }
+        Ok(found) => {
+            for lb in found {
+                tracing::warn!(
+                    "its ALB may remain: {} ({}, {}); delete it (and then its target groups) when you are sure: aws elbv2 delete-load-balancer --load-balancer-arn {}",
+                    lb.name,
+                    lb.dns_name,
+                    lb.arn,
+                    lb.arn
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            "its ALB may remain, and the load balancers could not be listed ({e}): look for one tagged {tags}"
+        ),
+    }
+    let mut groups: Vec<(String, String)> = match albs::tagged_target_groups(&elb, cluster, stack)
+        .await
+    {
+        Ok(found) => found.into_iter().map(|tg| (tg.arn, tg.name)).collect(),
+        Err(e) => {
+            tracing::warn!(
+                "its target groups may remain, and they could not be listed ({e}): look for those tagged {tags}"
+            );
+            Vec::new()
+        }
+    };
+    for arn in binding_arns {
+        if !groups.iter().any(|(known, _)| known == arn) {
+            let name = arn.rsplit('/').nth(1).unwrap_or_default().to_owned();
+            groups.push((arn.clone(), name));
+        }
+    }
+    if groups.is_empty() {
+        tracing::info!("no target group tagged {tags} remains");
+    }
+    for (arn, name) in groups {
+        tracing::warn!(
+            "its target group may remain: {name} ({arn}); delete it after its load balancer: aws elbv2 delete-target-group --target-group-arn {arn}"
+        );
+    }
+}
+
+/// `eks-deploy delete`.
+pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let deadline = Deadline(started + args.target.timeout);
+    let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
+    let recorded: Option<Section> = state.section(SECTION)?;
+    let objects: Vec<Doc> = match (&recorded, &args.target.manifests) {
+        (Some(section), None) => section
+            .applied_objects
+            .iter()
+            .map(Applied::as_doc)
+            .collect(),
+        (None, None) => {
+            tracing::info!(
+                "the state records nothing deployed; nothing to delete (pass --manifests DIR to delete what those files describe)"
+            );
+            return Ok(());
+        }
+        _ => {
+            let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)
+                .map_err(Error::Manifests)?;
+            manifests::load(&dir, &files).map_err(Error::Manifests)?
+        }
+    };
+    let client = common::cluster::kube_client(
+        args.target.kubeconfig.as_deref(),
+        args.target.context.as_deref(),
+        state,
+        &ctx.aws,
+        &cluster,
+    )
+    .await?;
+    let mut resolver = Resolver::new(client.clone()).await?;
+    let mut seen = Vec::new();
+    let mut reversed: Vec<Doc> = Vec::new();
+    for doc in objects.into_iter().rev() {
+        let key = (doc.kind.clone(), doc.namespace.clone(), doc.name.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+            reversed.push(doc);
+        }
+    }
+    let ingresses: Vec<&Doc> = reversed.iter().filter(|d| d.kind == "Ingress").collect();
+    let order: Vec<&Doc> = ingresses
+        .iter()
+        .copied()
+        .chain(teardown_order(&reversed))
+        .collect();
+    if ctx.dry_run {
+        for doc in &order {
+            tracing::info!("dry run: would delete {}", doc.label());
+        }
+        return Ok(());
+    }
+
+    // Each object's API, found once; a kind no longer served (its CRD went) has nothing left.
+    let mut targets: Vec<(&Doc, Api<DynamicObject>)> = Vec::new();
+    for doc in order {
+        match resolver.api(doc).await {
+            Ok(api) => targets.push((doc, api)),
+            Err(Error::UnknownKind { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let hooks: Vec<&(&Doc, Api<DynamicObject>)> = targets
+        .iter()
+        .filter(|(d, _)| is_webhook_configuration(d))
+        .collect();
+    let rest: Vec<&(&Doc, Api<DynamicObject>)> = targets
+        .iter()
+        .filter(|(d, _)| d.kind != "Ingress" && !is_webhook_configuration(d))
+        .collect();
+
+    // The Ingresses first; the controller must still run to delete their ALBs. With --force
+    // the wait takes at most half of --timeout, so the rest has time to go.
+    let ingress_wait = if args.force {
+        args.target.timeout / 2
+    } else {
+        args.target.timeout
+    };
+    let mut stuck = Vec::new();
+    for (ingress, api) in targets.iter().filter(|(d, _)| d.kind == "Ingress") {
+        if !kubeops::delete(api, ingress).await? {
+            continue;
+        }
+        tracing::info!(
+            "deleting {}; the controller deletes its ALB first",
+            ingress.label()
+        );
+        let waited = wait_for(
+            &format!("{} to be finalized (its ALB deleted)", ingress.label()),
+            deadline.left().min(ingress_wait),
+            || async {
+                Ok::<_, Error>(if kubeops::is_gone(api, ingress).await? {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending("held by ingress.k8s.aws/resources".into())
+                })
+            },
+        )
+        .await;
+        match waited {
+            Ok(()) => {}
+            Err(Error::Timeout(_)) => {
+                let finalizers = kubeops::finalizers(api, ingress).await?;
+                let stack = format!(
+                    "{}/{}",
+                    ingress.namespace.clone().unwrap_or_default(),
+                    ingress.name
+                );
+                if !args.force {
+                    return Err(Error::IngressStuck {
+                        ingress: stack,
+                        finalizers: finalizers.join(", "),
+                        cluster,
+                    });
+                }
+                stuck.push((*ingress, api, stack));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    // The webhook configurations before the controller: once it stops, its fail-closed
+    // webhooks would refuse the writes they cover (the finalizer patches of --force included).
+    if !stuck.is_empty() {
+        tracing::warn!(
+            "the controller did not release {} Ingress(es): deleting its webhook configurations, then removing the finalizers",
+            stuck.len()
+        );
+    }
+    delete_and_wait(
+        &hooks,
+        "the webhook configurations to be gone",
+        deadline.left(),
+    )
+    .await?;
+    for (ingress, api, stack) in &stuck {
+        kubeops::drop_finalizers(api, ingress).await?;
+        tracing::warn!("removed the finalizers of Ingress {stack}");
+        let namespace = ingress
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let arns = let_bindings_go(&client, &namespace, &ingress.name).await?;
+        report_remaining(ctx, &cluster, stack, &arns).await;
+    }
+    delete_and_wait(&rest, "the deleted objects to be gone", deadline.left()).await?;
+    state.clear_section(SECTION);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn doc(api_version: &str, kind: &str, name: &str) -> Doc {
+        Doc {
+            file: "f".into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: None,
+            value: Value::Null,
+        }
+    }
+
+    #[test]
+    fn webhook_configurations_go_before_the_controller() {
+        // Reverse apply order, as delete sees it.
+        let reversed = vec![
+            doc("networking.k8s.io/v1", "Ingress", "app"),
+            doc("apps/v1", "Deployment", "aws-load-balancer-controller"),
+            doc(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingWebhookConfiguration",
+                "w",
+            ),
+            doc(
+                "admissionregistration.k8s.io/v1",
+                "MutatingWebhookConfiguration",
+                "w",
+            ),
+            doc("v1", "Service", "aws-load-balancer-webhook-service"),
+            doc("example.com/v1", "FooWebhookConfiguration", "not-admission"),
+        ];
+        let order: Vec<String> = teardown_order(&reversed)
+            .iter()
+            .map(|d| d.kind.clone())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "ValidatingWebhookConfiguration",
+                "MutatingWebhookConfiguration",
+                "Deployment",
+                "Service",
+                "FooWebhookConfiguration"
+            ]
+        );
+    }
+}

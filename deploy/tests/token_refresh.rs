@@ -1,0 +1,153 @@
+//! The EKS token path of `eks-deploy` (no `--kubeconfig`: the cluster's endpoint and CA from the
+//! state, a bearer token presigned from the AWS credentials) against a stand-in that serves TLS
+//! with a CA of its own and, like the EKS authenticator, refuses tokens older than a given age.
+//! Here the age is 3 s and the run lasts longer (pods take 5 s to run), so a token made once per
+//! run is refused part-way; the client must sign a new one.
+
+use std::time::Duration;
+
+use testbed::fargate::Profiles;
+use testbed::kubeapi::{KubeApi, Settings};
+use testbed::run::assert_exit;
+use testbed::sim::DeploymentSim;
+use testbed::{Moto, REGION};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: game}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: game}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: game}}
+  template:
+    metadata: {labels: {app: game}}
+    spec:
+      containers: [{name: c, image: example/2048:1}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: after-the-wait, namespace: game}
+data: {applied: "after the Deployment is available"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
+    let kube = KubeApi::start_with(
+        0,
+        Settings {
+            tls: true,
+            eks_token_max_age: Some(Duration::from_secs(3)),
+            ..Settings::default()
+        },
+    )
+    .unwrap();
+    assert!(kube.url.starts_with("https://127.0.0.1:"), "{}", kube.url);
+    let client = kube.client().await;
+    let _pods = DeploymentSim::start_with(
+        client,
+        Duration::from_secs(5),
+        Profiles::namespaces(&["game"]),
+    );
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    let state = serde_json::json!({
+        "schemaVersion": 1,
+        "cluster": {
+            "name": "demo",
+            "region": REGION,
+            "endpoint": kube.url,
+            "certificateAuthorityData": kube.ca_data().unwrap(),
+            "fargateProfiles": ["fp-default"],
+            "fargateNamespaces": ["game"],
+        }
+    });
+
+    let mut cmd = moto.command(BIN);
+    cmd.args([
+        "--region",
+        REGION,
+        "apply",
+        "--timeout",
+        "60s",
+        "--manifests",
+        dir.path().to_str().unwrap(),
+    ]);
+    let input = state.to_string();
+    let applied = tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &input))
+        .await
+        .unwrap();
+    assert_exit(&applied, 0);
+    assert!(
+        applied.stderr.contains("signing a new one"),
+        "the refused token was replaced: {}",
+        applied.stderr
+    );
+    let requests = kube.requests();
+    let refused = requests.iter().filter(|r| r.code == 401).count();
+    assert!(refused >= 1, "the stand-in refused the aged token");
+    assert!(
+        requests.iter().any(|r| r.method == "PATCH"
+            && r.path.ends_with("/configmaps/after-the-wait")
+            && r.code < 300),
+        "the write after the wait went through"
+    );
+    let state = applied.json();
+    assert_eq!(
+        state["deploy"]["appliedObjects"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stand_in_refuses_what_is_not_a_valid_token() {
+    let kube = KubeApi::start_with(
+        0,
+        Settings {
+            tls: true,
+            eks_token_max_age: Some(Duration::from_secs(3)),
+            ..Settings::default()
+        },
+    )
+    .unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    // A kubeconfig with another static token than the stand-in's: 401, said as such.
+    let kubeconfig = dir.path().join("kubeconfig");
+    let text = std::fs::read_to_string(kube.kubeconfig())
+        .unwrap()
+        .replace("token: testbed-token", "token: not-a-token");
+    std::fs::write(&kubeconfig, text).unwrap();
+    let mut cmd = moto.command(BIN);
+    cmd.args([
+        "--region",
+        REGION,
+        "apply",
+        "--cluster",
+        "demo",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--manifests",
+        dir.path().to_str().unwrap(),
+    ]);
+    let state = serde_json::json!({"schemaVersion": 1, "cluster": {"name": "demo",
+        "fargateProfiles": ["fp-default"], "fargateNamespaces": ["game"]}});
+    let input = state.to_string();
+    let refused = tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &input))
+        .await
+        .unwrap();
+    assert_exit(&refused, 1);
+    assert!(
+        refused.stderr.contains("Unauthorized"),
+        "{}",
+        refused.stderr
+    );
+    assert!(kube.created_objects().is_empty());
+}

@@ -1,0 +1,779 @@
+//! A proxy on 127.0.0.1 in front of moto, to make the emulator as hard as AWS where it is kinder:
+//! every request is forwarded to moto unchanged unless a rule says otherwise. A rule sees the
+//! request (service, action, parameters, body) and answers with a verdict: forward it, answer it
+//! itself (an AWS error in the service's own wire format, or any body), wait first, or drop the
+//! connection without an answer. Rules may keep state of their own (a counter, a clock), and may
+//! be async (to ask moto something through an SDK client before deciding). Every request is
+//! recorded with the status it got, so a test can assert which calls a binary made and in what
+//! order.
+//!
+//! The proxy runs on a thread with its own tokio runtime, so it works from `#[test]` and
+//! `#[tokio::test]` alike; it stops on drop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::Moto;
+
+/// One request a binary sent through the proxy.
+#[derive(Debug, Clone)]
+pub struct AwsRequest {
+    /// The signing name from the `Authorization` header: `ec2`, `eks`, `iam`, ...
+    pub service: String,
+    /// The signing region from the `Authorization` header.
+    pub region: String,
+    /// `Action=` of a query-protocol call, else the operation of `X-Amz-Target`, else empty (a
+    /// REST call such as EKS's: match on [`AwsRequest::method`] and [`AwsRequest::path`]).
+    pub action: String,
+    /// HTTP method.
+    pub method: String,
+    /// The path of the URL (percent-decoded).
+    pub path: String,
+    /// The query string as sent (without `?`).
+    pub query: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent.
+    pub body: Vec<u8>,
+}
+
+impl AwsRequest {
+    fn new(method: &str, target: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let path = form_urlencoded::parse(format!("p={}", path.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| path.to_owned());
+        let mut request = AwsRequest {
+            service: String::new(),
+            region: String::new(),
+            action: String::new(),
+            method: method.to_owned(),
+            path,
+            query: query.to_owned(),
+            headers,
+            body,
+        };
+        if let Some(scope) = request
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .map(|c| c.split([',', ' ']).next().unwrap_or_default().to_owned())
+        {
+            let parts: Vec<&str> = scope.split('/').collect();
+            request.region = parts.get(2).copied().unwrap_or_default().to_owned();
+            request.service = parts.get(3).copied().unwrap_or_default().to_owned();
+        }
+        request.action = request
+            .param("Action")
+            .or_else(|| {
+                request
+                    .header("x-amz-target")
+                    .and_then(|t| t.rsplit('.').next())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        request
+    }
+
+    /// A query-protocol request of `service` with `Action=action`, for unit tests of rules.
+    pub fn for_tests(service: &str, action: &str) -> AwsRequest {
+        AwsRequest::new(
+            "POST",
+            "/",
+            vec![
+                (
+                    "authorization".into(),
+                    format!(
+                        "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-2/{service}/aws4_request, SignedHeaders=host"
+                    ),
+                ),
+                (
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded; charset=utf-8".into(),
+                ),
+            ],
+            format!("Action={action}").into_bytes(),
+        )
+    }
+
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter of a query-protocol call: from the form body, else the query string.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every form parameter (body first, then the query string), decoded.
+    pub fn params(&self) -> Vec<(String, String)> {
+        let form = self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        let mut params = Vec::new();
+        if form {
+            params.extend(form_urlencoded::parse(&self.body).into_owned());
+        }
+        params.extend(form_urlencoded::parse(self.query.as_bytes()).into_owned());
+        params
+    }
+
+    /// Every value of a list parameter such as `SubnetId.1`, `SubnetId.2`, ... in order.
+    pub fn list_param(&self, prefix: &str) -> Vec<String> {
+        let mut found: Vec<(u32, String)> = self
+            .params()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let index = k.strip_prefix(prefix)?.strip_prefix('.')?.parse().ok()?;
+                Some((index, v))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The body as JSON (REST and JSON protocols), if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// `service Action` for query/JSON calls, `service METHOD /path` for REST calls.
+    pub fn name(&self) -> String {
+        if self.action.is_empty() {
+            format!("{} {} {}", self.service, self.method, self.path)
+        } else {
+            format!("{} {}", self.service, self.action)
+        }
+    }
+
+    /// True for a call that may change something (the test bed's rule, as [`crate::Call`]).
+    pub fn is_mutating(&self) -> bool {
+        if self.action.is_empty() {
+            return self.method != "GET" && self.method != "HEAD";
+        }
+        !["Describe", "Get", "List"]
+            .iter()
+            .any(|p| self.action.starts_with(p))
+    }
+
+    fn protocol(&self) -> Protocol {
+        if self.header("x-amz-target").is_some() {
+            Protocol::Json
+        } else if self.service == "ec2" {
+            Protocol::Ec2
+        } else if !self.action.is_empty() {
+            Protocol::Query
+        } else {
+            Protocol::RestJson
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// EC2's own query protocol.
+    Ec2,
+    /// awsQuery: IAM, STS, CloudFormation, ELBv2.
+    Query,
+    /// awsJson (`X-Amz-Target`): Service Quotas.
+    Json,
+    /// restJson1: EKS.
+    RestJson,
+}
+
+/// An answer the proxy gives (or got from moto).
+#[derive(Debug, Clone)]
+pub struct AwsReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl AwsReply {
+    /// An AWS error in the wire format of the request's service, as the real service answers it
+    /// (so the SDK reports `code` and `message` and classifies it for retries as it would).
+    pub fn error(request: &AwsRequest, status: u16, code: &str, message: &str) -> AwsReply {
+        let id = "eks-fa-awsproxy";
+        let (content_type, body, extra) = match request.protocol() {
+            Protocol::Ec2 => (
+                "text/xml",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{id}</RequestID></Response>",
+                    xml_escape(code),
+                    xml_escape(message)
+                ),
+                None,
+            ),
+            Protocol::Query => (
+                "text/xml",
+                format!(
+                    "<ErrorResponse><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{id}</RequestId></ErrorResponse>",
+                    if status >= 500 { "Receiver" } else { "Sender" },
+                    xml_escape(code),
+                    xml_escape(message)
+                ),
+                None,
+            ),
+            Protocol::Json => (
+                "application/x-amz-json-1.1",
+                serde_json::json!({"__type": code, "message": message}).to_string(),
+                None,
+            ),
+            Protocol::RestJson => (
+                "application/json",
+                serde_json::json!({"message": message}).to_string(),
+                Some(("x-amzn-errortype".to_owned(), format!("{code}:"))),
+            ),
+        };
+        let mut headers = vec![
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("x-amzn-requestid".to_owned(), id.to_owned()),
+        ];
+        headers.extend(extra);
+        AwsReply {
+            status,
+            headers,
+            body: body.into_bytes(),
+        }
+    }
+
+    /// The throttling answer the request's service gives (`RequestLimitExceeded` for EC2,
+    /// `TooManyRequestsException` for EKS and JSON services, `Throttling` for the query ones).
+    pub fn throttled(request: &AwsRequest) -> AwsReply {
+        match request.protocol() {
+            Protocol::Ec2 => AwsReply::error(
+                request,
+                503,
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ),
+            Protocol::Query => AwsReply::error(request, 400, "Throttling", "Rate exceeded"),
+            Protocol::Json | Protocol::RestJson => {
+                AwsReply::error(request, 429, "TooManyRequestsException", "Rate exceeded")
+            }
+        }
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What a rule decides for a request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Not this rule's business: the next rule decides, else moto answers.
+    Pass,
+    /// Answer this instead of moto.
+    Reply(AwsReply),
+    /// Wait this long, then let the next rule decide (a slow answer).
+    Delay(Duration),
+    /// Close the connection without an answer (a dropped connection); moto never sees it.
+    Drop,
+    /// Let moto carry the request out, then close the connection without its answer (the
+    /// answer lost on the way back: the change is made, the caller does not know it).
+    ForwardThenDrop,
+}
+
+type SyncRule = Arc<dyn Fn(&AwsRequest) -> Verdict + Send + Sync>;
+type AsyncRule = Arc<dyn Fn(AwsRequest) -> BoxFuture<'static, Verdict> + Send + Sync>;
+type Observer = Arc<dyn Fn(&AwsRequest, &AwsReply) + Send + Sync>;
+type Rewriter = Arc<dyn Fn(&AwsRequest, &mut AwsReply) + Send + Sync>;
+
+enum Rule {
+    Sync(SyncRule),
+    Async(AsyncRule),
+}
+
+/// One request seen, with the status it was answered (0: dropped).
+#[derive(Debug, Clone)]
+pub struct ProxyCall {
+    pub request: AwsRequest,
+    pub status: u16,
+    /// True when a rule answered (or dropped it) rather than moto.
+    pub by_rule: bool,
+}
+
+impl std::fmt::Display for ProxyCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.request.name(), self.status)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    rules: Mutex<Vec<Rule>>,
+    observers: Mutex<Vec<Observer>>,
+    rewriters: Mutex<Vec<Rewriter>>,
+    calls: Mutex<Vec<ProxyCall>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The proxy. Point a binary's `AWS_ENDPOINT_URL` at [`AwsProxy::endpoint`] (see
+/// [`AwsProxy::command`]).
+pub struct AwsProxy {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    inner: Arc<Inner>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for AwsProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsProxy")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl AwsProxy {
+    /// Starts a proxy to `upstream` (`http://127.0.0.1:<port>`, moto's endpoint).
+    pub fn start(upstream: &str) -> AwsProxy {
+        let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let address = listener.local_addr().expect("a local address");
+        let inner = Arc::new(Inner::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = inner.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("awsproxy")
+            .enable_all()
+            .build()
+            .expect("a runtime for the proxy");
+        let thread = std::thread::Builder::new()
+            .name("awsproxy".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, upstream, serving, stopped));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("a thread for the proxy");
+        AwsProxy {
+            endpoint: format!("http://{address}"),
+            inner,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts a proxy in front of `moto`.
+    pub fn in_front_of(moto: &Moto) -> AwsProxy {
+        AwsProxy::start(&moto.endpoint)
+    }
+
+    /// Adds a rule; rules are asked in the order they were added.
+    pub fn rule(&self, rule: impl Fn(&AwsRequest) -> Verdict + Send + Sync + 'static) {
+        lock(&self.inner.rules).push(Rule::Sync(Arc::new(rule)));
+    }
+
+    /// Adds an async rule (it runs on the proxy's runtime, and may call moto through an SDK
+    /// client made for [`Moto::endpoint`]).
+    pub fn async_rule<F>(&self, rule: impl Fn(AwsRequest) -> F + Send + Sync + 'static)
+    where
+        F: std::future::Future<Output = Verdict> + Send + 'static,
+    {
+        lock(&self.inner.rules).push(Rule::Async(Arc::new(move |r| Box::pin(rule(r)))));
+    }
+
+    /// Adds an observer of every answer moto gave (not of the ones rules gave), e.g. to note
+    /// when a delete went through.
+    pub fn observe(&self, observer: impl Fn(&AwsRequest, &AwsReply) + Send + Sync + 'static) {
+        lock(&self.inner.observers).push(Arc::new(observer));
+    }
+
+    /// Adds a rewriter of moto's answers (not of the ones rules gave): it may change the status,
+    /// headers or body before observers see the answer and the binary gets it (e.g. a status
+    /// the real service reports that moto never does). Rewriters run in the order added.
+    pub fn rewrite(&self, rewriter: impl Fn(&AwsRequest, &mut AwsReply) + Send + Sync + 'static) {
+        lock(&self.inner.rewriters).push(Arc::new(rewriter));
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn calls(&self) -> Vec<ProxyCall> {
+        lock(&self.inner.calls).clone()
+    }
+
+    /// The names ([`AwsRequest::name`]) of the requests so far that may change something.
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .filter(|c| c.request.is_mutating())
+            .map(|c| c.request.name())
+            .collect()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear_calls(&self) {
+        lock(&self.inner.calls).clear();
+    }
+
+    /// The environment of [`Moto::env`] with the endpoint pointed at this proxy.
+    pub fn env(&self, moto: &Moto) -> Vec<(&'static str, String)> {
+        let mut env = moto.env();
+        for (key, value) in &mut env {
+            if *key == "AWS_ENDPOINT_URL" {
+                *value = self.endpoint.clone();
+            }
+        }
+        env
+    }
+
+    /// A command for `program` wired to moto through this proxy (see [`Moto::command`]).
+    pub fn command(
+        &self,
+        moto: &Moto,
+        program: impl AsRef<std::ffi::OsStr>,
+    ) -> assert_cmd::Command {
+        let mut cmd = moto.command(program);
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint);
+        cmd
+    }
+}
+
+impl Drop for AwsProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    upstream: hyper::Uri,
+    inner: Arc<Inner>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("the proxy listens");
+    let client: HttpClient<HttpConnector, Full<Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
+                async move { handle(request, &upstream, &inner, &client).await }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// An error of the proxy; hyper closes the connection without an answer on it (which is how a
+/// rule drops a connection).
+#[derive(Debug)]
+struct ProxyError(String);
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+fn failed(what: &str) -> impl FnOnce(String) -> ProxyError + '_ {
+    move |e| ProxyError(format!("{what}: {e}"))
+}
+
+async fn handle(
+    request: hyper::Request<Incoming>,
+    upstream: &hyper::Uri,
+    inner: &Inner,
+    client: &HttpClient<HttpConnector, Full<Bytes>>,
+) -> Result<hyper::Response<Full<Bytes>>, ProxyError> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())
+        .map_err(failed("reading the request"))?
+        .to_bytes();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let aws = AwsRequest::new(parts.method.as_str(), &target, headers, body.to_vec());
+
+    let rules: Vec<Rule> = lock(&inner.rules)
+        .iter()
+        .map(|r| match r {
+            Rule::Sync(f) => Rule::Sync(f.clone()),
+            Rule::Async(f) => Rule::Async(f.clone()),
+        })
+        .collect();
+    let mut lose_answer = false;
+    for rule in rules {
+        let verdict = match rule {
+            Rule::Sync(f) => f(&aws),
+            Rule::Async(f) => f(aws.clone()).await,
+        };
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Delay(wait) => tokio::time::sleep(wait).await,
+            Verdict::Drop => {
+                record(inner, &aws, 0, true);
+                return Err(ProxyError("connection dropped by a proxy rule".into()));
+            }
+            Verdict::Reply(reply) => {
+                record(inner, &aws, reply.status, true);
+                return Ok(to_response(reply));
+            }
+            Verdict::ForwardThenDrop => {
+                lose_answer = true;
+                break;
+            }
+        }
+    }
+
+    let mut forward = hyper::Request::builder()
+        .method(parts.method.clone())
+        .uri(format!(
+            "{}://{}{}",
+            upstream.scheme_str().unwrap_or("http"),
+            upstream.authority().map(|a| a.as_str()).unwrap_or_default(),
+            target
+        ));
+    for (name, value) in parts.headers.iter() {
+        if !is_hop_by_hop(name.as_str()) {
+            forward = forward.header(name, value);
+        }
+    }
+    let forward = forward
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())
+        .map_err(failed("building the request"))?;
+    let answer = client
+        .request(forward)
+        .await
+        .map_err(|e| e.to_string())
+        .map_err(failed("forwarding to moto"))?;
+    let (answer_parts, answer_body) = answer.into_parts();
+    let answer_body = answer_body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())
+        .map_err(failed("reading moto's answer"))?
+        .to_bytes();
+    let mut reply = AwsReply {
+        status: answer_parts.status.as_u16(),
+        headers: answer_parts
+            .headers
+            .iter()
+            .filter(|(k, _)| !is_hop_by_hop(k.as_str()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: answer_body.to_vec(),
+    };
+    let rewriters: Vec<Rewriter> = lock(&inner.rewriters).clone();
+    for rewriter in rewriters {
+        rewriter(&aws, &mut reply);
+    }
+    let observers: Vec<Observer> = lock(&inner.observers).clone();
+    for observer in observers {
+        observer(&aws, &reply);
+    }
+    if lose_answer {
+        record(inner, &aws, 0, true);
+        return Err(ProxyError(
+            "answer dropped by a proxy rule after moto carried the request out".into(),
+        ));
+    }
+    record(inner, &aws, reply.status, false);
+    Ok(to_response(reply))
+}
+
+fn record(inner: &Inner, request: &AwsRequest, status: u16, by_rule: bool) {
+    lock(&inner.calls).push(ProxyCall {
+        request: request.clone(),
+        status,
+        by_rule,
+    });
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "proxy-connection",
+        "te",
+        "trailer",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+fn to_response(reply: AwsReply) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| {
+            let mut fallback = hyper::Response::new(Full::new(Bytes::from_static(b"bad reply")));
+            *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            fallback
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(body: &str, service: &str) -> AwsRequest {
+        AwsRequest::new(
+            "POST",
+            "/",
+            vec![
+                (
+                    "authorization".into(),
+                    format!(
+                        "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-2/{service}/aws4_request, SignedHeaders=host"
+                    ),
+                ),
+                (
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded; charset=utf-8".into(),
+                ),
+            ],
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    #[test]
+    fn requests_are_understood() {
+        let r = query(
+            "Action=DescribeSubnets&Version=2016-11-15&SubnetId.2=subnet-b&SubnetId.1=subnet-a%2F1",
+            "ec2",
+        );
+        assert_eq!(
+            (r.service.as_str(), r.region.as_str(), r.action.as_str()),
+            ("ec2", "us-east-2", "DescribeSubnets")
+        );
+        assert_eq!(r.list_param("SubnetId"), ["subnet-a/1", "subnet-b"]);
+        assert!(!r.is_mutating());
+        assert_eq!(r.name(), "ec2 DescribeSubnets");
+
+        let rest = AwsRequest::new(
+            "DELETE",
+            "/clusters/my%20c/fargate-profiles/fp-1",
+            vec![(
+                "authorization".into(),
+                "AWS4-HMAC-SHA256 Credential=t/20261202/eu-west-1/eks/aws4_request".into(),
+            )],
+            Vec::new(),
+        );
+        assert_eq!(rest.action, "");
+        assert_eq!(rest.path, "/clusters/my c/fargate-profiles/fp-1");
+        assert!(rest.is_mutating());
+        assert_eq!(
+            rest.name(),
+            "eks DELETE /clusters/my c/fargate-profiles/fp-1"
+        );
+    }
+
+    #[test]
+    fn errors_take_each_protocol_s_shape() {
+        let ec2 = AwsReply::error(
+            &query("Action=DeleteSecurityGroup", "ec2"),
+            400,
+            "DependencyViolation",
+            "resource sg-1 has a dependent object",
+        );
+        assert!(
+            ec2.text()
+                .contains("<Response><Errors><Error><Code>DependencyViolation</Code>")
+        );
+        let cfn = AwsReply::error(
+            &query("Action=DeleteStack", "cloudformation"),
+            400,
+            "ValidationError",
+            "a <b>",
+        );
+        assert!(cfn.text().contains(
+            "<Type>Sender</Type><Code>ValidationError</Code><Message>a &lt;b&gt;</Message>"
+        ));
+        let eks = AwsRequest::new(
+            "DELETE",
+            "/clusters/c",
+            vec![(
+                "authorization".into(),
+                "AWS4-HMAC-SHA256 Credential=t/20261202/us-east-2/eks/aws4_request".into(),
+            )],
+            Vec::new(),
+        );
+        let reply = AwsReply::error(&eks, 409, "ResourceInUseException", "busy");
+        assert!(
+            reply
+                .headers
+                .iter()
+                .any(|(k, v)| k == "x-amzn-errortype" && v.starts_with("ResourceInUseException"))
+        );
+        assert_eq!(AwsReply::throttled(&eks).status, 429);
+        assert_eq!(
+            AwsReply::throttled(&query("Action=ListRoles", "iam")).status,
+            400
+        );
+    }
+}

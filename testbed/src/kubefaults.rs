@@ -1,0 +1,384 @@
+//! A fault proxy in front of a Kubernetes API server (the stand-in or any other), as an
+//! overloaded or restarting API server behaves: on a seeded share of requests it answers
+//! `429 TooManyRequests` (with `Retry-After`, as API priority and fairness does) or
+//! `503 ServiceUnavailable`, and it cuts watch streams short (a dropped connection in the middle
+//! of a watch). Everything else is passed through, watch streams included, chunk by chunk.
+//!
+//! Point a kubeconfig at [`KubeFaultProxy::url`] ([`KubeFaultProxy::write_kubeconfig`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// What to inject.
+#[derive(Debug, Clone)]
+pub struct KubeFaultPlan {
+    /// Share of non-watch requests answered 429 or 503 (half each), 0.0 to 1.0.
+    pub error_rate: f64,
+    /// Share of watch streams cut short.
+    pub watch_cut_rate: f64,
+    /// A cut watch ends after this long.
+    pub watch_cut_after: Duration,
+    /// Seed of the generator.
+    pub seed: u64,
+}
+
+impl KubeFaultPlan {
+    /// `rate` of requests and of watches faulted.
+    pub fn new(rate: f64, seed: u64) -> KubeFaultPlan {
+        KubeFaultPlan {
+            error_rate: rate,
+            watch_cut_rate: rate,
+            watch_cut_after: Duration::from_millis(300),
+            seed,
+        }
+    }
+}
+
+/// What was injected so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeFaultStats {
+    pub requests: u64,
+    pub too_many_requests: u64,
+    pub unavailable: u64,
+    pub watches: u64,
+    pub watches_cut: u64,
+}
+
+impl KubeFaultStats {
+    /// Faults injected in all.
+    pub fn total(&self) -> u64 {
+        self.too_many_requests + self.unavailable + self.watches_cut
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    plan: KubeFaultPlan,
+    state: u64,
+    stats: KubeFaultStats,
+    enabled: bool,
+}
+
+impl Inner {
+    /// SplitMix64, uniform in [0, 1).
+    fn roll(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decision {
+    Pass,
+    TooManyRequests,
+    Unavailable,
+    CutWatch(Duration),
+}
+
+/// The proxy, on a thread with its own runtime; stopped on drop.
+#[derive(Debug)]
+pub struct KubeFaultProxy {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dir: tempfile::TempDir,
+}
+
+fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl KubeFaultProxy {
+    /// Starts a proxy to the API server at `upstream` (`http://127.0.0.1:<port>`).
+    pub fn start(upstream: &str, plan: KubeFaultPlan) -> KubeFaultProxy {
+        let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().expect("an address");
+        let inner = Arc::new(Mutex::new(Inner {
+            state: plan.seed,
+            plan,
+            stats: KubeFaultStats::default(),
+            enabled: true,
+        }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = inner.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kubefaults")
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let thread = std::thread::Builder::new()
+            .name("kubefaults".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, upstream, serving, stopped));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("a thread");
+        let proxy = KubeFaultProxy {
+            url: format!("http://{address}"),
+            inner,
+            stop: Some(stop),
+            thread: Some(thread),
+            dir: tempfile::Builder::new()
+                .prefix("eks-fa-kubefaults-")
+                .tempdir()
+                .expect("a temporary folder"),
+        };
+        proxy.write_kubeconfig(&proxy.kubeconfig());
+        proxy
+    }
+
+    /// Writes a kubeconfig for the proxy to `path`.
+    pub fn write_kubeconfig(&self, path: &Path) {
+        std::fs::write(path, crate::kubeapi::kubeconfig_yaml(&self.url))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// A kubeconfig for the proxy, in a folder it owns.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Stops injecting.
+    pub fn stop_faults(&self) {
+        lock(&self.inner).enabled = false;
+    }
+
+    /// What was injected so far.
+    pub fn stats(&self) -> KubeFaultStats {
+        lock(&self.inner).stats.clone()
+    }
+}
+
+impl Drop for KubeFaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn is_watch(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1")
+}
+
+fn decide(inner: &Mutex<Inner>, watch: bool) -> Decision {
+    let mut inner = lock(inner);
+    if !inner.enabled {
+        return Decision::Pass;
+    }
+    let roll = inner.roll();
+    if watch {
+        inner.stats.watches += 1;
+        if roll < inner.plan.watch_cut_rate {
+            inner.stats.watches_cut += 1;
+            return Decision::CutWatch(inner.plan.watch_cut_after);
+        }
+        return Decision::Pass;
+    }
+    inner.stats.requests += 1;
+    if roll < inner.plan.error_rate / 2.0 {
+        inner.stats.too_many_requests += 1;
+        Decision::TooManyRequests
+    } else if roll < inner.plan.error_rate {
+        inner.stats.unavailable += 1;
+        Decision::Unavailable
+    } else {
+        Decision::Pass
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> hyper::Response<BoxBody> {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+        "details": {"retryAfterSeconds": 1},
+    })
+    .to_string();
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or_default();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        "application/json".parse().expect("a header"),
+    );
+    headers.insert("retry-after", "1".parse().expect("a header"));
+    response
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    upstream: hyper::Uri,
+    inner: Arc<Mutex<Inner>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("the proxy listens");
+    let client: HttpClient<HttpConnector, Full<Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
+                async move { Ok::<_, std::io::Error>(handle(request, upstream, inner, client).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    request: hyper::Request<Incoming>,
+    upstream: hyper::Uri,
+    inner: Arc<Mutex<Inner>>,
+    client: HttpClient<HttpConnector, Full<Bytes>>,
+) -> hyper::Response<BoxBody> {
+    let (parts, body) = request.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let watch = is_watch(parts.uri.query().unwrap_or_default());
+    let decision = decide(&inner, watch);
+    match decision {
+        Decision::TooManyRequests => {
+            return status(
+                429,
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later",
+            );
+        }
+        Decision::Unavailable => {
+            return status(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            );
+        }
+        Decision::Pass | Decision::CutWatch(_) => {}
+    }
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return status(400, "BadRequest", &format!("unreadable request: {e}")),
+    };
+    let mut forward = hyper::Request::builder()
+        .method(parts.method.clone())
+        .uri(format!(
+            "{}://{}{}",
+            upstream.scheme_str().unwrap_or("http"),
+            upstream.authority().map(|a| a.as_str()).unwrap_or_default(),
+            target
+        ));
+    for (name, value) in parts.headers.iter() {
+        if !["host", "connection", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|h| name.as_str().eq_ignore_ascii_case(h))
+        {
+            forward = forward.header(name, value);
+        }
+    }
+    let forward = match forward.body(Full::new(body)) {
+        Ok(f) => f,
+        Err(e) => return status(400, "BadRequest", &e.to_string()),
+    };
+    let answer = match client.request(forward).await {
+        Ok(a) => a,
+        Err(e) => return status(503, "ServiceUnavailable", &format!("upstream: {e}")),
+    };
+    let (mut answer_parts, answer_body) = answer.into_parts();
+    answer_parts.headers.remove("content-length");
+    answer_parts.headers.remove("transfer-encoding");
+    let frames = answer_body
+        .into_data_stream()
+        .map(|chunk| chunk.map(Frame::data).map_err(std::io::Error::other));
+    let body: BoxBody = match decision {
+        Decision::CutWatch(after) => {
+            // The stream ends early with an error, as a dropped connection mid-watch does.
+            let cut = futures::stream::once(async move {
+                tokio::time::sleep(after).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "watch cut by the fault proxy",
+                ))
+            });
+            let limited = frames.take_until(tokio::time::sleep(after)).chain(cut);
+            BodyExt::boxed(StreamBody::new(limited))
+        }
+        _ => BodyExt::boxed(StreamBody::new(frames)),
+    };
+    hyper::Response::from_parts(answer_parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_told_apart() {
+        assert!(is_watch("watch=true&resourceVersion=5"));
+        assert!(is_watch("labelSelector=a&watch=1"));
+        assert!(!is_watch("watch=false"));
+        assert!(!is_watch(""));
+    }
+
+    #[test]
+    fn the_rate_holds_and_the_seed_repeats() {
+        let make = || {
+            Mutex::new(Inner {
+                plan: KubeFaultPlan::new(0.3, 11),
+                state: 11,
+                stats: KubeFaultStats::default(),
+                enabled: true,
+            })
+        };
+        let (a, b) = (make(), make());
+        let first: Vec<Decision> = (0..1000).map(|i| decide(&a, i % 10 == 0)).collect();
+        let second: Vec<Decision> = (0..1000).map(|i| decide(&b, i % 10 == 0)).collect();
+        assert_eq!(first, second);
+        let stats = lock(&a).stats.clone();
+        assert_eq!(stats.requests, 900);
+        assert_eq!(stats.watches, 100);
+        let share = (stats.too_many_requests + stats.unavailable) as f64 / 900.0;
+        assert!((0.24..0.36).contains(&share), "{share}");
+        assert!(stats.too_many_requests > 0 && stats.unavailable > 0 && stats.watches_cut > 0);
+        lock(&a).enabled = false;
+        assert_eq!(decide(&a, false), Decision::Pass);
+    }
+}
