@@ -4,16 +4,19 @@
 //! new one; the re-run exits 0 and ends with exactly what an uninterrupted run makes (nothing
 //! twice); the teardown then leaves only what the test seeded.
 //!
-//! The chain swept: `eks-oidc ensure`, `irsa ensure`, `eks-sg-stack create`, then their deletes
-//! in reverse order, on a seeded cluster. Each sweep prints its figures.
+//! Swept: `eks-oidc ensure`, `irsa ensure`, `eks-sg-stack create`, then their deletes in
+//! reverse order, on a seeded cluster; and `eks-cluster create` and `delete` on a brought
+//! network. Each sweep prints its figures.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testbed::awsproxy::AwsProxy;
+use testbed::fargate::Profiles;
 use testbed::killsweep::{Inventory, KillSwitch, SweepReport};
 use testbed::kubeapi::KubeApi;
+use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION, seed};
 
 const CLUSTER: &str = "kill";
@@ -27,6 +30,10 @@ struct Bed {
     bin: PathBuf,
     policy: PathBuf,
     closed_port: u16,
+    /// Keep the account between runs (the chain's teardown brings it back to the base) rather
+    /// than resetting moto and seeding a cluster.
+    keep_account: bool,
+    _sim: Option<DeploymentSim>,
 }
 
 /// One step command: binary and arguments (after `--state FILE --region R`).
@@ -47,6 +54,8 @@ impl Bed {
             policy: Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../policies/aws-load-balancer-controller.json"),
             closed_port: testbed::free_port(),
+            keep_account: false,
+            _sim: None,
         };
         use k8s_openapi::api::core::v1::Namespace;
         let namespaces: kube::Api<Namespace> = kube::Api::all(bed.kube.client().await);
@@ -157,9 +166,45 @@ impl Bed {
         );
     }
 
-    /// A fresh account: moto reset, the cluster seeded, no state file.
+    /// A bed for `eks-cluster`: moto keeps a brought network (with the group EKS would tag),
+    /// the stand-in holds EKS's CoreDNS, and the simulator places pods by moto's profiles.
+    async fn for_cluster() -> (Bed, seed::SeededNetwork) {
+        let mut bed = Bed::new().await;
+        bed.keep_account = true;
+        let config = bed.moto.sdk_config(REGION).await;
+        let network = seed::network(&config, CLUSTER).await;
+        let client = bed.kube.client().await;
+        let coredns: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                "template": {
+                    "metadata": {"labels": {"k8s-app": "kube-dns"}},
+                    "spec": {"containers": [{"name": "coredns", "image": "coredns:v1.11"}]}
+                }
+            }
+        }))
+        .unwrap();
+        kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+            client.clone(),
+            "kube-system",
+        )
+        .create(&Default::default(), &coredns)
+        .await
+        .expect("seed coredns");
+        bed._sim = Some(DeploymentSim::start(client, Profiles::eks(&config)));
+        (bed, network)
+    }
+
+    /// A fresh account: moto reset, the cluster seeded, no state file (or, keeping the account,
+    /// only no state file).
     async fn fresh(&self) -> Inventory {
         self.switch.disarm();
+        let _ = std::fs::remove_file(self.state());
+        if self.keep_account {
+            return self.inventory().await;
+        }
         self.moto.reset();
         let _ = std::fs::remove_file(self.state());
         let config = self.moto.sdk_config(REGION).await;
@@ -250,6 +295,12 @@ impl Bed {
             .created_objects()
             .iter()
             .filter(|o| !(o["kind"] == "Namespace" && o["metadata"]["name"] == "kube-system"))
+            // EKS's own CoreDNS (seeded for the eks-cluster sweep), its pods and their events.
+            .filter(|o| {
+                !o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("coredns"))
+            })
             .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
             .collect();
         assert!(left.is_empty(), "Kubernetes objects left: {left:?}");
@@ -311,4 +362,34 @@ async fn every_delete_killed_at_every_mutating_call_converges() {
     }
     eprintln!("delete sweeps in all: {total}");
     assert_eq!(total.kills, total.converged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eks_cluster_create_and_delete_killed_at_every_mutating_call_converge() {
+    let (bed, network) = Bed::for_cluster().await;
+    let kube = bed.kube.kubeconfig().display().to_string();
+    let create: Step = (
+        "eks-cluster",
+        vec![
+            "create".into(),
+            "--cluster".into(),
+            CLUSTER.into(),
+            "--vpc-id".into(),
+            network.vpc_id.clone(),
+            "--private-subnets".into(),
+            network.private_subnet_ids.join(","),
+            "--public-subnets".into(),
+            network.public_subnet_ids.join(","),
+            "--kubeconfig".into(),
+            kube,
+        ],
+    );
+    let delete: Step = ("eks-cluster", vec!["delete".into()]);
+    let made = bed.sweep(&[], &create, std::slice::from_ref(&delete)).await;
+    let removed = bed.sweep(std::slice::from_ref(&create), &delete, &[]).await;
+    eprintln!("eks-cluster sweeps: create {made}; delete {removed}");
+    assert_eq!(
+        made.kills + removed.kills,
+        made.converged + removed.converged
+    );
 }
