@@ -7,8 +7,8 @@
 //! recorded with the status it got, so a test can assert which calls a binary made and in what
 //! order.
 //!
-//! The proxy runs on a thread with its own tokio runtime, so it works from `#[test]` and
-//! `#[tokio::test]` alike; it stops on drop.
+//! The proxy runs on a [`LoopbackServer`] (a thread with its own tokio runtime), so it works
+//! from `#[test]` and `#[tokio::test]` alike; it stops on drop.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +16,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::Moto;
+use crate::loopback::{LoopbackServer, UpstreamClient, upstream_client};
 
 /// One request a binary sent through the proxy.
 #[derive(Debug, Clone)]
@@ -340,8 +338,7 @@ pub struct AwsProxy {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
     inner: Arc<Inner>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl std::fmt::Debug for AwsProxy {
@@ -356,32 +353,16 @@ impl AwsProxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:<port>`, moto's endpoint).
     pub fn start(upstream: &str) -> AwsProxy {
         let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        let address = listener.local_addr().expect("a local address");
         let inner = Arc::new(Inner::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = inner.clone();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("awsproxy")
-            .enable_all()
-            .build()
-            .expect("a runtime for the proxy");
-        let thread = std::thread::Builder::new()
-            .name("awsproxy".into())
-            .spawn(move || {
-                runtime.block_on(serve(listener, upstream, serving, stopped));
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
-            .expect("a thread for the proxy");
+        let (serving, client) = (inner.clone(), upstream_client());
+        let server = LoopbackServer::start("awsproxy", move |request| {
+            let (inner, upstream, client) = (serving.clone(), upstream.clone(), client.clone());
+            async move { handle(request, &upstream, &inner, &client).await }
+        });
         AwsProxy {
-            endpoint: format!("http://{address}"),
+            endpoint: format!("http://{}", server.address),
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -459,47 +440,6 @@ impl AwsProxy {
     }
 }
 
-impl Drop for AwsProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    upstream: hyper::Uri,
-    inner: Arc<Inner>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("the proxy listens");
-    let client: HttpClient<HttpConnector, Full<Bytes>> =
-        HttpClient::builder(TokioExecutor::new()).build_http();
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-        };
-        let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
-                async move { handle(request, &upstream, &inner, &client).await }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 /// An error of the proxy; hyper closes the connection without an answer on it (which is how a
 /// rule drops a connection).
 #[derive(Debug)]
@@ -521,7 +461,7 @@ async fn handle(
     request: hyper::Request<Incoming>,
     upstream: &hyper::Uri,
     inner: &Inner,
-    client: &HttpClient<HttpConnector, Full<Bytes>>,
+    client: &UpstreamClient,
 ) -> Result<hyper::Response<Full<Bytes>>, ProxyError> {
     let (parts, body) = request.into_parts();
     let body = body

@@ -76,11 +76,16 @@ impl FaultStats {
     }
 }
 
-/// SplitMix64: small, fast, and the same sequence for the same seed.
+/// SplitMix64: small, fast, and the same sequence for the same seed (the fault proxies' dice).
 #[derive(Debug)]
-struct Generator(u64);
+pub(crate) struct Generator(u64);
 
 impl Generator {
+    /// The generator of `seed`.
+    pub(crate) fn new(seed: u64) -> Generator {
+        Generator(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -90,7 +95,7 @@ impl Generator {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::faults::Generator;
+use crate::loopback::{LoopbackServer, UpstreamClient, upstream_client};
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -64,20 +64,9 @@ impl KubeFaultStats {
 #[derive(Debug)]
 struct Inner {
     plan: KubeFaultPlan,
-    state: u64,
+    generator: Generator,
     stats: KubeFaultStats,
     enabled: bool,
-}
-
-impl Inner {
-    /// SplitMix64, uniform in [0, 1).
-    fn roll(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// What the proxy does with one request.
@@ -89,14 +78,13 @@ enum Decision {
     CutWatch(Duration),
 }
 
-/// The proxy, on a thread with its own runtime; stopped on drop.
+/// The proxy, on a [`LoopbackServer`]; stopped on drop.
 #[derive(Debug)]
 pub struct KubeFaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     inner: Arc<Mutex<Inner>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LoopbackServer,
     dir: tempfile::TempDir,
 }
 
@@ -108,35 +96,21 @@ impl KubeFaultProxy {
     /// Starts a proxy to the API server at `upstream` (`http://127.0.0.1:<port>`).
     pub fn start(upstream: &str, plan: KubeFaultPlan) -> KubeFaultProxy {
         let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let address = listener.local_addr().expect("an address");
         let inner = Arc::new(Mutex::new(Inner {
-            state: plan.seed,
+            generator: Generator::new(plan.seed),
             plan,
             stats: KubeFaultStats::default(),
             enabled: true,
         }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = inner.clone();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("kubefaults")
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let thread = std::thread::Builder::new()
-            .name("kubefaults".into())
-            .spawn(move || {
-                runtime.block_on(serve(listener, upstream, serving, stopped));
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
-            .expect("a thread");
+        let (serving, client) = (inner.clone(), upstream_client());
+        let server = LoopbackServer::start("kubefaults", move |request| {
+            let (inner, upstream, client) = (serving.clone(), upstream.clone(), client.clone());
+            async move { Ok::<_, std::io::Error>(handle(request, upstream, inner, client).await) }
+        });
         let proxy = KubeFaultProxy {
-            url: format!("http://{address}"),
+            url: format!("http://{}", server.address),
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
             dir: tempfile::Builder::new()
                 .prefix("eks-fa-kubefaults-")
                 .tempdir()
@@ -168,17 +142,6 @@ impl KubeFaultProxy {
     }
 }
 
-impl Drop for KubeFaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 fn is_watch(query: &str) -> bool {
     query
         .split('&')
@@ -190,7 +153,7 @@ fn decide(inner: &Mutex<Inner>, watch: bool) -> Decision {
     if !inner.enabled {
         return Decision::Pass;
     }
-    let roll = inner.roll();
+    let roll = inner.generator.unit();
     if watch {
         inner.stats.watches += 1;
         if roll < inner.plan.watch_cut_rate {
@@ -233,41 +196,11 @@ fn status(code: u16, reason: &str, message: &str) -> hyper::Response<BoxBody> {
     response
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
-    upstream: hyper::Uri,
-    inner: Arc<Mutex<Inner>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("the proxy listens");
-    let client: HttpClient<HttpConnector, Full<Bytes>> =
-        HttpClient::builder(TokioExecutor::new()).build_http();
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-        };
-        let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (inner, upstream, client) = (inner.clone(), upstream.clone(), client.clone());
-                async move { Ok::<_, std::io::Error>(handle(request, upstream, inner, client).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 async fn handle(
     request: hyper::Request<Incoming>,
     upstream: hyper::Uri,
     inner: Arc<Mutex<Inner>>,
-    client: HttpClient<HttpConnector, Full<Bytes>>,
+    client: UpstreamClient,
 ) -> hyper::Response<BoxBody> {
     let (parts, body) = request.into_parts();
     let target = parts
@@ -363,7 +296,7 @@ mod tests {
         let make = || {
             Mutex::new(Inner {
                 plan: KubeFaultPlan::new(0.3, 11),
-                state: 11,
+                generator: Generator::new(11),
                 stats: KubeFaultStats::default(),
                 enabled: true,
             })

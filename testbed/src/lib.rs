@@ -25,6 +25,7 @@ pub mod hardened;
 pub mod killsweep;
 pub mod kubeapi;
 pub mod kubefaults;
+mod loopback;
 pub mod run;
 pub mod seed;
 pub mod sim;

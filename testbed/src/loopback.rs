@@ -1,0 +1,102 @@
+//! An HTTP/1.1 server on a free 127.0.0.1 port (hyper), served from a thread with its own tokio
+//! runtime so it works from `#[test]` and `#[tokio::test]` alike; stopped on drop. The proxies
+//! of the test bed ([`crate::awsproxy`], [`crate::kubefaults`]) are built on it, each with a
+//! handler of its own, and share [`upstream_client`] to forward what they pass.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The plain-HTTP client a proxy forwards with.
+pub(crate) type UpstreamClient = HttpClient<HttpConnector, Full<Bytes>>;
+
+/// A client for forwarding to an upstream on loopback.
+pub(crate) fn upstream_client() -> UpstreamClient {
+    HttpClient::builder(TokioExecutor::new()).build_http()
+}
+
+/// The server; stopped (its thread joined) on drop.
+#[derive(Debug)]
+pub(crate) struct LoopbackServer {
+    /// `127.0.0.1:<port>`.
+    pub address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Serves every request with `handler` on a thread named `name`. An `Err` from the handler
+    /// makes hyper close the connection without an answer.
+    pub(crate) fn start<H, F, B, E>(name: &str, handler: H) -> LoopbackServer
+    where
+        H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let address = listener.local_addr().expect("a local address");
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a runtime for the server");
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("the server listens");
+                    loop {
+                        let (stream, _) = tokio::select! {
+                            _ = &mut stopped => return,
+                            accepted = listener.accept() => match accepted {
+                                Ok(accepted) => accepted,
+                                Err(_) => continue,
+                            },
+                        };
+                        let handler = handler.clone();
+                        tokio::spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(
+                                    TokioIo::new(stream),
+                                    hyper::service::service_fn(handler),
+                                )
+                                .await;
+                        });
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("a thread for the server");
+        LoopbackServer {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
