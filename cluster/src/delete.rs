@@ -3,28 +3,23 @@
 
 use common::{Context, State};
 
-use crate::{
-    Clients, DeleteArgs, Error, LATER_SECTIONS, SECTION, Section, check_region, eks, network,
-    pick_cluster, roles,
-};
+use crate::error::{Error, Usage};
+use crate::plan::{check_region, pick_cluster};
+use crate::{Clients, DeleteArgs, SECTION, Section, eks, network, roles};
 
 /// `eks-cluster delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
     let previous: Option<Section> = state.section(SECTION)?;
     check_region(previous.as_ref(), &ctx.region)?;
     let name = pick_cluster(args.cluster.as_deref(), state)?;
-    let later: Vec<&str> = LATER_SECTIONS
+    // Named in teardown order, the order they must go in.
+    let later: Vec<&'static str> = common::steps::later_network_sections(SECTION)
         .into_iter()
+        .rev()
         .filter(|s| state.raw(s).is_some())
         .collect();
     if !later.is_empty() && !args.force {
-        return Err(Error::StillInUse {
-            sections: later
-                .iter()
-                .map(|s| format!("a `{s}` section"))
-                .collect::<Vec<_>>()
-                .join(" and "),
-        });
+        return Err(Usage::StillInUse { sections: later }.into());
     }
     let clients = Clients::new(&ctx.aws);
     let stack_name = previous
@@ -103,10 +98,10 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
     } else {
         tracing::info!("cluster {name} does not exist; nothing to delete");
     }
-    section.arn = None;
-    section.endpoint = None;
-    section.certificate_authority_data = None;
-    section.oidc_issuer = None;
+    section.facts.arn = None;
+    section.facts.endpoint = None;
+    section.facts.certificate_authority_data = None;
+    section.facts.oidc_issuer = None;
     section.core_dns_on_fargate = false;
     if previous.is_some() {
         state.set_section(SECTION, &section);
@@ -118,8 +113,8 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             // Only a role that carries our tag for this cluster is ours to delete.
             match roles::read(&clients.iam, role).await? {
                 Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
-                    let removed = roles::remove(&clients.iam, role).await?;
-                    if removed {
+                    let removed = common::iam::remove_role(&clients.iam, role).await?;
+                    if removed.role {
                         tracing::info!("deleted IAM role {role}");
                     }
                 }
@@ -148,10 +143,10 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         {
             tracing::info!("network stack {stack_name} does not exist; nothing to delete");
         }
-    } else if section.vpc_id.is_some() {
+    } else if section.facts.vpc_id.is_some() {
         tracing::info!(
             "keeping VPC {} (brought, not made by eks-cluster)",
-            section.vpc_id.as_deref().unwrap_or_default()
+            section.facts.vpc_id.as_deref().unwrap_or_default()
         );
     }
     state.clear_section(SECTION);

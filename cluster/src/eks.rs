@@ -7,6 +7,7 @@ use aws_sdk_eks::types::{
     AuthenticationMode, CreateAccessConfigRequest, FargateProfileSelector, VpcConfigRequest,
 };
 use common::aws::AwsError;
+use common::cluster::not_found;
 use common::wait::{Poll, wait_for};
 
 use crate::Error;
@@ -26,14 +27,6 @@ pub struct Cluster {
     pub vpc_id: Option<String>,
     pub subnet_ids: Vec<String>,
     pub cluster_security_group_id: Option<String>,
-}
-
-/// True when EKS says the cluster (or the profile) is not there: `ResourceNotFoundException`,
-/// or the `ClientException` "No cluster found for name: X." EKS also answers for a cluster
-/// that is gone.
-pub fn not_found(source: &AwsError) -> bool {
-    source.is("ResourceNotFoundException")
-        || (source.is("ClientException") && source.text().contains("No cluster found"))
 }
 
 /// True when EKS refuses because something else is under way on the cluster (an update, or
@@ -67,20 +60,13 @@ fn cluster_of(c: &aws_sdk_eks::types::Cluster) -> Cluster {
 
 /// The cluster, `None` when there is none of that name.
 pub async fn describe(eks: &Client, name: &str) -> Result<Option<Cluster>, Error> {
-    match eks.describe_cluster().name(name).send().await {
-        Ok(answer) => Ok(answer.cluster().map(cluster_of)),
-        Err(e) => {
-            let source = AwsError::from(e);
-            if not_found(&source) {
-                Ok(None)
-            } else {
-                Err(Error::DescribeCluster {
-                    cluster: name.to_owned(),
-                    source,
-                })
-            }
-        }
-    }
+    common::cluster::describe(eks, name)
+        .await
+        .map(|found| found.as_ref().map(cluster_of))
+        .map_err(|source| Error::DescribeCluster {
+            cluster: name.to_owned(),
+            source,
+        })
 }
 
 /// What `CreateCluster` sends.
@@ -590,18 +576,11 @@ mod tests {
     }
 
     #[test]
-    fn the_forms_of_gone_and_busy() {
-        assert!(not_found(&aws(
-            "ResourceNotFoundException",
-            "No cluster found for name: c."
-        )));
+    fn the_forms_of_busy() {
+        // Gone is common::cluster::not_found, tested there.
         assert!(not_found(&aws(
             "ClientException",
             "No cluster found for name: c."
-        )));
-        assert!(!not_found(&aws(
-            "ClientException",
-            "Some other client fault"
         )));
         assert!(is_busy(&aws(
             "ResourceInUseException",

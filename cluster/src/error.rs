@@ -1,40 +1,62 @@
-//! What went wrong, one variant per action, carrying the ids involved.
+//! What went wrong, one variant per action, carrying the ids involved. Bad input (exit 2,
+//! nothing changed) is the one `Usage` variant.
 
-use common::StepFailure;
 use common::aws::AwsError;
+use common::cluster::PickError;
 use common::state::StateError;
-use common::step::{EXIT_FAILED, EXIT_USAGE};
 use common::wait::TimedOut;
 
-/// Every failure of `eks-cluster`.
+/// Bad input of `eks-cluster`, found before anything is changed: exit 2.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "no cluster named: pass --cluster NAME, or give a state document with a `cluster` section"
-    )]
-    NoCluster,
-    #[error("cluster name `{name}` is not valid: {reason}")]
-    ClusterName { name: String, reason: String },
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    StateMismatch(String),
-    #[error(
-        "the state still has {sections}: remove what they made first (eks-deploy delete, eks-sg-stack delete), or pass --force"
-    )]
-    StillInUse { sections: String },
+pub enum Usage {
+    /// No cluster, a bad name, the state about another cluster or region, a malformed state.
     #[error(transparent)]
-    State(#[from] StateError),
+    Common(#[from] common::Usage),
+    /// A flag's value its check refused (`--vpc-cidr: ...`).
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    #[error("--azs {azs}: use 2 or 3 availability zones (EKS needs subnets in at least two)")]
+    Azs { azs: u8 },
+    #[error("--vpc-id `{vpc_id}` is not a VPC id like vpc-0abc123")]
+    VpcId { vpc_id: String },
+    #[error("{flag}: `{subnet}` is not a subnet id like subnet-0abc123")]
+    SubnetId { flag: &'static str, subnet: String },
+    #[error("{flag} names no subnet")]
+    NoSubnet { flag: &'static str },
+    #[error("--namespace given {count} times; a Fargate profile takes at most 5 selectors")]
+    TooManyNamespaces { count: usize },
+    /// `--vpc-id` for a cluster that runs in the VPC eks-cluster made.
+    #[error(
+        "the state's cluster {cluster} runs in the VPC {vpc} that eks-cluster made; it cannot move to --vpc-id {vpc_id}. Delete it first or use a separate state"
+    )]
+    VpcMove {
+        cluster: String,
+        vpc: String,
+        vpc_id: String,
+    },
+    /// Sections of later steps that use the cluster's network are still in the state.
+    #[error(
+        "the state still has {}: remove what they made first (eks-deploy delete, eks-sg-stack delete), or pass --force",
+        sections_text(.sections)
+    )]
+    StillInUse { sections: Vec<&'static str> },
     #[error(
         "the network brought with --vpc-id {vpc_id} is not usable: {reason} (nothing was created)"
     )]
     BadNetwork { vpc_id: String, reason: String },
-
     #[error("cannot choose availability zones in {region}: {reason} (nothing was created)")]
     Zones { region: String, reason: String },
+    #[error("no kubeconfig path: pass -o PATH, or set KUBECONFIG or HOME")]
+    NoKubeconfigPath,
+}
 
-    #[error("GetCallerIdentity")]
-    GetCallerIdentity { source: AwsError },
+/// Every failure of `eks-cluster`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Usage(#[from] Usage),
+    #[error(transparent)]
+    Caller(#[from] common::iam::CallerError),
     #[error("DescribeVpcs {vpc_id}")]
     DescribeVpcs { vpc_id: String, source: AwsError },
     #[error("DescribeSubnets {subnets}")]
@@ -85,22 +107,9 @@ pub enum Error {
         policy: String,
         source: AwsError,
     },
-    #[error("DetachRolePolicy {policy} from {role}")]
-    DetachRolePolicy {
-        role: String,
-        policy: String,
-        source: AwsError,
-    },
-    #[error("ListRolePolicies {role}")]
-    ListRolePolicies { role: String, source: AwsError },
-    #[error("DeleteRolePolicy {policy} of {role}")]
-    DeleteRolePolicy {
-        role: String,
-        policy: String,
-        source: AwsError,
-    },
-    #[error("DeleteRole {role}")]
-    DeleteRole { role: String, source: AwsError },
+    /// Removing a role with its policies (`eks-cluster delete`).
+    #[error(transparent)]
+    Role(#[from] common::iam::RoleError),
 
     #[error("DescribeCluster {cluster}")]
     DescribeCluster { cluster: String, source: AwsError },
@@ -157,7 +166,7 @@ pub enum Error {
     #[error("Kubernetes client for cluster {cluster}")]
     KubernetesClient {
         cluster: String,
-        source: common::kube::KubeClientError,
+        source: common::cluster::AccessError,
     },
     #[error("read kube-system/coredns (its Deployment and pods) of {cluster}")]
     GetCoreDns {
@@ -195,18 +204,45 @@ pub enum Error {
     Eni(#[from] common::eni::EniError),
 }
 
-impl StepFailure for Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Error::NoCluster
-            | Error::ClusterName { .. }
-            | Error::Input(_)
-            | Error::StateMismatch(_)
-            | Error::StillInUse { .. }
-            | Error::State(_)
-            | Error::BadNetwork { .. }
-            | Error::Zones { .. } => EXIT_USAGE,
-            _ => EXIT_FAILED,
-        }
+common::step_error!(Error, Usage, shared: [PickError, StateError]);
+
+/// `a `deploy` section and a `sgStack` section`.
+fn sections_text(sections: &[&str]) -> String {
+    sections
+        .iter()
+        .map(|s| format!("a `{s}` section"))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::StepFailure;
+    use common::step::{EXIT_FAILED, EXIT_USAGE};
+
+    #[test]
+    fn usage_is_exit_2_and_keeps_its_text() {
+        let in_use = Error::from(Usage::StillInUse {
+            sections: vec!["deploy", "sgStack"],
+        });
+        assert_eq!(in_use.exit_code(), EXIT_USAGE);
+        assert_eq!(
+            in_use.to_string(),
+            "the state still has a `deploy` section and a `sgStack` section: remove what they made first (eks-deploy delete, eks-sg-stack delete), or pass --force"
+        );
+        let missing = Error::from(PickError::Missing);
+        assert_eq!(missing.exit_code(), EXIT_USAGE);
+        assert!(missing.to_string().starts_with("no cluster named"));
+        let flag = Error::from(Usage::Flag {
+            flag: "--vpc-cidr",
+            reason: "bad".into(),
+        });
+        assert_eq!(flag.to_string(), "--vpc-cidr: bad");
+        let other = Error::ClusterNotFound {
+            cluster: "c".into(),
+            region: "r".into(),
+        };
+        assert_eq!(other.exit_code(), EXIT_FAILED);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::net::Ipv4Addr;
 
+use crate::error::Usage;
+
 /// The Kubernetes version `create` asks for when `--kubernetes-version` is not given.
 ///
 /// Why 1.35: Amazon EKS gives each Kubernetes minor version 14 months of standard support from
@@ -130,49 +132,48 @@ pub fn subnet_cidrs(vpc: &Ipv4Net, azs: u8) -> (Vec<Ipv4Net>, Vec<Ipv4Net>) {
 }
 
 /// `2` or `3` zones.
-pub fn check_azs(azs: u8) -> Result<(), String> {
+pub fn check_azs(azs: u8) -> Result<(), Usage> {
     if (2..=3).contains(&azs) {
         Ok(())
     } else {
-        Err(format!(
-            "--azs {azs}: use 2 or 3 availability zones (EKS needs subnets in at least two)"
-        ))
+        Err(Usage::Azs { azs })
     }
 }
 
 /// A comma list of subnet ids (`subnet-` and hex), without repeats.
-pub fn parse_subnet_list(flag: &str, text: &str) -> Result<Vec<String>, String> {
+pub fn parse_subnet_list(flag: &'static str, text: &str) -> Result<Vec<String>, Usage> {
     let mut ids: Vec<String> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let valid = part
             .strip_prefix("subnet-")
             .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
         if !valid {
-            return Err(format!(
-                "{flag}: `{part}` is not a subnet id like subnet-0abc123"
-            ));
+            return Err(Usage::SubnetId {
+                flag,
+                subnet: part.to_owned(),
+            });
         }
         if !ids.iter().any(|i| i == part) {
             ids.push(part.to_owned());
         }
     }
     if ids.is_empty() {
-        return Err(format!("{flag} names no subnet"));
+        return Err(Usage::NoSubnet { flag });
     }
     Ok(ids)
 }
 
 /// `vpc-` and hex.
-pub fn check_vpc_id(text: &str) -> Result<(), String> {
+pub fn check_vpc_id(text: &str) -> Result<(), Usage> {
     let valid = text
         .strip_prefix("vpc-")
         .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "--vpc-id `{text}` is not a VPC id like vpc-0abc123"
-        ))
+        Err(Usage::VpcId {
+            vpc_id: text.to_owned(),
+        })
     }
 }
 

@@ -5,9 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use common::{Context, State};
 use serde_json::{Map, Value, json};
 
-use crate::Error;
+use crate::error::{Error, Usage};
+use crate::{KubeconfigArgs, SECTION, Section, eks};
 
 /// The exec credential API version both the plugin and the kubeconfig use.
 pub const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
@@ -171,6 +173,97 @@ pub fn exec_credential(token: &str, expires_at: chrono::DateTime<chrono::Utc>) -
             "token": token
         }
     })
+}
+
+/// What `kubeconfig` needs to know of the cluster: from the state, else DescribeCluster.
+pub async fn kubeconfig_entry(
+    state: &State,
+    ctx: &Context,
+    args: &KubeconfigArgs,
+    profile: Option<&str>,
+) -> Result<Entry, Error> {
+    let previous: Option<Section> = state.section(SECTION)?;
+    let name = crate::pick_cluster(args.cluster.as_deref(), state)?;
+    let command = std::env::current_exe()
+        .map_err(|source| Error::CurrentExe { source })?
+        .to_string_lossy()
+        .into_owned();
+    let known = previous
+        .map(|p| p.facts)
+        .filter(|f| f.endpoint.is_some() && f.arn.is_some());
+    let (arn, endpoint, ca) = match known {
+        Some(f) => (
+            f.arn.unwrap_or_default(),
+            f.endpoint.unwrap_or_default(),
+            f.certificate_authority_data,
+        ),
+        None => {
+            let eks_client = aws_sdk_eks::Client::new(&ctx.aws);
+            let c =
+                eks::describe(&eks_client, &name)
+                    .await?
+                    .ok_or_else(|| Error::ClusterNotFound {
+                        cluster: name.clone(),
+                        region: ctx.region.clone(),
+                    })?;
+            let endpoint = c.endpoint.ok_or(Error::ClusterIncomplete {
+                cluster: name.clone(),
+                what: "endpoint",
+            })?;
+            (c.arn, endpoint, c.certificate_authority_data)
+        }
+    };
+    Ok(Entry {
+        name: if arn.is_empty() {
+            format!("{name}.{}", ctx.region)
+        } else {
+            arn
+        },
+        cluster: name,
+        region: ctx.region.clone(),
+        endpoint,
+        certificate_authority_data: ca,
+        command,
+        profile: profile.map(str::to_owned),
+    })
+}
+
+/// `eks-cluster kubeconfig`: merges the entry; returns what goes to stdout (the kubeconfig for
+/// `-o -`, else nothing).
+pub async fn write_kubeconfig(
+    state: &State,
+    ctx: &Context,
+    args: &KubeconfigArgs,
+    profile: Option<&str>,
+) -> Result<String, Error> {
+    let entry = kubeconfig_entry(state, ctx, args, profile).await?;
+    let path = match &args.output {
+        Some(p) if p.as_os_str() == "-" => {
+            return Ok(to_yaml(&merge(Value::Null, &entry)));
+        }
+        Some(p) => p.clone(),
+        None => {
+            let env = std::env::var("KUBECONFIG").ok();
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            default_path(env.as_deref(), home.as_deref()).ok_or(Usage::NoKubeconfigPath)?
+        }
+    };
+    if ctx.dry_run {
+        tracing::info!(
+            "dry run: would merge context {} into {}",
+            entry.name,
+            path.display()
+        );
+        return Ok(String::new());
+    }
+    write_merged(&path, &entry)?;
+    tracing::info!(
+        "merged cluster {} into {} and selected context {}",
+        entry.cluster,
+        path.display(),
+        entry.name
+    );
+    Ok(String::new())
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use common::step::{StepInfo, block_on, drive_with_summary, query};
+use common::step::{StepInfo, block_on, drive_with_summary, offline, query};
 use eks_cluster::{CreateArgs, DeleteArgs, KubeconfigArgs, SECTION, TemplateArgs, TokenArgs};
 
 #[derive(Debug, Parser)]
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     let cli: Cli = common::step::parse_args(SECTION);
     let summary = Some(eks_cluster::summary as fn(&common::State) -> String);
     match cli.command {
-        Command::Template(args) => eks_cluster::print_template(&args),
+        Command::Template(args) => offline(INFO, &cli.common, || eks_cluster::template(&args)),
         Command::Token(args) => block_on(eks_cluster::run_token(&cli.common, &args, INFO)),
         Command::Create(args) => block_on(drive_with_summary(
             INFO,

@@ -4,6 +4,7 @@
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
+use common::aws::AwsError;
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -18,6 +19,15 @@ pub const OWNER_TAG: &str = "eks-fargate-alb/cluster";
 pub struct Account {
     pub id: String,
     pub partition: String,
+}
+
+impl From<common::iam::Caller> for Account {
+    fn from(caller: common::iam::Caller) -> Self {
+        Account {
+            id: caller.account,
+            partition: caller.partition,
+        }
+    }
 }
 
 /// One role as wanted.
@@ -90,48 +100,6 @@ pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Rol
     }
 }
 
-/// The account and partition of the caller.
-pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Account, Error> {
-    let answer = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| Error::GetCallerIdentity { source: e.into() })?;
-    let partition = common::aws::caller_partition(answer.arn(), region);
-    Ok(Account {
-        id: answer.account().unwrap_or_default().to_owned(),
-        partition,
-    })
-}
-
-/// Decodes the percent-encoding IAM puts on returned policy documents.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((high * 16 + low) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A returned trust document as JSON (percent-decoded when needed); `Null` when unreadable.
-pub fn parse_returned(text: &str) -> Value {
-    serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&percent_decode(text)))
-        .unwrap_or(Value::Null)
-}
-
 /// A role as IAM has it.
 #[derive(Debug, Clone)]
 pub struct Existing {
@@ -151,7 +119,7 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
                 arn: role.arn().to_owned(),
                 trust: role
                     .assume_role_policy_document()
-                    .map(parse_returned)
+                    .map(common::iam::parse_policy)
                     .unwrap_or(Value::Null),
                 owner: role
                     .tags()
@@ -161,7 +129,7 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
             }))
         }
         Err(e) => {
-            let source = AwsErrorExt::from(e);
+            let source = AwsError::from(e);
             if source.is("NoSuchEntity") {
                 Ok(None)
             } else {
@@ -173,8 +141,6 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
         }
     }
 }
-
-type AwsErrorExt = common::aws::AwsError;
 
 /// What `ensure` found and did.
 #[derive(Debug, Clone)]
@@ -293,69 +259,6 @@ async fn attached_policies(iam: &Client, role: &str) -> Result<Vec<String>, Erro
     }
 }
 
-/// Detaches and deletes every policy of the role, then the role; false when it was not there.
-pub async fn remove(iam: &Client, name: &str) -> Result<bool, Error> {
-    let gone = |source: &AwsErrorExt| source.is("NoSuchEntity");
-    let attached = match attached_policies(iam, name).await {
-        Ok(list) => list,
-        Err(Error::ListAttachedRolePolicies { source, .. }) if gone(&source) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    for policy in attached {
-        if let Err(e) = iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(&policy)
-            .send()
-            .await
-        {
-            let source = AwsErrorExt::from(e);
-            if !gone(&source) {
-                return Err(Error::DetachRolePolicy {
-                    role: name.to_owned(),
-                    policy,
-                    source,
-                });
-            }
-        }
-    }
-    let inline = iam
-        .list_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| Error::ListRolePolicies {
-            role: name.to_owned(),
-            source: e.into(),
-        })?;
-    for policy in inline.policy_names() {
-        iam.delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-            .map_err(|e| Error::DeleteRolePolicy {
-                role: name.to_owned(),
-                policy: policy.clone(),
-                source: e.into(),
-            })?;
-    }
-    match iam.delete_role().role_name(name).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let source = AwsErrorExt::from(e);
-            if gone(&source) {
-                Ok(false)
-            } else {
-                Err(Error::DeleteRole {
-                    role: name.to_owned(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,14 +301,5 @@ mod tests {
             pods.policy_arn,
             "arn:aws-cn:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
         );
-    }
-
-    #[test]
-    fn returned_documents_decode() {
-        let doc = serde_json::json!({"a": "b c/*"});
-        let encoded = "%7B%22a%22%3A%22b%20c%2F%2A%22%7D";
-        assert_eq!(parse_returned(encoded), doc);
-        assert_eq!(parse_returned(&doc.to_string()), doc);
-        assert_eq!(parse_returned("%zz"), Value::Null);
     }
 }

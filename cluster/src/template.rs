@@ -5,7 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::inputs::{Ipv4Net, subnet_cidrs};
+use crate::TemplateArgs;
+use crate::error::{Error, Usage};
+use crate::inputs::{Ipv4Net, check_azs, check_vpc_cidr, subnet_cidrs};
 
 /// Output: the VPC id.
 pub const OUTPUT_VPC: &str = "VpcId";
@@ -235,10 +237,20 @@ pub fn split_ids(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// `eks-cluster template`: the network template for the flags (run under
+/// [`common::step::offline`]: bad flags are exit 2).
+pub fn template(args: &TemplateArgs) -> Result<String, Error> {
+    let cidr = check_vpc_cidr(&args.vpc_cidr).map_err(|reason| Usage::Flag {
+        flag: "--vpc-cidr",
+        reason,
+    })?;
+    check_azs(args.azs)?;
+    Ok(render_text(&cidr, args.azs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::check_vpc_cidr;
 
     fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
         t["Resources"]

@@ -2,7 +2,7 @@
 //! ids in every account), leaving out zones where EKS makes no control plane or Fargate runs no
 //! pods, instead of taking CloudFormation's `Fn::GetAZs`, whose first zones may be such a zone.
 
-use crate::Error;
+use crate::error::{Error, Usage};
 
 /// Zone ids where EKS makes no control plane or Fargate runs no pods, as the EKS user guide
 /// lists them. Zone names map to other ids in every account, so zones are judged by id.
@@ -50,7 +50,7 @@ pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<St
         } else {
             "choose another region".to_owned()
         };
-        return Err(Error::Zones {
+        return Err(Usage::Zones {
             region: region.to_owned(),
             reason: format!(
                 "--azs {count} asks for {count} availability zones, but only {} of {region} can run EKS and Fargate{}{}; {fix}, or bring a VPC with --vpc-id",
@@ -66,7 +66,8 @@ pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<St
                     format!(" (left out: {})", left_out.join(", "))
                 }
             ),
-        });
+        }
+        .into());
     }
     if !left_out.is_empty() {
         tracing::info!(

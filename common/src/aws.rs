@@ -219,6 +219,15 @@ impl AwsError {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// An error made by hand (tests, and answers read from somewhere else than the SDK):
+    /// `code` when the service sent one, `text` as it is shown.
+    pub fn from_parts(code: Option<&str>, text: impl Into<String>) -> AwsError {
+        AwsError {
+            code: code.map(str::to_owned),
+            text: text.into(),
+        }
+    }
 }
 
 impl<E, R> From<SdkError<E, R>> for AwsError

@@ -40,24 +40,96 @@ pub fn pick(flag: Option<&str>, known: Option<&str>) -> Result<String, PickError
     Ok(name.to_owned())
 }
 
-/// `DescribeCluster`; `None` when EKS has no cluster of that name.
+/// The one cluster picker: `--cluster` (`flag`), else the state's cluster (its `cluster`
+/// section), else `also` (what a step's own section recorded when the state has no `cluster`
+/// section, for a state made without `eks-cluster`). See [`pick`].
+pub fn pick_in(
+    flag: Option<&str>,
+    state: &crate::State,
+    also: Option<&str>,
+) -> Result<String, PickError> {
+    pick(flag, crate::facts::ClusterFacts::name_in(state).or(also))
+}
+
+/// True when EKS says the cluster does not exist: `ResourceNotFoundException`, or the
+/// `ClientException` "No cluster found for name: X." EKS also answers for a cluster that has
+/// just gone.
+pub fn not_found(err: &AwsError) -> bool {
+    err.is("ResourceNotFoundException")
+        || (err.is("ClientException") && err.text().contains("No cluster found"))
+}
+
+/// `DescribeCluster`; `None` when EKS has no cluster of that name ([`not_found`]).
 pub async fn describe(eks: &aws_sdk_eks::Client, name: &str) -> Result<Option<Cluster>, AwsError> {
     match eks.describe_cluster().name(name).send().await {
         Ok(answer) => Ok(answer.cluster().cloned()),
         Err(e) => {
             let err = AwsError::from(e);
-            if err.is("ResourceNotFoundException") {
-                Ok(None)
-            } else {
-                Err(err)
-            }
+            if not_found(&err) { Ok(None) } else { Err(err) }
         }
     }
+}
+
+/// Why a cluster that must exist could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error("DescribeCluster {cluster}")]
+    Call { cluster: String, source: AwsError },
+    #[error(
+        "cluster {cluster} was not found in {region}; check --cluster and --region (nothing was created or changed)"
+    )]
+    NotFound { cluster: String, region: String },
+}
+
+/// `DescribeCluster` of a cluster the run needs: its absence is an error naming the cluster and
+/// the region ([`describe`] when absence is an answer).
+pub async fn describe_existing(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    region: &str,
+) -> Result<Cluster, DescribeError> {
+    describe(eks, cluster)
+        .await
+        .map_err(|source| DescribeError::Call {
+            cluster: cluster.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| DescribeError::NotFound {
+            cluster: cluster.to_owned(),
+            region: region.to_owned(),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_cluster_found_is_not_found() {
+        let gone = AwsError::from_parts(
+            Some("ClientException"),
+            "ClientException: No cluster found for name: c.",
+        );
+        assert!(not_found(&gone));
+        assert!(not_found(&AwsError::from_parts(
+            Some("ResourceNotFoundException"),
+            "x"
+        )));
+        let other = AwsError::from_parts(Some("ClientException"), "ClientException: bad");
+        assert!(!not_found(&other));
+    }
+
+    #[test]
+    fn picks_the_state_cluster_before_a_step_record() {
+        let mut state = crate::State::new();
+        assert_eq!(pick_in(None, &state, Some("old")).unwrap(), "old");
+        state.set_section("cluster", &serde_json::json!({"name": "c"}));
+        assert_eq!(pick_in(None, &state, Some("old")).unwrap(), "c");
+        assert!(matches!(
+            pick_in(Some("d"), &state, None),
+            Err(PickError::Mismatch { .. })
+        ));
+    }
 
     #[test]
     fn flag_or_state_never_mixed() {
@@ -109,20 +181,38 @@ pub async fn kube_client(
     aws: &aws_config::SdkConfig,
     cluster: &str,
 ) -> Result<kube::Client, AccessError> {
+    let facts = crate::facts::ClusterFacts::of(state, cluster)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    kube_client_from(
+        kubeconfig,
+        context,
+        aws,
+        cluster,
+        facts.endpoint.as_deref(),
+        facts.certificate_authority_data.as_deref(),
+    )
+    .await
+}
+
+/// The one place a Kubernetes client is built: through `kubeconfig` (and `context`) when given,
+/// else from `endpoint` and `ca` (base64 PEM, as EKS gives it; `DescribeCluster` is asked when
+/// either is unknown) with EKS tokens signed from the AWS credentials and refreshed
+/// (`common::kubeauth`). The first token is signed here, so missing credentials fail early.
+pub async fn kube_client_from(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+    aws: &aws_config::SdkConfig,
+    cluster: &str,
+    endpoint: Option<&str>,
+    ca: Option<&str>,
+) -> Result<kube::Client, AccessError> {
     if let Some(path) = kubeconfig {
         return Ok(crate::kube::client_from_kubeconfig(path, context).await?);
     }
-    let same = state.str_at("cluster", "name") == Some(cluster);
-    let from_state = |key| {
-        same.then(|| state.str_at("cluster", key))
-            .flatten()
-            .map(str::to_owned)
-    };
-    let (endpoint, ca) = match (
-        from_state("endpoint"),
-        from_state("certificateAuthorityData"),
-    ) {
-        (Some(endpoint), Some(ca)) => (endpoint, ca),
+    let (endpoint, ca) = match (endpoint, ca) {
+        (Some(endpoint), Some(ca)) => (endpoint.to_owned(), ca.to_owned()),
         _ => {
             let eks = aws_sdk_eks::Client::new(aws);
             let found = describe(&eks, cluster)

@@ -14,7 +14,8 @@ use clap::Parser;
 
 use crate::aws::{environment_region, load_config, pick_region};
 use crate::cli::CommonArgs;
-use crate::state::{ErrorRecord, State, StateError};
+use crate::error::Usage;
+use crate::state::{ErrorRecord, State};
 
 /// Exit code: done.
 pub const EXIT_OK: u8 = 0;
@@ -23,11 +24,26 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad input or usage; nothing was changed anywhere.
 pub const EXIT_USAGE: u8 = 2;
 
-/// How a step's error maps to the exit code.
+/// How a step's error maps to the exit code. A step's error enum keeps its bad input in one
+/// `Usage(..)` variant and answers `is_usage` by matching it, so exit 2 follows from the type.
 pub trait StepFailure: std::error::Error {
-    /// [`EXIT_USAGE`] for bad input found before any change, else [`EXIT_FAILED`].
+    /// True for bad input found before any change: `matches!(self, Error::Usage(_))`.
+    fn is_usage(&self) -> bool;
+
+    /// [`EXIT_USAGE`] for bad input found before any change, else [`EXIT_FAILED`]. Follows
+    /// from [`StepFailure::is_usage`]; not meant to be overridden.
     fn exit_code(&self) -> u8 {
-        EXIT_FAILED
+        if self.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILED
+        }
+    }
+}
+
+impl StepFailure for crate::error::Usage {
+    fn is_usage(&self) -> bool {
+        true
     }
 }
 
@@ -70,7 +86,7 @@ impl Channel {
     }
 
     /// The input text; a terminal on stdin or a missing file is an empty (new) document.
-    fn read(&self) -> Result<String, String> {
+    fn read(&self) -> Result<String, Usage> {
         match self {
             Channel::Terminal(_) => Ok(String::new()),
             Channel::Pipe => {
@@ -81,16 +97,19 @@ impl Channel {
                 let mut text = String::new();
                 stdin
                     .read_to_string(&mut text)
-                    .map_err(|e| format!("cannot read the state from stdin: {e}"))?;
+                    .map_err(|source| Usage::ReadState {
+                        from: "from stdin".into(),
+                        source,
+                    })?;
                 Ok(text)
             }
             Channel::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) => Ok(text),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(e) => Err(format!(
-                    "cannot read the state file {}: {e}",
-                    path.display()
-                )),
+                Err(source) => Err(Usage::ReadState {
+                    from: format!("file {}", path.display()),
+                    source,
+                }),
             },
         }
     }
@@ -210,17 +229,6 @@ fn parse_args_from<T: Parser>(
             std::process::exit(EXIT_USAGE.into());
         }
     }
-}
-
-/// A usage error found by the driver itself.
-#[derive(Debug, thiserror::Error)]
-enum DriverError {
-    #[error("{0}")]
-    Input(String),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Region(#[from] crate::aws::RegionError),
 }
 
 /// Runs one step command under the state contract. `body` gets the state to update (its own
@@ -402,6 +410,57 @@ where
     }
 }
 
+/// Runs a command that reads and writes no state but needs AWS (`eks-cluster token`): the region
+/// comes from `--region`, else the environment or the profile; `body` returns what to print on
+/// stdout. Exit 0, 1, or 2 for bad input (a missing region included).
+pub async fn stateless<E, F>(info: StepInfo, common: &CommonArgs, body: F) -> ExitCode
+where
+    E: StepFailure,
+    F: AsyncFnOnce(&Context) -> Result<String, E>,
+{
+    crate::logging::init(info.crate_name, common.verbose, common.quiet);
+    let context = match context_for(&info, common, &State::new()).await {
+        Ok(context) => context,
+        Err(e) => return finish(Err((&e, EXIT_USAGE))),
+    };
+    match body(&context).await {
+        Ok(text) => finish(Ok(text)),
+        Err(e) => finish(Err((&e, e.exit_code()))),
+    }
+}
+
+/// Runs a command that needs neither state nor AWS (`template`): `body` returns what to print on
+/// stdout. Exit 0, 1, or 2 for bad input.
+pub fn offline<E, F>(info: StepInfo, common: &CommonArgs, body: F) -> ExitCode
+where
+    E: StepFailure,
+    F: FnOnce() -> Result<String, E>,
+{
+    crate::logging::init(info.crate_name, common.verbose, common.quiet);
+    match body() {
+        Ok(text) => finish(Ok(text)),
+        Err(e) => finish(Err((&e, e.exit_code()))),
+    }
+}
+
+/// Prints a stateless command's output, or logs its error; the exit code.
+fn finish(outcome: Result<String, (&dyn std::error::Error, u8)>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                tracing::error!("cannot write to stdout: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err((err, code)) => {
+            tracing::error!("{}", error_chain(err));
+            ExitCode::from(code)
+        }
+    }
+}
+
 /// How a step's body ended when it did not succeed.
 enum Stopped<E> {
     Failed(E),
@@ -445,8 +504,8 @@ impl Interrupt {
     }
 }
 
-fn read_state(channel: &Channel) -> Result<State, DriverError> {
-    let text = channel.read().map_err(DriverError::Input)?;
+fn read_state(channel: &Channel) -> Result<State, Usage> {
+    let text = channel.read()?;
     Ok(State::parse(&text)?)
 }
 
@@ -456,9 +515,8 @@ async fn context_for(
     info: &StepInfo,
     common: &CommonArgs,
     state: &State,
-) -> Result<Context, DriverError> {
-    let from_state = state
-        .str_at("cluster", "region")
+) -> Result<Context, Usage> {
+    let from_state = crate::facts::ClusterFacts::region_in(state)
         .or_else(|| state.str_at(info.section, "region"))
         .map(str::to_owned);
     let from_env = if common.region.is_none() && from_state.is_none() {

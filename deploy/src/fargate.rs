@@ -190,15 +190,51 @@ pub async fn from_eks(eks: &aws_sdk_eks::Client, cluster: &str) -> Result<Vec<Pr
     Ok(profiles)
 }
 
-/// The refusal for workloads no profile selects: names each namespace and the fix.
-pub fn refusal(cluster: &str, profiles: &[Profile], missing: &[&Workload]) -> String {
-    let mut namespaces: Vec<&str> = Vec::new();
+/// The refusal for workloads no profile selects: names each namespace and the fix. Bad input
+/// (exit 2): nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unselected {
+    pub cluster: String,
+    /// The namespaces of the unselected workloads, each once, in manifest order.
+    pub namespaces: Vec<String>,
+    /// The unselected workloads (`Deployment apps/w (pod labels app=web)`).
+    pub workloads: Vec<String>,
+    /// The namespaces the profile should select: those its selectors without labels select
+    /// now, then the missing ones.
+    pub wanted: Vec<String>,
+}
+
+impl std::fmt::Display for Unselected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cluster = &self.cluster;
+        let flags: Vec<String> = self
+            .wanted
+            .iter()
+            .map(|n| format!("--namespace {n}"))
+            .collect();
+        let plural = if self.namespaces.len() == 1 { "" } else { "s" };
+        write!(
+            f,
+            "no Fargate profile of cluster {cluster} selects namespace{plural} {} ({}): their pods would stay Pending, as the cluster has no nodes. Nothing was applied. Add the namespace{plural} to the Fargate profile first: `eks-cluster create --cluster {cluster} {}` (make: FARGATE_NAMESPACES='{}'), then run eks-deploy again",
+            self.namespaces.join(", "),
+            self.workloads.join(", "),
+            flags.join(" "),
+            self.wanted.join(" ")
+        )
+    }
+}
+
+impl std::error::Error for Unselected {}
+
+/// The refusal for `missing`, the workloads none of `profiles` selects.
+pub fn refusal(cluster: &str, profiles: &[Profile], missing: &[&Workload]) -> Unselected {
+    let mut namespaces: Vec<String> = Vec::new();
     for w in missing {
-        if !namespaces.contains(&w.namespace.as_str()) {
-            namespaces.push(&w.namespace);
+        if !namespaces.contains(&w.namespace) {
+            namespaces.push(w.namespace.clone());
         }
     }
-    let what: Vec<String> = missing
+    let workloads: Vec<String> = missing
         .iter()
         .map(|w| {
             if w.labels.is_empty() {
@@ -210,22 +246,19 @@ pub fn refusal(cluster: &str, profiles: &[Profile], missing: &[&Workload]) -> St
             }
         })
         .collect();
-    let mut keep: Vec<&str> = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
     for s in profiles.iter().flat_map(|p| &p.selectors) {
-        if s.labels.is_empty() && !keep.contains(&s.namespace.as_str()) {
-            keep.push(&s.namespace);
+        if s.labels.is_empty() && !wanted.contains(&s.namespace) {
+            wanted.push(s.namespace.clone());
         }
     }
-    let wanted: Vec<&str> = keep.iter().chain(&namespaces).copied().collect();
-    let flags: Vec<String> = wanted.iter().map(|n| format!("--namespace {n}")).collect();
-    let plural = if namespaces.len() == 1 { "" } else { "s" };
-    format!(
-        "no Fargate profile of cluster {cluster} selects namespace{plural} {} ({}): their pods would stay Pending, as the cluster has no nodes. Nothing was applied. Add the namespace{plural} to the Fargate profile first: `eks-cluster create --cluster {cluster} {}` (make: FARGATE_NAMESPACES='{}'), then run eks-deploy again",
-        namespaces.join(", "),
-        what.join(", "),
-        flags.join(" "),
-        wanted.join(" ")
-    )
+    wanted.extend(namespaces.iter().cloned());
+    Unselected {
+        cluster: cluster.to_owned(),
+        namespaces,
+        workloads,
+        wanted,
+    }
 }
 
 #[cfg(test)]
@@ -295,7 +328,7 @@ mod tests {
             1,
             "a label selector counts only for pods with its labels"
         );
-        let text = refusal("demo", &other_label, &missing);
+        let text = refusal("demo", &other_label, &missing).to_string();
         assert!(
             text.contains("selects namespace apps (Deployment apps/w (pod labels app=web))"),
             "{text}"

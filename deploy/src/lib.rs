@@ -7,6 +7,7 @@
 //! ([`teardown`]).
 
 pub mod albs;
+pub mod error;
 pub mod fargate;
 pub mod http;
 pub mod kubeops;
@@ -16,15 +17,16 @@ pub mod teardown;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::step::{EXIT_FAILED, EXIT_USAGE};
-use common::wait::{Poll, TimedOut, wait_for};
-use common::{Context, State, StepFailure};
+use common::wait::{Poll, wait_for};
+use common::{Context, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::http::ConnectTo;
 use crate::kubeops::Resolver;
 use crate::manifests::Doc;
+
+pub use error::{Error, Usage};
 
 /// This step's section.
 pub const SECTION: &str = "deploy";
@@ -127,68 +129,12 @@ pub struct Section {
     pub extra: Map<String, Value>,
 }
 
-/// What went wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Cluster(#[from] common::cluster::PickError),
-    #[error("{0}")]
-    Manifests(String),
-    #[error(transparent)]
-    State(#[from] common::state::StateError),
-
-    #[error(transparent)]
-    Access(#[from] common::cluster::AccessError),
-    #[error("the cluster does not serve {kind} (from {file}); is its CRD in an earlier file?")]
-    UnknownKind { kind: String, file: String },
-    #[error("cannot {action} {target}")]
-    Kube {
-        action: &'static str,
-        target: String,
-        source: Box<kube::Error>,
-    },
-    #[error(
-        "Ingress {ingress} is still held by its finalizers ({finalizers}): the AWS Load Balancer Controller did not release it (is it running?). Start the controller and run delete again, or pass --force to delete the controller's webhook configurations and remove the finalizers of the Ingress and its TargetGroupBindings (the ALB and its target groups may then remain: look for those tagged elbv2.k8s.aws/cluster={cluster} and ingress.k8s.aws/stack={ingress})"
-    )]
-    IngressStuck {
-        ingress: String,
-        finalizers: String,
-        cluster: String,
-    },
-    #[error(transparent)]
-    Timeout(#[from] TimedOut),
-    #[error("{0}")]
-    NotOnFargate(String),
-    #[error(
-        "EKS has no cluster {cluster} in {region}, whose Fargate profiles must select the manifests' namespaces: check --cluster and --region"
-    )]
-    NoSuchCluster { cluster: String, region: String },
-    #[error("cannot read the Fargate profiles of cluster {cluster}: {source}")]
-    FargateProfiles {
-        cluster: String,
-        source: common::aws::AwsError,
-    },
-}
-
-impl StepFailure for Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Error::Cluster(_)
-            | Error::Manifests(_)
-            | Error::State(_)
-            | Error::NotOnFargate(_)
-            | Error::NoSuchCluster { .. } => EXIT_USAGE,
-            _ => EXIT_FAILED,
-        }
-    }
-}
-
+/// The cluster: `--cluster`, else the state's, else the one this step or `eks-patch` recorded.
 fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-    let known = state
-        .str_at("cluster", "name")
-        .or_else(|| state.str_at(SECTION, "clusterName"))
+    let recorded = state
+        .str_at(SECTION, "clusterName")
         .or_else(|| state.str_at("patch", "clusterName"));
-    Ok(common::cluster::pick(flag, known)?)
+    Ok(common::cluster::pick_in(flag, state, recorded)?)
 }
 
 /// A shared deadline for all the waits of one run.
@@ -332,10 +278,11 @@ async fn check_fargate(
             match read.await {
                 Ok(Some(profiles)) => profiles,
                 Ok(None) => {
-                    return Err(Error::NoSuchCluster {
+                    return Err(Usage::NoSuchCluster {
                         cluster: cluster.to_owned(),
                         region: ctx.region.clone(),
-                    });
+                    }
+                    .into());
                 }
                 Err(e) if e.is("AccessDeniedException") => {
                     tracing::warn!(
@@ -356,9 +303,7 @@ async fn check_fargate(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(Error::NotOnFargate(fargate::refusal(
-            cluster, &profiles, &missing,
-        )))
+        Err(fargate::refusal(cluster, &profiles, &missing).into())
     }
 }
 
@@ -367,9 +312,8 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
     let started = Instant::now();
     let deadline = Deadline(started + args.target.timeout);
     let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
-    let (dir, files) =
-        manifests::source(args.target.manifests.as_deref(), state).map_err(Error::Manifests)?;
-    let docs = manifests::load(&dir, &files).map_err(Error::Manifests)?;
+    let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)?;
+    let docs = manifests::load(&dir, &files)?;
     let previous: Option<Section> = state.section(SECTION)?;
     check_fargate(state, ctx, &cluster, &docs).await?;
 

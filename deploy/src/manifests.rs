@@ -34,10 +34,49 @@ impl Doc {
     }
 }
 
+/// Manifests that cannot be applied: bad input (exit 2), found before anything is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}: not valid YAML: {reason}")]
+    Yaml { file: String, reason: String },
+    #[error("{file}, document {number}: no {field}")]
+    NoField {
+        file: String,
+        /// 1-based.
+        number: usize,
+        field: &'static str,
+    },
+    #[error(
+        "{file}, document {number} ({kind} {name}) still has a placeholder (CLUSTER_NAME, REGION, VPC_ID, SG_ID); render it with eks-patch first"
+    )]
+    Placeholder {
+        file: String,
+        number: usize,
+        kind: String,
+        name: String,
+    },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no manifests in {}", .dir.display())]
+    Empty { dir: PathBuf },
+    #[error(
+        "no manifests: run eks-patch first (the state has no `patch` section), or pass --manifests DIR"
+    )]
+    NoPatch,
+    #[error("the state's patch section lists no files; run eks-patch again")]
+    NoFiles,
+}
+
 /// Parses one file's YAML documents (empty documents are skipped).
-pub fn parse(file: &str, text: &str) -> Result<Vec<Doc>, String> {
+pub fn parse(file: &str, text: &str) -> Result<Vec<Doc>, ManifestError> {
     let values: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+            file: file.to_owned(),
+            reason: e.to_string(),
+        })?;
     let mut docs = Vec::new();
     for (index, value) in values.into_iter().enumerate() {
         if value.is_null() {
@@ -51,14 +90,22 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Doc>, String> {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let what = format!("{file}, document {}", index + 1);
-        let api_version = field("apiVersion").ok_or(format!("{what}: no apiVersion"))?;
-        let kind = field("kind").ok_or(format!("{what}: no kind"))?;
-        let name = meta("name").ok_or(format!("{what}: no metadata.name"))?;
+        let number = index + 1;
+        let no = |field: &'static str| ManifestError::NoField {
+            file: file.to_owned(),
+            number,
+            field,
+        };
+        let api_version = field("apiVersion").ok_or_else(|| no("apiVersion"))?;
+        let kind = field("kind").ok_or_else(|| no("kind"))?;
+        let name = meta("name").ok_or_else(|| no("metadata.name"))?;
         if text_has_placeholder(&value) {
-            return Err(format!(
-                "{what} ({kind} {name}) still has a placeholder (CLUSTER_NAME, REGION, VPC_ID, SG_ID); render it with eks-patch first"
-            ));
+            return Err(ManifestError::Placeholder {
+                file: file.to_owned(),
+                number,
+                kind,
+                name,
+            });
         }
         docs.push(Doc {
             file: file.to_owned(),
@@ -85,24 +132,30 @@ fn text_has_placeholder(value: &Value) -> bool {
 }
 
 /// Reads `files` (names relative to `dir`) in order.
-pub fn load(dir: &Path, files: &[String]) -> Result<Vec<Doc>, String> {
+pub fn load(dir: &Path, files: &[String]) -> Result<Vec<Doc>, ManifestError> {
     let mut docs = Vec::new();
     for file in files {
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(ManifestError::Read { path, source }),
+        };
         docs.extend(parse(file, &text)?);
     }
     if docs.is_empty() {
-        return Err(format!("no manifests in {}", dir.display()));
+        return Err(ManifestError::Empty {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(docs)
 }
 
 /// The `.yaml`/`.yml` files of a folder, by name.
-pub fn files_in(dir: &Path) -> Result<Vec<String>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+pub fn files_in(dir: &Path) -> Result<Vec<String>, ManifestError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ManifestError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -116,12 +169,12 @@ pub fn files_in(dir: &Path) -> Result<Vec<String>, String> {
 pub fn source(
     flag: Option<&Path>,
     state: &common::State,
-) -> Result<(PathBuf, Vec<String>), String> {
+) -> Result<(PathBuf, Vec<String>), ManifestError> {
     if let Some(dir) = flag {
         return Ok((dir.to_path_buf(), files_in(dir)?));
     }
     let Some(dir) = state.str_at("patch", "outputDir") else {
-        return Err("no manifests: run eks-patch first (the state has no `patch` section), or pass --manifests DIR".into());
+        return Err(ManifestError::NoPatch);
     };
     let files: Vec<String> = state
         .raw("patch")
@@ -134,7 +187,7 @@ pub fn source(
         })
         .unwrap_or_default();
     if files.is_empty() {
-        return Err("the state's patch section lists no files; run eks-patch again".into());
+        return Err(ManifestError::NoFiles);
     }
     Ok((PathBuf::from(dir), files))
 }
@@ -159,21 +212,29 @@ mod tests {
         assert!(
             parse("f", "kind: X\nmetadata: {name: a}\n")
                 .unwrap_err()
+                .to_string()
                 .contains("no apiVersion")
         );
         assert!(
             parse("f", "apiVersion: v1\nkind: X\n")
                 .unwrap_err()
+                .to_string()
                 .contains("no metadata.name")
         );
         assert!(
             parse("f", ": : :\n- [")
                 .unwrap_err()
+                .to_string()
                 .contains("not valid YAML")
         );
         let unrendered =
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  vpc: VPC_ID\n";
-        assert!(parse("f", unrendered).unwrap_err().contains("eks-patch"));
+        assert!(
+            parse("f", unrendered)
+                .unwrap_err()
+                .to_string()
+                .contains("eks-patch")
+        );
         let fine =
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  vpc: MY_VPC_IDX\n";
         assert!(parse("f", fine).is_ok());

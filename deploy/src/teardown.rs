@@ -214,9 +214,8 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             return Ok(());
         }
         _ => {
-            let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)
-                .map_err(Error::Manifests)?;
-            manifests::load(&dir, &files).map_err(Error::Manifests)?
+            let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)?;
+            manifests::load(&dir, &files)?
         }
     };
     let client = common::cluster::kube_client(

@@ -21,16 +21,6 @@ use testbed::{Moto, REGION};
 /// The cluster the tests make.
 pub const CLUSTER: &str = "e2e";
 
-/// The binaries every test runs.
-pub const BINARIES: [&str; 6] = [
-    "eks-cluster",
-    "eks-oidc",
-    "irsa",
-    "eks-sg-stack",
-    "eks-patch",
-    "eks-deploy",
-];
-
 /// The install pipe after `eks-cluster create` (placeholders: see [`Bed::pipe`]).
 pub const INSTALL: &str = "{bin}/eks-oidc ensure \
     | {bin}/irsa ensure --sa-name aws-load-balancer-controller --policy-document {policy} --kubeconfig {kube} \
@@ -54,7 +44,7 @@ pub fn bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>")
         .to_path_buf();
-    for bin in BINARIES {
+    for bin in common::steps::binaries() {
         assert!(
             dir.join(bin).is_file(),
             "{} is missing: run `make test` (it builds the binaries first) or `cargo build --bins`",

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use crate::error::Usage;
+
 /// IAM's limit on the inline policies of one role, whitespace not counted.
 pub const INLINE_LIMIT: usize = 10_240;
 
@@ -139,12 +141,10 @@ pub fn names(sources: &[Source]) -> Vec<String> {
 }
 
 /// Checks the documents together: IAM's limit on one role's inline policies.
-pub fn check_total(documents: &[Document]) -> Result<(), String> {
+pub fn check_total(documents: &[Document]) -> Result<(), Usage> {
     let total: usize = documents.iter().map(|d| counted_size(&d.text)).sum();
     if total > INLINE_LIMIT {
-        return Err(format!(
-            "the inline policies come to {total} characters (whitespace not counted); IAM allows {INLINE_LIMIT} per role. Use a managed policy (--policy-arn) for the larger ones"
-        ));
+        return Err(Usage::PolicySize { total });
     }
     Ok(())
 }
@@ -167,38 +167,6 @@ pub fn check_policy_arn(arn: &str) -> Result<(), String> {
     } else {
         Err("not a managed policy ARN (arn:aws:iam::aws:policy/NAME or arn:aws:iam::123456789012:policy/NAME)".into())
     }
-}
-
-/// Decodes IAM's percent-encoded policy documents.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A policy document as IAM returns it, parsed; `Null` when it is not JSON.
-pub fn parse_returned(text: &str) -> serde_json::Value {
-    let decoded = if text.trim_start().starts_with('{') {
-        text.to_owned()
-    } else {
-        percent_decode(text)
-    };
-    serde_json::from_str(&decoded).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -276,6 +244,7 @@ mod tests {
         assert!(
             check_total(&[doc(5000), doc(5241)])
                 .unwrap_err()
+                .to_string()
                 .contains("10241")
         );
     }
@@ -295,14 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn returned_documents_are_decoded() {
-        let encoded = "%7B%22Version%22%3A%222012-10-17%22%7D";
-        assert_eq!(
-            parse_returned(encoded),
-            serde_json::json!({"Version": "2012-10-17"})
-        );
-        assert_eq!(parse_returned(r#"{"a":1}"#), serde_json::json!({"a": 1}));
-        assert_eq!(percent_decode("100%"), "100%");
+    fn hashes_are_lowercase_hex() {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

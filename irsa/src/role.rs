@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 use common::aws::AwsError;
+use common::iam::parse_policy;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::policy::{Document, parse_returned};
+use crate::policy::Document;
 
 /// IAM's longest role name.
 pub const MAX_ROLE_NAME: usize = 64;
@@ -202,7 +203,7 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Current>, Error> {
         arn: role.arn().to_owned(),
         trust: role
             .assume_role_policy_document()
-            .map(parse_returned)
+            .map(parse_policy)
             .unwrap_or(Value::Null),
         tags: role
             .tags()
@@ -228,7 +229,7 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Current>, Error> {
                 .map_err(|e| iam_error("GetRolePolicy", name)(e.into()))?;
             current
                 .inline
-                .insert(policy.clone(), parse_returned(document.policy_document()));
+                .insert(policy.clone(), parse_policy(document.policy_document()));
         }
     }
     let mut pages = iam
@@ -387,26 +388,6 @@ async fn detach(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes every policy from the role and deletes it; a missing role is success (false).
-pub async fn remove(iam: &Client, name: &str) -> Result<bool, Error> {
-    let Some(current) = read(iam, name).await? else {
-        return Ok(false);
-    };
-    for policy in &current.attached {
-        detach(iam, name, policy).await?;
-    }
-    for policy in current.inline.keys() {
-        delete_inline(iam, name, policy).await?;
-    }
-    let outcome = iam
-        .delete_role()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(AwsError::from);
-    removed(outcome, "DeleteRole", name)
-}
-
 /// A role this tool made, as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -431,7 +412,7 @@ pub async fn list(
         for role in page.roles() {
             let trust = role
                 .assume_role_policy_document()
-                .map(parse_returned)
+                .map(parse_policy)
                 .unwrap_or(Value::Null);
             let Some(provider) =
                 federated_principal(&trust).filter(|p| p.contains(":oidc-provider/"))

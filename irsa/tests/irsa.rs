@@ -130,7 +130,7 @@ async fn ensure_rerun_reconcile_and_delete() {
     let role = iam.get_role().role_name(role_name).send().await.unwrap();
     let role = role.role().unwrap();
     assert_eq!(entry["roleArn"], role.arn());
-    let trust = irsa::policy::parse_returned(role.assume_role_policy_document().unwrap());
+    let trust = common::iam::parse_policy(role.assume_role_policy_document().unwrap());
     let statement = &trust["Statement"][0];
     assert_eq!(
         statement["Principal"]["Federated"],

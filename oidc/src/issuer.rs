@@ -68,10 +68,7 @@ impl Issuer {
 
     /// `arn:<partition>:iam::<account>:oidc-provider/<host and path>`.
     pub fn provider_arn(&self, partition: &str, account: &str) -> String {
-        format!(
-            "arn:{partition}:iam::{account}:oidc-provider/{}",
-            self.host_and_path()
-        )
+        common::iam::oidc_provider_arn(partition, account, &self.url)
     }
 }
 

@@ -5,20 +5,19 @@
 //! loopback port (the tool honours `HTTPS_PROXY` as eksctl did): the issuer is then unreachable
 //! on any machine, with or without a network.
 
-#[path = "support/iam_shim.rs"]
-mod iam_shim;
 #[path = "support/tls.rs"]
 mod tls;
 
 use eks_oidc::thumbprint::sha1_hex;
 use serde_json::{Value, json};
+use testbed::awsproxy::{AwsProxy, AwsRequest};
 use testbed::run::{Run, assert_exit};
-use testbed::{Moto, REGION, seed};
+use testbed::{Moto, REGION, iamrules, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-oidc");
 const ACCOUNT: &str = "123456789012";
 
-/// Runs the binary against `endpoint` (moto, or the shim in front of it), with the issuer
+/// Runs the binary against `endpoint` (moto, or a proxy in front of it), with the issuer
 /// unreachable through a closed loopback proxy.
 fn run_at(moto: &Moto, endpoint: &str, args: &[&str], stdin: &str) -> Run {
     let mut command = moto.command(BIN);
@@ -216,8 +215,8 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
     );
     assert_eq!(dry.json(), json!({"schemaVersion": 1}));
 
-    // moto lacks AddClientIDToOpenIDConnectProvider (HTTP 500, no error code), so the shim
-    // carries it out. When a newer moto has it, this fails: then drop the shim.
+    // moto lacks AddClientIDToOpenIDConnectProvider (HTTP 500, no error code), so a proxy rule
+    // carries it out. When a newer moto has it, this fails: then drop the rule.
     let no_retry = aws_sdk_iam::config::Builder::from(&moto.sdk_config(REGION).await)
         .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
         .build();
@@ -233,25 +232,30 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
         Some(500),
         "{lacking:?}"
     );
-    let shim = iam_shim::IamShim::start(&moto.endpoint, iam(&moto).await).await;
+    let proxy = AwsProxy::in_front_of(&moto);
+    iamrules::add_client_id_to_oidc_provider(&proxy, &moto.endpoint);
     let ensured = run_at(
         &moto,
-        &shim.endpoint,
+        &proxy.endpoint,
         &["--region", REGION, "ensure", "--cluster", "theirs"],
         "",
     );
     assert_exit(&ensured, 0);
-    let mutating: Vec<_> = shim
+    let mutating: Vec<AwsRequest> = proxy
         .calls()
         .into_iter()
-        .filter(iam_shim::ShimCall::is_mutating)
+        .map(|c| c.request)
+        .filter(AwsRequest::is_mutating)
         .collect();
-    let shown: Vec<String> = mutating.iter().map(ToString::to_string).collect();
+    let shown: Vec<String> = mutating.iter().map(AwsRequest::name).collect();
     assert_eq!(mutating.len(), 1, "{shown:?}");
     assert_eq!(mutating[0].action, "AddClientIDToOpenIDConnectProvider");
-    assert_eq!(mutating[0].param("ClientID"), Some("sts.amazonaws.com"));
     assert_eq!(
-        mutating[0].param("OpenIDConnectProviderArn"),
+        mutating[0].param("ClientID").as_deref(),
+        Some("sts.amazonaws.com")
+    );
+    assert_eq!(
+        mutating[0].param("OpenIDConnectProviderArn").as_deref(),
         Some(arn.as_str())
     );
     let state = ensured.json();

@@ -3,21 +3,22 @@
 //! webhook's TLS, into a directory that `eks-deploy` applies in file-name order. Offline: it
 //! makes no AWS call.
 
+pub mod error;
 pub mod render;
 pub mod tls;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::State;
-use common::StepFailure;
-use common::state::StateError;
-use common::step::{Context, EXIT_FAILED, EXIT_USAGE};
+use common::step::Context;
+use common::{ClusterFacts, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Digest;
 
-use crate::render::{Facts, RenderError, Seen, TlsFiles};
+use crate::render::{Facts, Seen, TlsFiles};
+
+pub use error::{Error, Usage};
 
 /// This step's section of the state document.
 pub const SECTION: &str = "patch";
@@ -80,66 +81,6 @@ pub struct Section {
     /// Keys a newer version wrote, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-/// What went wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "no cluster name: pass --cluster NAME, or give a state document with `cluster.name` (nothing was written)"
-    )]
-    NoCluster,
-    #[error("cluster name `{name}` is not valid: {reason}")]
-    ClusterName { name: String, reason: String },
-    #[error(
-        "no VPC id: pass --vpc-id, or give a state document with `cluster.vpcId` or `sgStack.vpcId` (nothing was written)"
-    )]
-    NoVpc,
-    #[error(
-        "no ALB security group id: pass --security-group-id, or run `eks-sg-stack create` first so the state has `sgStack.securityGroupId` (nothing was written)"
-    )]
-    NoSecurityGroup,
-    #[error("{flag} `{value}` does not look like {what} (nothing was written)")]
-    BadValue {
-        flag: &'static str,
-        value: String,
-        what: &'static str,
-    },
-    #[error("{0} (nothing was written)")]
-    StateMismatch(String),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{dir} holds no manifests (*.yaml or *.yml)")]
-    NoManifests { dir: PathBuf },
-    #[error("{0} (nothing was written)")]
-    Render(#[from] RenderError),
-    #[error(
-        "the manifests have no {what}; keep it in your copy or render the built-in set (nothing was written)"
-    )]
-    Missing { what: &'static str },
-    #[error("two files would be written as {name}; rename one (nothing was written)")]
-    Duplicate { name: String },
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl StepFailure for Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Error::Write { .. } | Error::Tls(_) => EXIT_FAILED,
-            _ => EXIT_USAGE,
-        }
-    }
 }
 
 /// A file to write: its name in the output directory, its text, and whether it is private.
@@ -232,7 +173,7 @@ pub fn render_all(
     let facts = Facts { version, ..facts };
     let mut users = Vec::new();
     for path in &args.files {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| Usage::Read {
             path: path.clone(),
             source,
         })?;
@@ -279,7 +220,7 @@ pub fn render_all(
         ),
     ] {
         if !ok {
-            return Err(Error::Missing { what });
+            return Err(Usage::Missing { what }.into());
         }
     }
     for (name, text) in users {
@@ -293,9 +234,10 @@ pub fn render_all(
     let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Duplicate {
+        return Err(Usage::Duplicate {
             name: w[0].to_owned(),
-        });
+        }
+        .into());
     }
 
     // Files of the previous render into the same directory that this set no longer has.
@@ -340,39 +282,35 @@ pub fn render_all(
 }
 
 fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> {
-    let from_state = state.str_at("cluster", "name").map(str::to_owned);
-    if let (Some(flag), Some(known)) = (&args.cluster, &from_state)
-        && flag != known
-    {
-        return Err(Error::StateMismatch(format!(
-            "--cluster {flag} names another cluster than the state ({known}); one state document is about one cluster"
-        )));
+    // The whole section, also one without a name (its vpcId counts, as it always did).
+    let known: ClusterFacts = state.section(common::facts::SECTION)?.unwrap_or_default();
+    // The sgStack section's cluster only stands in when neither the flag nor the state's
+    // cluster names one; it is not held against --cluster.
+    let also = match args.cluster {
+        Some(_) => None,
+        None => state.str_at("sgStack", "clusterName"),
+    };
+    let picked = match common::cluster::pick_in(args.cluster.as_deref(), state, also) {
+        Err(mismatch @ common::cluster::PickError::Mismatch { .. }) => {
+            return Err(Usage::from(mismatch).into());
+        }
+        other => other,
+    };
+    if !known.region.is_empty() && known.region != region {
+        return Err(Usage::OtherRegion {
+            region: region.to_owned(),
+            known: known.region,
+        }
+        .into());
     }
-    if let Some(known) = state.str_at("cluster", "region")
-        && known != region
-    {
-        return Err(Error::StateMismatch(format!(
-            "--region {region} names another region than the state's cluster ({known})"
-        )));
-    }
-    let cluster = args
-        .cluster
-        .clone()
-        .or(from_state)
-        .or_else(|| state.str_at("sgStack", "clusterName").map(str::to_owned))
-        .filter(|c| !c.is_empty())
-        .ok_or(Error::NoCluster)?;
-    common::names::check_cluster_name(&cluster).map_err(|reason| Error::ClusterName {
-        name: cluster.clone(),
-        reason,
-    })?;
+    let cluster = picked.map_err(Usage::from)?;
     let vpc_id = args
         .vpc_id
         .clone()
-        .or_else(|| state.str_at("cluster", "vpcId").map(str::to_owned))
+        .or(known.vpc_id)
         .or_else(|| state.str_at("sgStack", "vpcId").map(str::to_owned))
         .filter(|v| !v.is_empty())
-        .ok_or(Error::NoVpc)?;
+        .ok_or(Usage::NoVpc)?;
     check_id("--vpc-id", &vpc_id, "vpc-", "a VPC id (vpc-…)")?;
     let security_group_id = args
         .security_group_id
@@ -383,7 +321,7 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
                 .map(str::to_owned)
         })
         .filter(|v| !v.is_empty())
-        .ok_or(Error::NoSecurityGroup)?;
+        .ok_or(Usage::NoSecurityGroup)?;
     check_id(
         "--security-group-id",
         &security_group_id,
@@ -397,11 +335,12 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
     if let Some(arn) = &role_arn
         && !(arn.starts_with("arn:") && arn.contains(":role/"))
     {
-        return Err(Error::BadValue {
+        return Err(Usage::BadValue {
             flag: "--role-arn",
             value: arn.clone(),
             what: "an IAM role ARN (arn:aws:iam::…:role/…)",
-        });
+        }
+        .into());
     }
     if role_arn.is_none() {
         tracing::warn!(
@@ -437,14 +376,14 @@ fn check_id(
     value: &str,
     prefix: &str,
     what: &'static str,
-) -> Result<(), Error> {
+) -> Result<(), Usage> {
     let ok = value
         .strip_prefix(prefix)
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
     if ok {
         Ok(())
     } else {
-        Err(Error::BadValue {
+        Err(Usage::BadValue {
             flag,
             value: value.to_owned(),
             what,
@@ -453,8 +392,8 @@ fn check_id(
 }
 
 /// The `*.yaml`/`*.yml` files of `dir` in name order, and `dir/VERSION` (else the built-in one).
-fn read_dir(dir: &Path) -> Result<(Vec<(String, String)>, String), Error> {
-    let read_err = |source| Error::Read {
+fn read_dir(dir: &Path) -> Result<(Vec<(String, String)>, String), Usage> {
+    let read_err = |source| Usage::Read {
         path: dir.to_path_buf(),
         source,
     };
@@ -468,14 +407,14 @@ fn read_dir(dir: &Path) -> Result<(Vec<(String, String)>, String), Error> {
     }
     names.sort();
     if names.is_empty() {
-        return Err(Error::NoManifests {
+        return Err(Usage::NoManifests {
             dir: dir.to_path_buf(),
         });
     }
     let mut files = Vec::new();
     for name in names {
         let path = dir.join(&name);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Usage::Read { path, source })?;
         files.push((name, text));
     }
     let version = match std::fs::read_to_string(dir.join("VERSION")) {

@@ -13,15 +13,17 @@ pub mod report;
 
 pub use report::{Check, Report, Status};
 
-/// The step binaries the pipeline runs, expected in the folder of `eks-preflight`.
-pub const STEP_BINARIES: [&str; 6] = [
-    "eks-cluster",
-    "eks-oidc",
-    "irsa",
-    "eks-sg-stack",
-    "eks-patch",
-    "eks-deploy",
-];
+/// The step binaries the pipeline runs, expected in the folder of `eks-preflight`: those of the
+/// step registry ([`common::steps::STEPS`]), in install order.
+pub const STEP_BINARIES: [&str; common::steps::STEPS.len()] = {
+    let mut names = [""; common::steps::STEPS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = common::steps::STEPS[i].binary;
+        i += 1;
+    }
+    names
+};
 
 /// The cluster name the pipeline uses unless told otherwise (the Makefile's `CLUSTER`).
 pub const DEFAULT_CLUSTER: &str = "eks-fargate";
@@ -177,6 +179,7 @@ mod tests {
 
     #[test]
     fn binaries_found_missing_or_not_executable() {
+        assert!(STEP_BINARIES.iter().copied().eq(common::steps::binaries()));
         let dir = tempfile::tempdir().unwrap();
         let none = binaries_check(dir.path());
         assert_eq!(none.status, Status::Fail);

@@ -6,11 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use testbed::awsproxy::AwsProxy;
+use testbed::iamrules::{self, Simulation};
 use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
-
-#[path = "support/iam_sim.rs"]
-mod iam_sim;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-preflight");
 
@@ -309,18 +308,18 @@ async fn denied_actions_fail_grouped_by_service_for_the_role_behind_the_session(
         "iam:CreateOpenIDConnectProvider",
         "ec2:AllocateAddress",
     ];
-    let sim = iam_sim::IamSim::start(
-        &moto.endpoint,
-        SESSION,
-        iam_sim::Simulation::Decide {
+    let proxy = AwsProxy::in_front_of(&moto);
+    iamrules::caller_identity(&proxy, SESSION);
+    let simulations = iamrules::simulate_principal_policy(
+        &proxy,
+        Simulation::Decide {
             denied: denied.iter().map(|a| a.to_string()).collect(),
         },
-    )
-    .await;
+    );
     let (_dir, bin) = install(true);
     let result = testbed::run::run(
         moto.command(&bin)
-            .env("AWS_ENDPOINT_URL", &sim.endpoint)
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .args(["--region", REGION]),
         "",
     );
@@ -329,7 +328,7 @@ async fn denied_actions_fail_grouped_by_service_for_the_role_behind_the_session(
         line(&result, "identity"),
         format!("ok    identity     account 123456789012 as {SESSION}")
     );
-    let simulated = sim.simulated();
+    let simulated = simulations.asked();
     assert!(
         simulated.len() >= 2,
         "the actions go in batches: {simulated:?}"
@@ -367,11 +366,13 @@ async fn denied_actions_fail_grouped_by_service_for_the_role_behind_the_session(
 async fn a_caller_that_may_not_simulate_gets_a_warning_not_a_failure() {
     let moto = Moto::start();
     let role = role_with_a_path(&moto).await;
-    let sim = iam_sim::IamSim::start(&moto.endpoint, SESSION, iam_sim::Simulation::Refuse).await;
+    let proxy = AwsProxy::in_front_of(&moto);
+    iamrules::caller_identity(&proxy, SESSION);
+    iamrules::simulate_principal_policy(&proxy, Simulation::Refuse);
     let (_dir, bin) = install(true);
     let result = testbed::run::run(
         moto.command(&bin)
-            .env("AWS_ENDPOINT_URL", &sim.endpoint)
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .args(["--region", REGION, "--json"]),
         "",
     );

@@ -25,7 +25,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use common::step::{StepInfo, block_on, drive};
+use common::step::{StepInfo, block_on, drive, offline};
 use eks_sg_stack::{CreateArgs, DeleteArgs, SECTION, TemplateArgs};
 
 #[derive(Debug, Parser)]
@@ -58,7 +58,9 @@ const INFO: StepInfo = StepInfo {
 fn main() -> ExitCode {
     let cli: Cli = common::step::parse_args(SECTION);
     match cli.command {
-        Command::Template(args) => eks_sg_stack::print_template(&args),
+        Command::Template(args) => {
+            offline(INFO, &cli.common, || eks_sg_stack::template_text(&args))
+        }
         Command::Create(args) => {
             block_on(drive(INFO, "create", &cli.common, async |state, ctx| {
                 eks_sg_stack::create(state, ctx, &args).await

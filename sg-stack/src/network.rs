@@ -5,7 +5,8 @@
 
 use aws_sdk_ec2::types::{Filter, SecurityGroup};
 use aws_sdk_eks::types::Cluster;
-use common::State;
+use common::state::StateError;
+use common::{ClusterFacts, State};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -44,17 +45,14 @@ pub struct Network {
 }
 
 /// The facts the state's `cluster` section has for `cluster`, when it has both.
-pub fn from_state(state: &State, cluster: &str) -> Option<Network> {
-    if state.str_at("cluster", "name") != Some(cluster) {
-        return None;
-    }
-    Some(Network {
-        vpc_id: state.str_at("cluster", "vpcId")?.to_owned(),
-        cluster_security_group_id: state
-            .str_at("cluster", "clusterSecurityGroupId")?
-            .to_owned(),
-        source: Source::State,
-    })
+pub fn from_state(state: &State, cluster: &str) -> Result<Option<Network>, StateError> {
+    Ok(ClusterFacts::of(state, cluster)?.and_then(|facts| {
+        Some(Network {
+            vpc_id: facts.vpc_id?,
+            cluster_security_group_id: facts.cluster_security_group_id?,
+            source: Source::State,
+        })
+    }))
 }
 
 /// What `DescribeCluster` said of the network: VPC id, cluster security group id, subnets.
@@ -114,16 +112,7 @@ pub async fn discover(
     cluster: &str,
     region: &str,
 ) -> Result<Network, Error> {
-    let info = common::cluster::describe(eks, cluster)
-        .await
-        .map_err(|source| Error::DescribeCluster {
-            cluster: cluster.to_owned(),
-            source,
-        })?
-        .ok_or_else(|| Error::ClusterNotFound {
-            cluster: cluster.to_owned(),
-            region: region.to_owned(),
-        })?;
+    let info = common::cluster::describe_existing(eks, cluster, region).await?;
     let (vpc, group, subnets) = reported(&info);
     let vpc_id = match vpc {
         Some(vpc) => vpc,
@@ -280,11 +269,11 @@ mod tests {
             r#"{"schemaVersion":1,"cluster":{"name":"c","vpcId":"vpc-9","clusterSecurityGroupId":"sg-9"}}"#,
         )
         .unwrap();
-        let got = from_state(&state, "c").unwrap();
+        let got = from_state(&state, "c").unwrap().unwrap();
         assert_eq!((got.vpc_id.as_str(), got.source), ("vpc-9", Source::State));
-        assert!(from_state(&state, "other").is_none());
+        assert!(from_state(&state, "other").unwrap().is_none());
         let partial =
             State::parse(r#"{"schemaVersion":1,"cluster":{"name":"c","vpcId":"vpc-9"}}"#).unwrap();
-        assert!(from_state(&partial, "c").is_none());
+        assert!(from_state(&partial, "c").unwrap().is_none());
     }
 }

@@ -16,23 +16,19 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use testbed::repo_root;
 
-/// The install chain: job name and the binary it runs, in order.
-const CHAIN: [(&str, &str); 6] = [
-    ("cluster", "eks-cluster"),
-    ("oidc", "eks-oidc"),
-    ("irsa", "irsa"),
-    ("sg", "eks-sg-stack"),
-    ("patch", "eks-patch"),
-    ("deploy", "eks-deploy"),
-];
-/// The delete chain, in the order the teardown must run it.
-const TEARDOWN: [&str; 5] = [
-    "eks-deploy --state state.json",
-    "eks-sg-stack --state state.json",
-    "irsa --state state.json",
-    "eks-oidc --state state.json",
-    "eks-cluster --state state.json",
-];
+/// The install chain from the step registry: job name and the binary it runs, in order.
+fn chain() -> Vec<(&'static str, &'static str)> {
+    common::steps::install_order()
+        .map(|s| (s.ci_job, s.binary))
+        .collect()
+}
+
+/// The delete chain from the step registry, in the order the teardown must run it.
+fn teardown_chain() -> Vec<String> {
+    common::steps::teardown_order()
+        .map(|s| format!("{} --state state.json", s.binary))
+        .collect()
+}
 
 fn ci_files() -> Vec<PathBuf> {
     let dir = repo_root().join("ci");
@@ -174,7 +170,7 @@ fn github_workflow_runs_the_steps_as_designed() {
 
     let jobs = &doc["jobs"];
     let mut previous = "build";
-    for (job, binary) in CHAIN {
+    for (job, binary) in chain() {
         let steps = jobs[job]["steps"]
             .as_array()
             .unwrap_or_else(|| panic!("job {job} has no steps"));
@@ -250,13 +246,13 @@ fn github_workflow_runs_the_steps_as_designed() {
         .filter_map(|s| s["run"].as_str())
         .filter(|r| r.contains(" delete "))
         .map(|r| {
-            TEARDOWN
+            teardown_chain()
                 .iter()
                 .position(|t| r.starts_with(&format!("bin/{t}")))
                 .unwrap_or_else(|| panic!("unexpected teardown command {r}"))
         })
         .collect();
-    assert_eq!(order, (0..TEARDOWN.len()).collect::<Vec<_>>());
+    assert_eq!(order, (0..teardown_chain().len()).collect::<Vec<_>>());
 }
 
 fn check_jsonschema(path: &Path) -> Output {
@@ -356,7 +352,7 @@ fn gitlab_stages_have_jobs_and_needs_exist() {
         }
         // The install chain: each step job needs build and the job before it, and runs its binary.
         let mut previous = None;
-        for (job, binary) in CHAIN {
+        for (job, binary) in chain() {
             let needs = &doc[job]["needs"];
             let mut want = vec![Value::from("build")];
             want.extend(previous.map(Value::from));

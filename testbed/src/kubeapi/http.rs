@@ -1,24 +1,24 @@
-//! A small HTTP/1.1 server over tokio (requests parsed with `httparse`): keep-alive,
-//! `Content-Length` and chunked request bodies, `Expect: 100-continue`, whole JSON answers and
-//! chunked streams for watches. Enough for kube-rs, curl and kubectl-like clients; over plain
-//! TCP or TLS ([`super::tls`]).
+//! The HTTP/1.1 side of the stand-in, on hyper: keep-alive, `Content-Length` and chunked
+//! request bodies, `Expect: 100-continue`, whole JSON answers and chunked streams for watches
+//! (a watch ends when its client goes: hyper then drops the body, and with it the receiver).
+//! Over plain TCP or TLS ([`super::tls`]).
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::Shared;
 use super::router;
 
-/// The reading half of a connection, plain or TLS.
-type OwnedReadHalf = Box<dyn AsyncRead + Send + Unpin>;
-/// The writing half of a connection, plain or TLS.
-type OwnedWriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// The largest request head and body accepted.
-const MAX_HEAD: usize = 256 * 1024;
+/// The largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// One parsed request.
@@ -65,333 +65,175 @@ impl Reply {
     }
 }
 
-fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        410 => "Gone",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        422 => "Unprocessable Entity",
-        500 => "Internal Server Error",
-        _ => "Error",
-    }
+/// The body of an answer: whole, or one chunk per message until the sender ends.
+enum Body {
+    Whole(Option<Bytes>),
+    Events(mpsc::Receiver<Vec<u8>>),
 }
 
-struct Head {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    http10: bool,
-}
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
 
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn bad_data(message: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
-}
-
-/// Reads more bytes into `buf`; false at end of stream.
-async fn fill(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = rd.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n > 0)
-}
-
-async fn read_head(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<Option<Head>> {
-    loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 128];
-            let mut parsed = httparse::Request::new(&mut headers);
-            match parsed.parse(buf) {
-                Ok(httparse::Status::Complete(used)) => {
-                    let head = Head {
-                        method: parsed.method.unwrap_or("GET").to_owned(),
-                        target: parsed.path.unwrap_or("/").to_owned(),
-                        headers: parsed
-                            .headers
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.name.to_owned(),
-                                    String::from_utf8_lossy(h.value).into_owned(),
-                                )
-                            })
-                            .collect(),
-                        http10: parsed.version == Some(0),
-                    };
-                    buf.drain(..used);
-                    return Ok(Some(head));
-                }
-                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                    return Err(bad_data("request head too large"));
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(bad_data(&e.to_string())),
-            }
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Whole(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            Body::Events(events) => events
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(Bytes::from(c))))),
         }
-        if !fill(rd, buf).await? {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(bad_data("connection closed inside a request head"))
-            };
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Whole(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Whole(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Events(_) => SizeHint::default(),
         }
     }
 }
 
-async fn read_exact_buffered(
-    rd: &mut OwnedReadHalf,
-    buf: &mut Vec<u8>,
-    len: usize,
-) -> std::io::Result<Vec<u8>> {
-    while buf.len() < len {
-        if !fill(rd, buf).await? {
-            return Err(bad_data("connection closed inside a request body"));
-        }
-    }
-    Ok(buf.drain(..len).collect())
-}
+/// An error that makes hyper close the connection without an answer.
+#[derive(Debug)]
+struct Closed(String);
 
-async fn read_line(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<String> {
-    loop {
-        if let Some(at) = buf.windows(2).position(|w| w == b"\r\n") {
-            let line: Vec<u8> = buf.drain(..at + 2).take(at).collect();
-            return Ok(String::from_utf8_lossy(&line).into_owned());
-        }
-        if buf.len() > MAX_HEAD || !fill(rd, buf).await? {
-            return Err(bad_data("bad chunked body"));
-        }
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-async fn read_chunked(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line = read_line(rd, buf).await?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad_data("bad chunk size"))?;
-        if size == 0 {
-            while !read_line(rd, buf).await?.is_empty() {}
-            return Ok(body);
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(bad_data("request body too large"));
-        }
-        let mut chunk = read_exact_buffered(rd, buf, size + 2).await?;
-        chunk.truncate(size);
-        body.extend_from_slice(&chunk);
-    }
-}
+impl std::error::Error for Closed {}
 
-async fn write_head(
-    wr: &mut OwnedWriteHalf,
+fn answer(
     code: u16,
     content_type: &str,
-    length: Option<usize>,
-    close: bool,
-    http10: bool,
     warning: Option<&str>,
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nCache-Control: no-cache, private\r\n",
-        reason_phrase(code)
-    );
+    body: Body,
+) -> hyper::Response<Body> {
+    let mut response = hyper::Response::builder()
+        .status(code)
+        .header("Content-Type", content_type)
+        .header("Cache-Control", "no-cache, private");
     if let Some(text) = warning {
         // RFC 7234 warn-code 299, as the API server sends for deprecated APIs.
-        head.push_str(&format!("Warning: 299 - \"{text}\"\r\n"));
+        response = response.header("Warning", format!("299 - \"{text}\""));
     }
-    match length {
-        Some(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
-        None if !http10 => head.push_str("Transfer-Encoding: chunked\r\n"),
-        None => {}
-    }
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    wr.write_all(head.as_bytes()).await
+    response.body(body).unwrap_or_else(|_| {
+        let mut failed = hyper::Response::new(Body::Whole(None));
+        *failed.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        failed
+    })
 }
 
 /// Serves one connection until the client closes it (or asks to).
 pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // Over TLS when the server has a certificate ([`super::tls`]).
-    let (mut rd, mut wr): (OwnedReadHalf, OwnedWriteHalf) = match &shared.tls {
-        Some(tls) => match tls.acceptor.accept(stream).await {
-            Ok(secured) => {
-                let (rd, wr) = tokio::io::split(secured);
-                (Box::new(rd), Box::new(wr))
+    match &shared.tls {
+        // A client that does not trust the certificate, or does not speak TLS, gets nothing.
+        Some(tls) => {
+            if let Ok(secured) = tls.acceptor.accept(stream).await {
+                serve(secured, shared).await;
             }
-            // A client that does not trust the certificate, or does not speak TLS.
-            Err(_) => return,
-        },
-        None => {
-            let (rd, wr) = stream.into_split();
-            (Box::new(rd), Box::new(wr))
         }
-    };
-    let mut buf = Vec::new();
-    let _ = serve_requests(&mut rd, &mut wr, &mut buf, &shared).await;
-    let _ = wr.shutdown().await;
+        None => serve(stream, shared).await,
+    }
 }
 
-async fn serve_requests(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
-    buf: &mut Vec<u8>,
+async fn serve(io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static, shared: Arc<Shared>) {
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { handle(request, &shared).await }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+async fn handle(
+    request: hyper::Request<Incoming>,
     shared: &Arc<Shared>,
-) -> std::io::Result<()> {
-    while let Some(head) = read_head(rd, buf).await? {
-        let close = head.http10
-            || head
-                .header("connection")
-                .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let chunked = head
-            .header("transfer-encoding")
-            .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
-        let length = match head.header("content-length") {
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| bad_data("bad Content-Length"))?,
-            None => 0,
-        };
-        if length > MAX_BODY {
-            let status =
-                super::store::ApiError::new(413, "RequestEntityTooLarge", "request body too large");
-            let body = serde_json::to_vec(&status.status()).expect("JSON");
-            write_head(
-                wr,
-                413,
-                "application/json",
-                Some(body.len()),
-                true,
-                head.http10,
-                None,
-            )
-            .await?;
-            wr.write_all(&body).await?;
-            return Ok(());
-        }
-        if head
-            .header("expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-            && (chunked || length > 0)
-        {
-            wr.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-        }
-        let body = if chunked {
-            read_chunked(rd, buf).await?
-        } else {
-            read_exact_buffered(rd, buf, length).await?
-        };
-        let is_head = head.method == "HEAD";
-        let request = Request {
-            method: if is_head { "GET".into() } else { head.method },
-            target: head.target,
-            headers: head.headers,
-            body,
-        };
-        let (method, target) = (request.method.clone(), request.target.clone());
-        let warning = router::warning(&target);
-        // Authentication first, when the server checks tokens ([`super::auth`]).
-        let refused = shared
-            .settings
-            .eks_token_max_age
-            .is_some_and(|max| super::auth::check(&request, max, chrono::Utc::now()).is_err());
-        let reply = if refused {
-            super::auth::unauthorized()
-        } else {
-            router::handle(shared, request).await
-        };
-        shared.log_request(
-            &method,
-            &target,
-            match &reply {
-                Reply::Full { code, .. } => *code,
-                Reply::Stream(_) => 200,
-            },
+) -> Result<hyper::Response<Body>, Closed> {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > MAX_BODY {
+        let status =
+            super::store::ApiError::new(413, "RequestEntityTooLarge", "request body too large");
+        let body = serde_json::to_vec(&status.status()).expect("JSON");
+        let mut response = answer(
+            413,
+            "application/json",
+            None,
+            Body::Whole(Some(Bytes::from(body))),
         );
-        match reply {
-            Reply::Full {
-                code,
-                content_type,
-                body,
-            } => {
-                write_head(
-                    wr,
-                    code,
-                    content_type,
-                    Some(body.len()),
-                    close,
-                    head.http10,
-                    warning,
-                )
-                .await?;
-                if !is_head {
-                    wr.write_all(&body).await?;
-                }
-            }
-            Reply::Stream(mut events) => {
-                write_head(
-                    wr,
-                    200,
-                    "application/json",
-                    None,
-                    close,
-                    head.http10,
-                    warning,
-                )
-                .await?;
-                wr.flush().await?;
-                loop {
-                    tokio::select! {
-                        next = events.recv() => match next {
-                            Some(chunk) if head.http10 => wr.write_all(&chunk).await?,
-                            Some(chunk) => {
-                                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-                                framed.extend_from_slice(&chunk);
-                                framed.extend_from_slice(b"\r\n");
-                                wr.write_all(&framed).await?;
-                            }
-                            None => {
-                                if head.http10 {
-                                    return Ok(());
-                                }
-                                wr.write_all(b"0\r\n\r\n").await?;
-                                break;
-                            }
-                        },
-                        more = fill(rd, buf) => {
-                            if !more? {
-                                // The client went away: dropping `events` ends the watch.
-                                return Ok(());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        wr.flush().await?;
-        if close {
-            return Ok(());
-        }
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            "close".parse().expect("a header"),
+        );
+        return Ok(response);
     }
-    Ok(())
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Closed(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let is_head = parts.method == hyper::Method::HEAD;
+    let request = Request {
+        method: if is_head {
+            "GET".into()
+        } else {
+            parts.method.as_str().to_owned()
+        },
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let (method, target) = (request.method.clone(), request.target.clone());
+    let warning = router::warning(&target);
+    // Authentication first, when the server checks tokens ([`super::auth`]).
+    let refused = shared
+        .settings
+        .eks_token_max_age
+        .is_some_and(|max| super::auth::check(&request, max, chrono::Utc::now()).is_err());
+    let reply = if refused {
+        super::auth::unauthorized()
+    } else {
+        router::handle(shared, request).await
+    };
+    let (code, content_type, body) = match reply {
+        Reply::Full {
+            code,
+            content_type,
+            body,
+        } => (code, content_type, Body::Whole(Some(Bytes::from(body)))),
+        Reply::Stream(events) => (200, "application/json", Body::Events(events)),
+    };
+    shared.log_request(&method, &target, code);
+    Ok(answer(code, content_type, warning, body))
 }

@@ -10,7 +10,7 @@ use super::Shared;
 use super::admission;
 use super::http::{Reply, Request};
 use super::resources;
-use super::selector::{FieldSelector, LabelSelector, parse_query, percent_decode};
+use super::selector::{FieldSelector, LabelSelector, decode_segment, parse_query};
 use super::store::{ApiError, EventType, PatchKind, Store, Target};
 
 fn error(e: &ApiError) -> Reply {
@@ -64,7 +64,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false))
+        .map(decode_segment)
         .collect();
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read_only = request.method == "GET";

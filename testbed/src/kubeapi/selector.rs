@@ -194,48 +194,17 @@ impl FieldSelector {
     }
 }
 
-/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`, as in a query string).
-pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A path segment with its `%XX` escapes decoded (a `+` stays a `+`).
+pub(crate) fn decode_segment(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// The `key=value` pairs of a query string, decoded.
+/// The `key=value` pairs of a query string, decoded (`+` is a space).
 pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k, true), percent_decode(v, true))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -350,8 +319,9 @@ mod tests {
                 ("flag".to_owned(), String::new()),
             ]
         );
-        assert_eq!(percent_decode("a%2", false), "a%2");
-        assert_eq!(percent_decode("100%", false), "100%");
-        assert_eq!(percent_decode("a+b%zz", false), "a+b%zz");
+        assert_eq!(decode_segment("a%2"), "a%2");
+        assert_eq!(decode_segment("100%"), "100%");
+        assert_eq!(decode_segment("a+b%zz"), "a+b%zz");
+        assert_eq!(decode_segment("my%20ns%2Fx"), "my ns/x");
     }
 }

@@ -1,0 +1,428 @@
+//! `eks-cluster create`: the network (brought, or our stack), the roles, the cluster, the
+//! Fargate profile and CoreDNS on Fargate, each recorded in the state as soon as it exists.
+
+use std::time::Duration;
+
+use common::cfn::{Phase, phase};
+use common::cluster::AccessError;
+use common::{Context, State};
+
+use crate::inputs::Ipv4Net;
+use crate::network::{self, Network};
+use crate::plan::{CreatePlan, NetworkPlan, check_region, plan_create};
+use crate::{
+    Clients, CreateArgs, Error, SECTION, Section, brought, coredns, eks, profiles, roles, template,
+    zones,
+};
+
+/// `eks-cluster create`.
+pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
+    // Everything that can be refused without AWS is refused here.
+    let previous: Option<Section> = state.section(SECTION)?;
+    check_region(previous.as_ref(), &ctx.region)?;
+    let plan = plan_create(args, state, previous.as_ref())?;
+    let name = plan.cluster.clone();
+    let clients = Clients::new(&ctx.aws);
+
+    if ctx.dry_run {
+        return dry_run_create(&clients, ctx, args, &plan).await;
+    }
+
+    let mut section = previous.unwrap_or_default();
+    section.facts.name = name.clone();
+    section.facts.region = ctx.region.clone();
+
+    // A brought network, or the zones of the network to make, are checked before anything is
+    // made.
+    let checked: Result<Network, (Ipv4Net, u8, Option<Vec<String>>)> = match &plan.network {
+        NetworkPlan::Brought {
+            vpc_id,
+            private,
+            public,
+        } => Ok(brought::validate_brought(&clients.ec2, vpc_id, private, public).await?),
+        NetworkPlan::Stack { cidr, azs } => Err((
+            *cidr,
+            *azs,
+            zones_for_new_stack(&clients, &ctx.region, &name, *azs).await?,
+        )),
+    };
+
+    let account: roles::Account = common::iam::caller(&clients.sts, &ctx.region).await?.into();
+    section.facts.account_id = Some(account.id.clone());
+
+    // The network: brought, or our stack.
+    let net: Network = match checked {
+        Ok(net) => {
+            section.network_created_by_us = false;
+            net
+        }
+        Err((cidr, azs, zones)) => {
+            ensure_network_stack(
+                state,
+                &mut section,
+                &clients,
+                &ctx.region,
+                &name,
+                &cidr,
+                (azs, zones),
+                args.timeout,
+            )
+            .await?
+        }
+    };
+    section.facts.vpc_id = Some(net.vpc_id.clone());
+    section.facts.public_subnet_ids = net.public_subnet_ids.clone();
+    section.facts.private_subnet_ids = net.private_subnet_ids.clone();
+    state.set_section(SECTION, &section);
+
+    // The roles, each recorded as soon as it exists.
+    let cluster_spec = roles::cluster_role(&name, &account);
+    let cluster_role = roles::ensure(&clients.iam, &cluster_spec, &name).await?;
+    section.cluster_role_arn = Some(cluster_role.arn.clone());
+    section.roles_created_by_us = section.roles_created_by_us || cluster_role.ours;
+    state.set_section(SECTION, &section);
+    roles::ensure_policy(&clients.iam, &cluster_spec).await?;
+    let pod_spec = roles::pod_execution_role(&name, &ctx.region, &account);
+    let pod_role = roles::ensure(&clients.iam, &pod_spec, &name).await?;
+    section.pod_execution_role_arn = Some(pod_role.arn.clone());
+    section.roles_created_by_us = section.roles_created_by_us || pod_role.ours;
+    state.set_section(SECTION, &section);
+    roles::ensure_policy(&clients.iam, &pod_spec).await?;
+
+    // The cluster.
+    let existing = eks::describe(&clients.eks, &name).await?;
+    match &existing {
+        Some(c) => {
+            tracing::info!(
+                "cluster {name} exists ({}); adopting it, not creating it",
+                c.status
+            );
+            if c.version.as_deref().is_some_and(|v| v != plan.version) {
+                tracing::warn!(
+                    "cluster {name} runs Kubernetes {}, not the {} asked for; it is left as it is",
+                    c.version.as_deref().unwrap_or("?"),
+                    plan.version
+                );
+            }
+            section.facts.arn = Some(c.arn.clone());
+        }
+        None => {
+            let subnets = net.cluster_subnet_ids();
+            tracing::info!(
+                "creating cluster {name} (Kubernetes {}) in {} with role {}",
+                plan.version,
+                net.vpc_id,
+                cluster_role.arn
+            );
+            let made = eks::create(
+                &clients.eks,
+                &eks::ClusterSpec {
+                    name: name.clone(),
+                    version: plan.version.clone(),
+                    role_arn: cluster_role.arn.clone(),
+                    subnet_ids: subnets,
+                },
+            )
+            .await?;
+            section.facts.arn = Some(made.arn).filter(|a| !a.is_empty());
+        }
+    }
+    state.set_section(SECTION, &section);
+    let active = eks::wait_active(&clients.eks, &name, args.timeout).await?;
+    section.facts.arn = Some(active.arn.clone());
+    section.kubernetes_version = active.version.clone().or(Some(plan.version.clone()));
+    section.facts.endpoint = active.endpoint.clone();
+    section.facts.certificate_authority_data = active.certificate_authority_data.clone();
+    section.facts.oidc_issuer = active.oidc_issuer.clone();
+    if let Some(vpc) = &active.vpc_id
+        && vpc != &net.vpc_id
+    {
+        tracing::warn!(
+            "cluster {name} runs in {vpc}, not in {}; the state records the cluster's VPC",
+            net.vpc_id
+        );
+        section.facts.vpc_id = Some(vpc.clone());
+    }
+    section.facts.cluster_security_group_id = active.cluster_security_group_id.clone();
+    state.set_section(SECTION, &section);
+
+    // The Fargate profile: a changed one is made anew before the old one goes.
+    let profile = eks::ProfileSpec {
+        cluster: name.clone(),
+        name: profiles::profile_name(&plan.namespaces),
+        namespaces: plan.namespaces.clone(),
+        subnets: net.private_subnet_ids.clone(),
+        pod_execution_role_arn: pod_role.arn.clone(),
+    };
+    section.fargate_namespaces = plan.namespaces.clone();
+    state.set_section(SECTION, &section);
+    profiles::reconcile(state, &mut section, &clients.eks, &profile, args.timeout).await?;
+
+    // The Deployments an old profile ran are restarted onto the new one.
+    let client = kube_client(ctx, &section, args.kubeconfig.as_deref()).await?;
+    if !section.fargate_restart_namespaces.is_empty() {
+        let restarted =
+            profiles::restart_deployments(&client, &name, &section.fargate_restart_namespaces)
+                .await?;
+        tracing::info!(
+            "restarted {restarted} Deployment(s) in {} onto Fargate profile {}",
+            section.fargate_restart_namespaces.join(", "),
+            profile.name
+        );
+        section.fargate_restart_namespaces.clear();
+        state.set_section(SECTION, &section);
+    }
+
+    // CoreDNS.
+    let outcome = coredns::move_to_fargate(client, &name, args.timeout).await?;
+    section.core_dns_on_fargate = outcome != coredns::Outcome::Absent;
+    state.set_section(SECTION, &section);
+    tracing::info!(
+        "cluster {name} is ready: {} (Fargate profile {}, namespaces {})",
+        section
+            .facts
+            .endpoint
+            .as_deref()
+            .unwrap_or("no endpoint reported"),
+        profile.name,
+        plan.namespaces.join(", ")
+    );
+    Ok(())
+}
+
+/// The zones of the network stack when it is still to be made (`None` when it exists): chosen
+/// by zone id through EC2, so a region with too few usable zones is refused before anything is
+/// made.
+async fn zones_for_new_stack(
+    clients: &Clients,
+    region: &str,
+    cluster: &str,
+    azs: u8,
+) -> Result<Option<Vec<String>>, Error> {
+    match network::describe_stack(&clients.cloudformation, &network::stack_name(cluster)).await? {
+        Some(s) if !matches!(phase(&s.status), Phase::Broken | Phase::Deleted) => Ok(None),
+        _ => zones::choose_zones(&clients.ec2, region, azs)
+            .await
+            .map(Some),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ensure_network_stack(
+    state: &mut State,
+    section: &mut Section,
+    clients: &Clients,
+    region: &str,
+    cluster: &str,
+    cidr: &Ipv4Net,
+    (azs, zones): (u8, Option<Vec<String>>),
+    timeout: Duration,
+) -> Result<Network, Error> {
+    let cfn = &clients.cloudformation;
+    let name = network::stack_name(cluster);
+    section.network_stack_name = Some(name.clone());
+    let mut existing = network::describe_stack(cfn, &name).await?;
+    if let Some(busy) = existing
+        .as_ref()
+        .filter(|s| phase(&s.status) == Phase::InProgress)
+    {
+        tracing::info!(
+            "network stack {name} is busy ({}); waiting for it",
+            busy.status
+        );
+        section.network_stack_id = Some(busy.id.clone());
+        section.network_created_by_us = true;
+        state.set_section(SECTION, section);
+        existing =
+            network::settle(cfn, &busy.id, &format!("network stack {name}"), timeout).await?;
+    }
+    let done = match existing {
+        Some(s) if matches!(phase(&s.status), Phase::Complete | Phase::UpdateRolledBack) => {
+            tracing::info!("network stack {name} exists ({}); using it", s.status);
+            let deployed = common::cfn::deployed_template(cfn, &s.id)
+                .await
+                .map_err(|source| Error::NetworkStack {
+                    stack: name.clone(),
+                    source,
+                })?;
+            if deployed.as_ref() != Some(&template::render(cidr, azs)) {
+                tracing::warn!(
+                    "network stack {name} was made with another VPC CIDR, zone count or template version than asked now (--vpc-cidr {cidr}, --azs {azs}); it is kept as it is, since a cluster cannot move to another VPC"
+                );
+            }
+            s
+        }
+        Some(s) if phase(&s.status) == Phase::Stuck => {
+            return Err(Error::NetworkStackStuck {
+                stack: name,
+                status: s.status,
+            });
+        }
+        other => {
+            if let Some(broken) = other {
+                network::replace_broken(cfn, &broken, &name, timeout).await?;
+            }
+            let zones = match zones {
+                Some(zones) => zones,
+                None => zones::choose_zones(&clients.ec2, region, azs).await?,
+            };
+            let spec = network::spec(cluster, cidr, &zones);
+            tracing::info!(
+                "creating network stack {name} (VPC {cidr} over zones {})",
+                zones.join(", ")
+            );
+            let id = network::create_stack(cfn, &spec).await?;
+            section.network_stack_id = Some(id.clone());
+            section.network_created_by_us = true;
+            state.set_section(SECTION, section);
+            network::finish_create(cfn, &id, &name, timeout).await?
+        }
+    };
+    section.network_stack_id = Some(done.id.clone());
+    section.network_created_by_us = true;
+    network::from_outputs(&name, &done)
+}
+
+/// The Kubernetes client: `--kubeconfig`, else the cluster's endpoint, CA and an EKS token.
+async fn kube_client(
+    ctx: &Context,
+    section: &Section,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<kube::Client, Error> {
+    let cluster = section.facts.name.as_str();
+    if kubeconfig.is_none() {
+        // The cluster was just described ACTIVE: what it did not report is not asked again.
+        let missing = if section.facts.endpoint.is_none() {
+            Some("endpoint")
+        } else if section.facts.certificate_authority_data.is_none() {
+            Some("certificate authority")
+        } else {
+            None
+        };
+        if let Some(what) = missing {
+            return Err(Error::ClusterIncomplete {
+                cluster: cluster.to_owned(),
+                what,
+            });
+        }
+    }
+    common::cluster::kube_client_from(
+        kubeconfig,
+        None,
+        &ctx.aws,
+        cluster,
+        section.facts.endpoint.as_deref(),
+        section.facts.certificate_authority_data.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        AccessError::Token(source) => Error::Token {
+            cluster: cluster.to_owned(),
+            source,
+        },
+        source => Error::KubernetesClient {
+            cluster: cluster.to_owned(),
+            source,
+        },
+    })
+}
+
+/// `create --dry-run`: what would be made, asked of AWS without changing anything.
+async fn dry_run_create(
+    clients: &Clients,
+    ctx: &Context,
+    args: &CreateArgs,
+    plan: &CreatePlan,
+) -> Result<(), Error> {
+    let name = &plan.cluster;
+    let say = |what: String| tracing::info!("dry run: {what}");
+    match &plan.network {
+        NetworkPlan::Stack { cidr, azs } => {
+            let stack = network::stack_name(name);
+            match network::describe_stack(&clients.cloudformation, &stack).await? {
+                Some(s) => say(format!(
+                    "network stack {stack} exists ({}); would use it",
+                    s.status
+                )),
+                None => {
+                    let zones = zones::choose_zones(&clients.ec2, &ctx.region, *azs).await?;
+                    say(format!(
+                        "would create network stack {stack}: VPC {cidr} over zones {}, public and private subnets, internet gateway, one NAT gateway",
+                        zones.join(", ")
+                    ))
+                }
+            }
+        }
+        NetworkPlan::Brought {
+            vpc_id,
+            private,
+            public,
+        } => {
+            brought::validate_brought(&clients.ec2, vpc_id, private, public).await?;
+            say(format!(
+                "would use VPC {vpc_id}: private subnets {}, public subnets {}",
+                private.join(","),
+                public.join(",")
+            ));
+        }
+    }
+    for role in [
+        roles::cluster_role_name(name),
+        roles::pod_execution_role_name(name),
+    ] {
+        match roles::read(&clients.iam, &role).await? {
+            Some(r) => say(format!(
+                "IAM role {role} exists ({}); would check its trust and policy",
+                r.arn
+            )),
+            None => say(format!("would create IAM role {role}")),
+        }
+    }
+    match eks::describe(&clients.eks, name).await? {
+        Some(c) => say(format!(
+            "cluster {name} exists ({}); would adopt it",
+            c.status
+        )),
+        None => say(format!(
+            "would create cluster {name} (Kubernetes {}) in {}, public and private endpoint, authentication API_AND_CONFIG_MAP",
+            plan.version, ctx.region
+        )),
+    }
+    let profile = profiles::profile_name(&plan.namespaces);
+    let others: Vec<String> = match eks::describe(&clients.eks, name).await? {
+        Some(_) => eks::list_profiles(&clients.eks, name)
+            .await?
+            .into_iter()
+            .filter(|p| p != &profile)
+            .collect(),
+        None => Vec::new(),
+    };
+    match eks::describe_profile(&clients.eks, name, &profile).await? {
+        Some(p) => say(format!(
+            "Fargate profile {profile} exists ({}, namespaces {})",
+            p.status,
+            p.namespaces.join(",")
+        )),
+        None => say(format!(
+            "would create Fargate profile {profile} for namespaces {}",
+            plan.namespaces.join(", ")
+        )),
+    }
+    if !others.is_empty() {
+        say(format!(
+            "once {profile} is ACTIVE, would delete those of the Fargate profile(s) {} that eks-cluster made, and restart the Deployments they ran",
+            others.join(", ")
+        ));
+    }
+    say(format!(
+        "would roll kube-system/coredns out again (remove {}, set {}) unless its pods all run on Fargate{}, and wait until it is available",
+        coredns::COMPUTE_TYPE,
+        coredns::RESTARTED_AT,
+        if args.kubeconfig.is_some() {
+            " (through --kubeconfig)"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! Bad input as a type. Every step's error enum has one `Usage(..)` variant holding its bad-input
+//! cases (and this crate's shared ones); [`crate::StepFailure::is_usage`] matches that variant, so
+//! exit 2 follows from where an error lives, not from a hand-kept list.
+
+use crate::aws::RegionError;
+use crate::cluster::PickError;
+use crate::state::StateError;
+
+/// Bad input every step can meet, found before any change: exit 2, nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum Usage {
+    /// No cluster, an invalid name, or `--cluster` against the state's cluster.
+    #[error(transparent)]
+    Cluster(#[from] PickError),
+    /// The state document is unreadable or malformed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// No region, or a malformed one.
+    #[error(transparent)]
+    Region(#[from] RegionError),
+    /// The state could not be read (`from stdin`, `file PATH`).
+    #[error("cannot read the state {from}: {source}")]
+    ReadState {
+        from: String,
+        source: std::io::Error,
+    },
+    /// The step's own section is about another cluster or region than this run.
+    #[error(transparent)]
+    OtherPlace(Box<OtherPlace>),
+    /// `--cluster` names another cluster than the step's own section records.
+    #[error(
+        "--cluster {flag} names another cluster than the state's {section} section ({recorded}); drop --cluster or use that cluster's state"
+    )]
+    OtherCluster {
+        section: &'static str,
+        flag: String,
+        recorded: String,
+    },
+    /// `--region` names another region than the state's cluster.
+    #[error(
+        "the state's cluster {cluster} is in {recorded_region}, not {region}; drop --region or use a separate state"
+    )]
+    OtherRegion {
+        cluster: String,
+        recorded_region: String,
+        region: String,
+    },
+}
+
+/// A step's own section recorded for another cluster or region than this run's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the state's {section} section is for cluster {recorded_cluster} in {recorded_region}, not {cluster} in {region}; {fix}"
+)]
+pub struct OtherPlace {
+    pub section: &'static str,
+    pub recorded_cluster: String,
+    pub recorded_region: String,
+    pub cluster: String,
+    pub region: String,
+    /// What to do about it (`delete that stack first or use a separate state`).
+    pub fix: &'static str,
+}
+
+/// The one same-place check: a step's own section (`section`), recorded for `recorded` =
+/// (cluster, region), may only be worked on by a run about that same cluster in that region.
+pub fn same_place(
+    section: &'static str,
+    recorded: Option<(&str, &str)>,
+    cluster: &str,
+    region: &str,
+    fix: &'static str,
+) -> Result<(), Usage> {
+    match recorded {
+        Some((recorded_cluster, recorded_region))
+            if recorded_cluster != cluster || recorded_region != region =>
+        {
+            Err(Usage::OtherPlace(Box::new(OtherPlace {
+                section,
+                recorded_cluster: recorded_cluster.to_owned(),
+                recorded_region: recorded_region.to_owned(),
+                cluster: cluster.to_owned(),
+                region: region.to_owned(),
+                fix,
+            })))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The cluster of a run on a step's own section `section`, recorded (if at all) for `recorded` =
+/// (cluster, region): `--cluster`, else the state's cluster, else the recorded one
+/// ([`crate::cluster::pick_in`]); then [`same_place`] with `region`.
+pub fn pick_for_section(
+    section: &'static str,
+    flag: Option<&str>,
+    state: &crate::State,
+    recorded: Option<(&str, &str)>,
+    region: &str,
+    fix: &'static str,
+) -> Result<String, Usage> {
+    let cluster = crate::cluster::pick_in(flag, state, recorded.map(|(cluster, _)| cluster))?;
+    same_place(section, recorded, &cluster, region, fix)?;
+    Ok(cluster)
+}
+
+/// `--cluster` (when given) must be the cluster the step's own section records.
+pub fn same_cluster(
+    section: &'static str,
+    flag: Option<&str>,
+    recorded: &str,
+) -> Result<(), Usage> {
+    match flag {
+        Some(flag) if flag != recorded => Err(Usage::OtherCluster {
+            section,
+            flag: flag.to_owned(),
+            recorded: recorded.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The impls every step's `Error` shares, so each crate's `error.rs` holds only its variants:
+/// [`crate::StepFailure`] answered by its `Usage` variant (exit 2 follows from the type), and
+/// `From` the bad-input types into that variant: `shared` ones through [`Usage`] (the crate's
+/// `Usage` has `Common(#[from] common::Usage)`), `own` ones through the crate's `Usage` directly.
+///
+/// ```ignore
+/// common::step_error!(Error, Usage, shared: [PickError, StateError], own: [ManifestError]);
+/// ```
+#[macro_export]
+macro_rules! step_error {
+    ($error:ident, $usage:ident
+        $(, shared: [$($shared:ty),* $(,)?])?
+        $(, own: [$($own:ty),* $(,)?])? $(,)?) => {
+        impl $crate::StepFailure for $error {
+            fn is_usage(&self) -> bool {
+                matches!(self, $error::Usage(_))
+            }
+        }
+
+        impl ::core::convert::From<$crate::Usage> for $error {
+            fn from(usage: $crate::Usage) -> Self {
+                $error::Usage($usage::from(usage))
+            }
+        }
+
+        $($(
+            impl ::core::convert::From<$shared> for $error {
+                fn from(err: $shared) -> Self {
+                    $error::Usage($usage::from($crate::Usage::from(err)))
+                }
+            }
+        )*)?
+
+        $($(
+            impl ::core::convert::From<$own> for $error {
+                fn from(err: $own) -> Self {
+                    $error::Usage($usage::from(err))
+                }
+            }
+        )*)?
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StepFailure;
+    use crate::step::{EXIT_FAILED, EXIT_USAGE};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("own bad input")]
+    struct OwnBad;
+
+    #[derive(Debug, thiserror::Error)]
+    enum StepUsage {
+        #[error(transparent)]
+        Common(#[from] Usage),
+        #[error(transparent)]
+        Own(#[from] OwnBad),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum StepError {
+        #[error(transparent)]
+        Usage(#[from] StepUsage),
+        #[error("CreateThing {id}")]
+        Create { id: String },
+    }
+
+    crate::step_error!(StepError, StepUsage, shared: [PickError, StateError], own: [OwnBad]);
+
+    #[test]
+    fn the_macro_makes_every_usage_exit_2_and_nothing_else() {
+        let cases: [(StepError, u8); 5] = [
+            (PickError::Missing.into(), EXIT_USAGE),
+            (StateError::NoSchemaVersion.into(), EXIT_USAGE),
+            (Usage::Region(RegionError::Missing).into(), EXIT_USAGE),
+            (OwnBad.into(), EXIT_USAGE),
+            (StepError::Create { id: "x".into() }, EXIT_FAILED),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.exit_code(), code, "{err}");
+        }
+        let picked: StepError = PickError::Missing.into();
+        assert!(
+            picked.to_string().starts_with("no cluster named"),
+            "{picked}"
+        );
+    }
+
+    #[test]
+    fn same_place_refuses_another_cluster_or_region_and_names_both() {
+        assert!(same_place("oidc", None, "a", "us-east-2", "fix").is_ok());
+        assert!(same_place("oidc", Some(("a", "us-east-2")), "a", "us-east-2", "fix").is_ok());
+        let other_region = same_place("oidc", Some(("a", "us-east-2")), "a", "eu-west-1", "do X");
+        let text = other_region.unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "the state's oidc section is for cluster a in us-east-2, not a in eu-west-1; do X"
+        );
+        assert!(same_place("oidc", Some(("a", "us-east-2")), "b", "us-east-2", "f").is_err());
+    }
+
+    #[test]
+    fn same_cluster_only_refuses_a_differing_flag() {
+        assert!(same_cluster("sgStack", None, "a").is_ok());
+        assert!(same_cluster("sgStack", Some("a"), "a").is_ok());
+        let text = same_cluster("sgStack", Some("b"), "a")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "--cluster b names another cluster than the state's sgStack section (a); drop --cluster or use that cluster's state"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! IAM plumbing more than one step needs: who the caller is (account and partition), the ARN of
+//! a cluster's OIDC provider, removing a role with its policies, and reading the
+//! percent-encoded policy documents IAM returns.
+
+use aws_sdk_iam::Client;
+use serde_json::Value;
+
+use crate::aws::{AwsError, caller_partition};
+
+/// The caller of `GetCallerIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account id (never empty).
+    pub account: String,
+    /// The caller's ARN (may be empty when STS sent none).
+    pub arn: String,
+    /// The caller's unique id (may be empty).
+    pub user_id: String,
+    /// The partition it works in: from its ARN, else the region's.
+    pub partition: String,
+}
+
+/// Why the caller is unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum CallerError {
+    #[error("GetCallerIdentity")]
+    Call { source: AwsError },
+    #[error("GetCallerIdentity returned no account id; check the AWS credentials")]
+    NoAccount,
+}
+
+/// `GetCallerIdentity`: the account (an empty one is refused) and the partition (the ARN's,
+/// else the region's, see [`caller_partition`]).
+pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Caller, CallerError> {
+    let me = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| CallerError::Call { source: e.into() })?;
+    let account = me
+        .account()
+        .filter(|a| !a.is_empty())
+        .ok_or(CallerError::NoAccount)?
+        .to_owned();
+    Ok(Caller {
+        account,
+        arn: me.arn().unwrap_or_default().to_owned(),
+        user_id: me.user_id().unwrap_or_default().to_owned(),
+        partition: caller_partition(me.arn(), region),
+    })
+}
+
+/// The partition and account of an ARN (`arn:PARTITION:service:region:ACCOUNT:...`), when it
+/// has both.
+pub fn partition_and_account(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.split(':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(partition), Some(_), Some(_), Some(account))
+            if !partition.is_empty() && !account.is_empty() =>
+        {
+            Some((partition, account))
+        }
+        _ => None,
+    }
+}
+
+/// `arn:<partition>:iam::<account>:oidc-provider/<issuer without https://>`: the ARN IAM gives
+/// the OIDC provider of an issuer.
+pub fn oidc_provider_arn(partition: &str, account: &str, issuer: &str) -> String {
+    let host_and_path = issuer
+        .strip_prefix("https://")
+        .unwrap_or(issuer)
+        .trim_end_matches('/');
+    format!("arn:{partition}:iam::{account}:oidc-provider/{host_and_path}")
+}
+
+/// Decodes the percent-encoding (RFC 3986) IAM puts on the policy documents it returns.
+pub fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A policy document as IAM returns it (percent-encoded, or plain JSON from some emulators),
+/// parsed; `Null` when it is not JSON either way.
+pub fn parse_policy(text: &str) -> Value {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&percent_decode(text)))
+        .unwrap_or(Value::Null)
+}
+
+/// A failed IAM call while removing a role.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}", describe(.role, .policy.as_deref()))]
+pub struct RoleError {
+    /// The IAM action (`DetachRolePolicy`).
+    pub action: &'static str,
+    pub role: String,
+    /// The policy ARN or inline policy name, for the policy actions.
+    pub policy: Option<String>,
+    pub source: AwsError,
+}
+
+fn describe(role: &str, policy: Option<&str>) -> String {
+    match policy {
+        Some(policy) => format!("{policy} of role {role}"),
+        None => role.to_owned(),
+    }
+}
+
+/// What [`remove_role`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// False when there was no such role.
+    pub role: bool,
+    /// Managed policies detached.
+    pub detached: Vec<String>,
+    /// Inline policies deleted.
+    pub deleted_inline: Vec<String>,
+}
+
+/// Detaches every managed policy and deletes every inline policy of the role, then the role.
+/// `NoSuchEntity` at any point means someone else removed it: success, not an error.
+pub async fn remove_role(iam: &Client, role: &str) -> Result<Removed, RoleError> {
+    let fail = |action: &'static str, policy: Option<&str>| {
+        let role = role.to_owned();
+        let policy = policy.map(str::to_owned);
+        move |source: AwsError| RoleError {
+            action,
+            role,
+            policy,
+            source,
+        }
+    };
+    let gone = |e: &AwsError| e.is("NoSuchEntity");
+    let mut removed = Removed::default();
+
+    // Every page (IAM pages at 100); NoSuchEntity: the role is gone already.
+    let attached: Result<Vec<_>, _> = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
+    let attached: Vec<String> = match attached.map_err(AwsError::from) {
+        Ok(list) => list
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect(),
+        Err(e) if gone(&e) => return Ok(removed),
+        Err(e) => return Err(fail("ListAttachedRolePolicies", None)(e)),
+    };
+    for policy in attached {
+        let outcome = iam
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(&policy)
+            .send()
+            .await
+            .map_err(AwsError::from);
+        match outcome {
+            Ok(_) => {
+                tracing::info!("detached {policy} from {role}");
+                removed.detached.push(policy);
+            }
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(fail("DetachRolePolicy", Some(&policy))(e)),
+        }
+    }
+
+    let inline: Result<Vec<String>, _> = iam
+        .list_role_policies()
+        .role_name(role)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
+    let inline = match inline.map_err(AwsError::from) {
+        Ok(list) => list,
+        Err(e) if gone(&e) => return Ok(removed),
+        Err(e) => return Err(fail("ListRolePolicies", None)(e)),
+    };
+    for policy in inline {
+        let outcome = iam
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(&policy)
+            .send()
+            .await
+            .map_err(AwsError::from);
+        match outcome {
+            Ok(_) => {
+                tracing::info!("deleted inline policy {policy} of {role}");
+                removed.deleted_inline.push(policy);
+            }
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(fail("DeleteRolePolicy", Some(&policy))(e)),
+        }
+    }
+
+    match iam.delete_role().role_name(role).send().await {
+        Ok(_) => removed.role = true,
+        Err(e) => {
+            let e = AwsError::from(e);
+            if !gone(&e) {
+                return Err(fail("DeleteRole", None)(e));
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_arn_from_issuer() {
+        assert_eq!(
+            oidc_provider_arn(
+                "aws",
+                "123456789012",
+                "https://oidc.eks.us-east-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71"
+            ),
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71"
+        );
+        assert_eq!(
+            oidc_provider_arn(
+                "aws-cn",
+                "1",
+                "https://oidc.eks.cn-north-1.amazonaws.com.cn/id/X/"
+            ),
+            "arn:aws-cn:iam::1:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/X"
+        );
+    }
+
+    #[test]
+    fn arn_parts() {
+        assert_eq!(
+            partition_and_account("arn:aws-us-gov:eks:us-gov-west-1:123:cluster/c"),
+            Some(("aws-us-gov", "123"))
+        );
+        assert_eq!(
+            partition_and_account("arn:aws:iam::123:role/r"),
+            Some(("aws", "123"))
+        );
+        assert_eq!(partition_and_account("arn:aws:s3:::bucket"), None);
+        assert_eq!(partition_and_account("not an arn"), None);
+    }
+
+    #[test]
+    fn policies_decode_to_the_last_byte() {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]});
+        let encoded: String = percent_encoding::utf8_percent_encode(
+            &doc.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        assert!(encoded.ends_with("%7D"), "{encoded}");
+        assert_eq!(parse_policy(&encoded), doc);
+        assert_eq!(parse_policy(&doc.to_string()), doc);
+        assert_eq!(parse_policy("%zz"), Value::Null);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("a%2Bb+c"), "a+b+c");
+    }
+
+    #[test]
+    fn role_errors_name_the_action_policy_and_role() {
+        let err = RoleError {
+            action: "DetachRolePolicy",
+            role: "r".into(),
+            policy: Some("arn:aws:iam::aws:policy/P".into()),
+            source: AwsError::from_parts(Some("AccessDenied"), "AccessDenied: no"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "DetachRolePolicy arn:aws:iam::aws:policy/P of role r"
+        );
+    }
+}
