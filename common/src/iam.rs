@@ -114,6 +114,19 @@ fn describe(role: &str, policy: Option<&str>) -> String {
     }
 }
 
+/// The outcome of a removal call: true when it removed something, false when IAM says
+/// `NoSuchEntity` (someone else removed it first), else the error.
+fn done<T, E>(outcome: Result<T, E>) -> Result<bool, AwsError>
+where
+    AwsError: From<E>,
+{
+    match outcome.map_err(AwsError::from) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is("NoSuchEntity") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// What [`remove_role`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -164,15 +177,10 @@ pub async fn remove_role(iam: &Client, role: &str) -> Result<Removed, RoleError>
             .role_name(role)
             .policy_arn(&policy)
             .send()
-            .await
-            .map_err(AwsError::from);
-        match outcome {
-            Ok(_) => {
-                tracing::info!("detached {policy} from {role}");
-                removed.detached.push(policy);
-            }
-            Err(e) if gone(&e) => {}
-            Err(e) => return Err(fail("DetachRolePolicy", Some(&policy))(e)),
+            .await;
+        if done(outcome).map_err(fail("DetachRolePolicy", Some(&policy)))? {
+            tracing::info!("detached {policy} from {role}");
+            removed.detached.push(policy);
         }
     }
 
@@ -195,27 +203,15 @@ pub async fn remove_role(iam: &Client, role: &str) -> Result<Removed, RoleError>
             .role_name(role)
             .policy_name(&policy)
             .send()
-            .await
-            .map_err(AwsError::from);
-        match outcome {
-            Ok(_) => {
-                tracing::info!("deleted inline policy {policy} of {role}");
-                removed.deleted_inline.push(policy);
-            }
-            Err(e) if gone(&e) => {}
-            Err(e) => return Err(fail("DeleteRolePolicy", Some(&policy))(e)),
+            .await;
+        if done(outcome).map_err(fail("DeleteRolePolicy", Some(&policy)))? {
+            tracing::info!("deleted inline policy {policy} of {role}");
+            removed.deleted_inline.push(policy);
         }
     }
 
-    match iam.delete_role().role_name(role).send().await {
-        Ok(_) => removed.role = true,
-        Err(e) => {
-            let e = AwsError::from(e);
-            if !gone(&e) {
-                return Err(fail("DeleteRole", None)(e));
-            }
-        }
-    }
+    let outcome = iam.delete_role().role_name(role).send().await;
+    removed.role = done(outcome).map_err(fail("DeleteRole", None))?;
     Ok(removed)
 }
 

@@ -385,28 +385,17 @@ where
 {
     crate::logging::init(info.crate_name, common.verbose, common.quiet);
     let channel = Channel::of(common, None);
-    let fail = |err: &dyn std::error::Error, code: u8| {
-        tracing::error!("{}", error_chain(err));
-        ExitCode::from(code)
-    };
     let state = match read_state(&channel) {
         Ok(state) => state,
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return finish(Err((&e, EXIT_USAGE))),
     };
     let context = match context_for(&info, common, &state).await {
         Ok(context) => context,
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return finish(Err((&e, EXIT_USAGE))),
     };
     match body(&state, &context).await {
-        Ok(text) => {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                tracing::error!("cannot write to stdout: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-            ExitCode::from(EXIT_OK)
-        }
-        Err(e) => fail(&e, e.exit_code()),
+        Ok(text) => finish(Ok(text)),
+        Err(e) => finish(Err((&e, e.exit_code()))),
     }
 }
 
@@ -443,7 +432,7 @@ where
     }
 }
 
-/// Prints a stateless command's output, or logs its error; the exit code.
+/// Prints the output of a command that writes no state, or logs its error; the exit code.
 fn finish(outcome: Result<String, (&dyn std::error::Error, u8)>) -> ExitCode {
     match outcome {
         Ok(text) => {

@@ -134,27 +134,20 @@ mod tests {
     }
 
     #[test]
-    fn section_for_another_place_is_refused() {
+    fn section_for_another_place_is_refused_with_this_step_s_fix() {
+        // The check itself is common's (common::error::same_place, tested there).
         let prev = section();
-        let check = |prev: Option<&Section>, cluster: &str, region: &str| {
-            common::error::same_place(
-                SECTION,
-                prev.map(Section::place),
-                cluster,
-                region,
-                SAME_PLACE_FIX,
-            )
-            .map_err(Error::from)
-        };
-        assert!(check(Some(&prev), "c", "us-east-2").is_ok());
-        let err = check(Some(&prev), "c", "eu-west-1").unwrap_err();
-        assert_eq!(err.exit_code(), EXIT_USAGE);
-        assert_eq!(
-            err.to_string(),
-            "the state's oidc section is for cluster c in us-east-2, not c in eu-west-1; delete that provider first or use a separate state"
+        let err = common::error::pick_for_section(
+            SECTION,
+            None,
+            &State::new(),
+            Some(prev.place()),
+            "eu-west-1",
+            SAME_PLACE_FIX,
         );
-        assert!(check(Some(&prev), "d", "us-east-2").is_err());
-        assert!(check(None, "d", "eu-west-1").is_ok());
+        let err = Error::from(err.expect_err("another region"));
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(err.to_string().ends_with(SAME_PLACE_FIX), "{err}");
     }
 
     #[test]

@@ -276,13 +276,19 @@ impl Call {
     /// True for a call that may change something: an action not named Describe/Get/List, or a
     /// REST call that is not a GET.
     pub fn is_mutating(&self) -> bool {
-        if self.action.is_empty() {
-            return self.method != "GET" && self.method != "HEAD";
-        }
-        !["Describe", "Get", "List"]
-            .iter()
-            .any(|p| self.action.starts_with(p))
+        is_mutating(&self.method, &self.action)
     }
+}
+
+/// The test bed's rule for a call that may change something: an action not named
+/// Describe/Get/List, or a REST call (no action) that is not a GET or HEAD.
+pub(crate) fn is_mutating(method: &str, action: &str) -> bool {
+    if action.is_empty() {
+        return method != "GET" && method != "HEAD";
+    }
+    !["Describe", "Get", "List"]
+        .iter()
+        .any(|p| action.starts_with(p))
 }
 
 impl std::fmt::Display for Call {

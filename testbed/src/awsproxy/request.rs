@@ -67,6 +67,11 @@ impl AwsRequest {
 
     /// A query-protocol request of `service` with `Action=action`, for unit tests of rules.
     pub fn for_tests(service: &str, action: &str) -> AwsRequest {
+        AwsRequest::query_for_tests(service, &format!("Action={action}"))
+    }
+
+    /// A query-protocol request of `service` with this form body (`Action=...&...`), for tests.
+    pub fn query_for_tests(service: &str, body: &str) -> AwsRequest {
         AwsRequest::new(
             "POST",
             "/",
@@ -82,7 +87,7 @@ impl AwsRequest {
                     "application/x-www-form-urlencoded; charset=utf-8".into(),
                 ),
             ],
-            format!("Action={action}").into_bytes(),
+            body.as_bytes().to_vec(),
         )
     }
 
@@ -145,12 +150,7 @@ impl AwsRequest {
 
     /// True for a call that may change something (the test bed's rule, as [`crate::Call`]).
     pub fn is_mutating(&self) -> bool {
-        if self.action.is_empty() {
-            return self.method != "GET" && self.method != "HEAD";
-        }
-        !["Describe", "Get", "List"]
-            .iter()
-            .any(|p| self.action.starts_with(p))
+        crate::moto::is_mutating(&self.method, &self.action)
     }
 
     pub(super) fn protocol(&self) -> Protocol {

@@ -1,23 +1,7 @@
 use super::*;
 
 fn query(body: &str, service: &str) -> AwsRequest {
-    AwsRequest::new(
-        "POST",
-        "/",
-        vec![
-            (
-                "authorization".into(),
-                format!(
-                    "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-2/{service}/aws4_request, SignedHeaders=host"
-                ),
-            ),
-            (
-                "content-type".into(),
-                "application/x-www-form-urlencoded; charset=utf-8".into(),
-            ),
-        ],
-        body.as_bytes().to_vec(),
-    )
+    AwsRequest::query_for_tests(service, body)
 }
 
 #[test]
