@@ -306,6 +306,20 @@ mod tests {
         })
     }
 
+    /// Sends a POST of `body` through `service` (a fresh request each time).
+    async fn send<S>(service: &mut S, body: &str) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>,
+    {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(post(body))
+            .await
+            .unwrap()
+    }
+
     fn post(body: &str) -> Request<Body> {
         Request::post("/api/v1/namespaces")
             .body(Body::from(body.as_bytes().to_vec()))
@@ -317,13 +331,7 @@ mod tests {
         let (tokens, signed) = counting(REFRESH_AFTER);
         let seen = Arc::default();
         let mut service = RefreshLayer::new(tokens).layer(server(&["t2"], Arc::clone(&seen)));
-        let answer = service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("x"))
-            .await
-            .unwrap();
+        let answer = send(&mut service, "x").await;
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(
             *seen.lock().unwrap(),
@@ -332,13 +340,7 @@ mod tests {
         );
         assert_eq!(signed.load(Ordering::SeqCst), 2);
         // The new token is kept for the next request.
-        let answer = service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("y"))
-            .await
-            .unwrap();
+        let answer = send(&mut service, "y").await;
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(signed.load(Ordering::SeqCst), 2);
     }
@@ -348,13 +350,7 @@ mod tests {
         let (tokens, signed) = counting(REFRESH_AFTER);
         let seen = Arc::default();
         let mut service = RefreshLayer::new(tokens).layer(server(&[], Arc::clone(&seen)));
-        let answer = service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("x"))
-            .await
-            .unwrap();
+        let answer = send(&mut service, "x").await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(seen.lock().unwrap().len(), 2, "one retry, not a loop");
         assert_eq!(signed.load(Ordering::SeqCst), 2);
@@ -365,28 +361,10 @@ mod tests {
         let (tokens, signed) = counting(Duration::from_millis(50));
         let seen = Arc::default();
         let mut service = RefreshLayer::new(tokens).layer(server(&["t1", "t2"], Arc::clone(&seen)));
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("a"))
-            .await
-            .unwrap();
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("b"))
-            .await
-            .unwrap();
+        send(&mut service, "a").await;
+        send(&mut service, "b").await;
         tokio::time::sleep(Duration::from_millis(80)).await;
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(post("c"))
-            .await
-            .unwrap();
+        send(&mut service, "c").await;
         assert_eq!(*seen.lock().unwrap(), ["t1 a", "t1 b", "t2 c"]);
         assert_eq!(signed.load(Ordering::SeqCst), 2);
     }

@@ -109,16 +109,6 @@ pub fn teardown_order() -> impl Iterator<Item = &'static Step> {
     STEPS.iter().rev().filter(|s| s.teardown.is_some())
 }
 
-/// The step whose state section is `section`.
-pub fn by_section(section: &str) -> Option<&'static Step> {
-    STEPS.iter().find(|s| s.section == section)
-}
-
-/// The step of binary `binary`.
-pub fn by_binary(binary: &str) -> Option<&'static Step> {
-    STEPS.iter().find(|s| s.binary == binary)
-}
-
 /// The binaries, in install order.
 pub fn binaries() -> impl Iterator<Item = &'static str> {
     STEPS.iter().map(|s| s.binary)
@@ -196,8 +186,6 @@ mod tests {
                 "eks-cluster"
             ]
         );
-        assert_eq!(by_section("sgStack").unwrap().binary, "eks-sg-stack");
-        assert_eq!(by_binary("irsa").unwrap().section, "irsa");
     }
 
     #[test]

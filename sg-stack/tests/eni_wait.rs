@@ -203,44 +203,9 @@ async fn a_delete_failed_stack_is_deleted_again() {
                 .and_then(|o| o.output_value())
                 .unwrap()
                 .to_owned();
-            let vpc = ec2
-                .describe_security_groups()
-                .group_ids(&group)
-                .send()
+            let eni = testbed::enis::make_interface(&ec2, &group, "k8s-late-alb")
                 .await
-                .unwrap()
-                .security_groups()[0]
-                .vpc_id()
-                .unwrap()
-                .to_owned();
-            let subnet = ec2
-                .describe_subnets()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("vpc-id")
-                        .values(vpc)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap()
-                .subnets()[0]
-                .subnet_id()
-                .unwrap()
-                .to_owned();
-            let eni = ec2
-                .create_network_interface()
-                .subnet_id(subnet)
-                .groups(group)
-                .description("ELB app/k8s-late-alb/0123456789abcdef")
-                .send()
-                .await
-                .unwrap()
-                .network_interface()
-                .unwrap()
-                .network_interface_id()
-                .unwrap()
-                .to_owned();
+                .unwrap();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 let _ = ec2
@@ -281,44 +246,9 @@ async fn an_interface_that_stays_is_named_and_nothing_is_deleted() {
     DependencyRules::new(&moto.endpoint).install(&proxy);
     let (state, group) = stack(&proxy, &moto).await;
     let ec2 = ec2(&moto).await;
-    let vpc = ec2
-        .describe_security_groups()
-        .group_ids(&group)
-        .send()
+    let eni = testbed::enis::make_interface(&ec2, &group, "k8s-stuck-alb")
         .await
-        .unwrap()
-        .security_groups()[0]
-        .vpc_id()
-        .unwrap()
-        .to_owned();
-    let subnet = ec2
-        .describe_subnets()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("vpc-id")
-                .values(vpc)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .subnets()[0]
-        .subnet_id()
-        .unwrap()
-        .to_owned();
-    let eni = ec2
-        .create_network_interface()
-        .subnet_id(subnet)
-        .groups(&group)
-        .description("ELB app/k8s-stuck-alb/fedcba9876543210")
-        .send()
-        .await
-        .unwrap()
-        .network_interface()
-        .unwrap()
-        .network_interface_id()
-        .unwrap()
-        .to_owned();
+        .unwrap();
 
     let stuck = run(&proxy, &moto, &["delete", "--eni-timeout", "2s"], &state).await;
     assert_exit(&stuck, 1);

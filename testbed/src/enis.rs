@@ -173,8 +173,9 @@ fn is_alb(ingress: &Ingress) -> bool {
 }
 
 /// Makes the interface of an ALB: in the first subnet (by id) of the group's VPC, preferring
-/// subnets tagged `kubernetes.io/role/elb`, as the controller picks public subnets.
-async fn make_interface(
+/// subnets tagged `kubernetes.io/role/elb`, as the controller picks public subnets. Described
+/// `ELB app/<alb_name>/<16 hex digits>`, as ELB describes them. Its id.
+pub async fn make_interface(
     ec2: &aws_sdk_ec2::Client,
     group: &str,
     alb_name: &str,
