@@ -7,7 +7,7 @@ use aws_sdk_eks::types::{
     AuthenticationMode, CreateAccessConfigRequest, FargateProfileSelector, VpcConfigRequest,
 };
 use common::aws::AwsError;
-use common::cluster::not_found;
+use common::cluster::{not_found, removed};
 use common::wait::{Poll, wait_for};
 
 use crate::Error;
@@ -219,19 +219,7 @@ pub async fn delete(eks: &Client, name: &str, timeout: Duration) -> Result<bool,
         &format!("the update in progress on cluster {name} to end before deleting it"),
         timeout,
         is_busy,
-        || async {
-            match eks.delete_cluster().name(name).send().await {
-                Ok(_) => Ok(true),
-                Err(e) => {
-                    let source = AwsError::from(e);
-                    if not_found(&source) {
-                        Ok(false)
-                    } else {
-                        Err(source)
-                    }
-                }
-            }
-        },
+        || async { removed(eks.delete_cluster().name(name).send().await) },
     )
     .await;
     sent.map_err(|e| match e {
@@ -499,23 +487,13 @@ pub async fn delete_profile(
                 timeout,
                 is_busy,
                 || async {
-                    match eks
-                        .delete_fargate_profile()
-                        .cluster_name(cluster)
-                        .fargate_profile_name(name)
-                        .send()
-                        .await
-                    {
-                        Ok(_) => Ok(true),
-                        Err(e) => {
-                            let source = AwsError::from(e);
-                            if not_found(&source) {
-                                Ok(false)
-                            } else {
-                                Err(source)
-                            }
-                        }
-                    }
+                    removed(
+                        eks.delete_fargate_profile()
+                            .cluster_name(cluster)
+                            .fargate_profile_name(name)
+                            .send()
+                            .await,
+                    )
                 },
             )
             .await

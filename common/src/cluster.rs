@@ -59,6 +59,24 @@ pub fn not_found(err: &AwsError) -> bool {
         || (err.is("ClientException") && err.text().contains("No cluster found"))
 }
 
+/// The outcome of an EKS removal call (`DeleteCluster`, `DeleteFargateProfile`): true when it was
+/// taken, false when EKS says the thing is gone already ([`not_found`]), else the error.
+pub fn removed<T, E>(outcome: Result<T, E>) -> Result<bool, AwsError>
+where
+    AwsError: From<E>,
+{
+    match outcome.map_err(AwsError::from) {
+        Ok(_) => Ok(true),
+        Err(e) if not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// True when the Kubernetes API answered 404 Not Found.
+pub fn kube_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404)
+}
+
 /// `DescribeCluster`; `None` when EKS has no cluster of that name ([`not_found`]).
 pub async fn describe(eks: &aws_sdk_eks::Client, name: &str) -> Result<Option<Cluster>, AwsError> {
     match eks.describe_cluster().name(name).send().await {
@@ -117,6 +135,28 @@ mod tests {
         )));
         let other = AwsError::from_parts(Some("ClientException"), "ClientException: bad");
         assert!(!not_found(&other));
+
+        // A removal: taken, gone already, or failed.
+        let taken: Result<(), AwsError> = Ok(());
+        assert!(removed(taken).unwrap());
+        assert!(!removed::<(), _>(Err(gone)).unwrap());
+        let failed = removed::<(), _>(Err(other)).unwrap_err();
+        assert!(failed.is("ClientException"));
+    }
+
+    #[test]
+    fn kube_404_is_not_found() {
+        let status = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    ..kube::core::Status::failure("m", "NotFound")
+                }
+                .boxed(),
+            )
+        };
+        assert!(kube_not_found(&status(404)));
+        assert!(!kube_not_found(&status(409)));
     }
 
     #[test]

@@ -88,20 +88,56 @@ pub fn same_place(
     }
 }
 
-/// The cluster of a run on a step's own section `section`, recorded (if at all) for `recorded` =
-/// (cluster, region): `--cluster`, else the state's cluster, else the recorded one
-/// ([`crate::cluster::pick_in`]); then [`same_place`] with `region`.
-pub fn pick_for_section(
-    section: &'static str,
+/// A step's own section of the state document that records the cluster and region it is about
+/// (`oidc`, `sgStack`): what it names lives in that region, for that cluster.
+pub trait OwnSection: serde::de::DeserializeOwned {
+    /// Its key in the state document.
+    const SECTION: &'static str;
+    /// What to do when it is about another cluster or region than the run
+    /// (`delete that stack first or use a separate state`).
+    const SAME_PLACE_FIX: &'static str;
+    /// The cluster and region it is about.
+    fn place(&self) -> (&str, &str);
+}
+
+/// For a run that makes or updates what the section records (`create`, `ensure`): the cluster
+/// (`--cluster`, else the state's cluster, else the one the section records:
+/// [`crate::cluster::pick_in`]) and the section as the state holds it. Refused ([`same_place`])
+/// when the section is about another cluster or region.
+pub fn pick_for_section<S: OwnSection>(
     flag: Option<&str>,
     state: &crate::State,
-    recorded: Option<(&str, &str)>,
     region: &str,
-    fix: &'static str,
-) -> Result<String, Usage> {
+) -> Result<(String, Option<S>), Usage> {
+    let previous: Option<S> = state.section(S::SECTION)?;
+    let recorded = previous.as_ref().map(S::place);
     let cluster = crate::cluster::pick_in(flag, state, recorded.map(|(cluster, _)| cluster))?;
-    same_place(section, recorded, &cluster, region, fix)?;
-    Ok(cluster)
+    same_place(S::SECTION, recorded, &cluster, region, S::SAME_PLACE_FIX)?;
+    Ok((cluster, previous))
+}
+
+/// For a run that removes what the section records (`delete`): the section as the state holds
+/// it, after checking that `--cluster` (when given) names its cluster ([`same_cluster`]) and that
+/// the run is in its region ([`same_place`]); a run in another region would not find what it
+/// records there and must not forget it.
+pub fn recorded_section<S: OwnSection>(
+    flag: Option<&str>,
+    state: &crate::State,
+    region: &str,
+) -> Result<Option<S>, Usage> {
+    let previous: Option<S> = state.section(S::SECTION)?;
+    if let Some(p) = &previous {
+        let (cluster, _) = p.place();
+        same_cluster(S::SECTION, flag, cluster)?;
+        same_place(
+            S::SECTION,
+            Some(p.place()),
+            cluster,
+            region,
+            S::SAME_PLACE_FIX,
+        )?;
+    }
+    Ok(previous)
 }
 
 /// `--cluster` (when given) must be the cluster the step's own section records.
@@ -221,6 +257,89 @@ mod tests {
             "the state's oidc section is for cluster a in us-east-2, not a in eu-west-1; do X"
         );
         assert!(same_place("oidc", Some(("a", "us-east-2")), "b", "us-east-2", "f").is_err());
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Own {
+        cluster: String,
+        region: String,
+    }
+
+    impl OwnSection for Own {
+        const SECTION: &'static str = "own";
+        const SAME_PLACE_FIX: &'static str = "do X";
+        fn place(&self) -> (&str, &str) {
+            (&self.cluster, &self.region)
+        }
+    }
+
+    fn with_own(cluster: Option<&str>) -> crate::State {
+        let mut state = crate::State::new();
+        state.set_section(
+            "own",
+            &serde_json::json!({"cluster": "a", "region": "us-east-2"}),
+        );
+        if let Some(name) = cluster {
+            state.set_section("cluster", &serde_json::json!({ "name": name }));
+        }
+        state
+    }
+
+    #[test]
+    fn pick_for_section_takes_the_flag_the_state_then_the_section() {
+        let own = || Own {
+            cluster: "a".into(),
+            region: "us-east-2".into(),
+        };
+        let picked = pick_for_section::<Own>(None, &with_own(None), "us-east-2").unwrap();
+        assert_eq!(picked, ("a".to_owned(), Some(own())));
+        let fresh = pick_for_section::<Own>(Some("b"), &crate::State::new(), "eu-west-1");
+        assert_eq!(fresh.unwrap(), ("b".to_owned(), None));
+        // The state's cluster comes first, and the section must be about it.
+        let moved = pick_for_section::<Own>(None, &with_own(Some("b")), "us-east-2");
+        assert_eq!(
+            moved.unwrap_err().to_string(),
+            "the state's own section is for cluster a in us-east-2, not b in us-east-2; do X"
+        );
+        assert!(pick_for_section::<Own>(None, &with_own(None), "eu-west-1").is_err());
+        assert!(pick_for_section::<Own>(Some("b"), &with_own(None), "us-east-2").is_err());
+        assert!(matches!(
+            pick_for_section::<Own>(None, &crate::State::new(), "us-east-2"),
+            Err(Usage::Cluster(PickError::Missing))
+        ));
+    }
+
+    #[test]
+    fn recorded_section_must_be_this_cluster_in_this_region() {
+        let state = with_own(None);
+        assert!(
+            recorded_section::<Own>(None, &state, "us-east-2")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            recorded_section::<Own>(Some("a"), &state, "us-east-2")
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            recorded_section::<Own>(Some("b"), &state, "us-east-2"),
+            Err(Usage::OtherCluster { .. })
+        ));
+        assert_eq!(
+            recorded_section::<Own>(None, &state, "eu-west-1")
+                .unwrap_err()
+                .to_string(),
+            "the state's own section is for cluster a in us-east-2, not a in eu-west-1; do X"
+        );
+        let none = recorded_section::<Own>(Some("b"), &crate::State::new(), "eu-west-1");
+        assert!(none.unwrap().is_none());
+        let mut bad = crate::State::new();
+        bad.set_section("own", &serde_json::json!({"cluster": 1}));
+        assert!(matches!(
+            recorded_section::<Own>(None, &bad, "us-east-2"),
+            Err(Usage::State(_))
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Talking to Kubernetes: server-side apply of any kind through discovery, the readiness checks
 //! the apply order waits on, and deletion.
 
+use common::cluster::kube_not_found;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -25,11 +26,6 @@ fn kube_error(action: &'static str, target: String) -> impl FnOnce(kube::Error) 
         target,
         source: Box::new(source),
     }
-}
-
-/// True for a 404.
-pub fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
 /// The API of a document's kind, found through discovery (run again when a kind is unknown,
@@ -110,7 +106,7 @@ pub async fn live_version(resolver: &mut Resolver, doc: &Doc) -> Result<Option<S
 pub async fn delete(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> {
     match api.delete(&doc.name, &DeleteParams::foreground()).await {
         Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) if kube_not_found(&e) => Ok(false),
         Err(e) => Err(kube_error("delete", doc.label())(e)),
     }
 }
@@ -145,7 +141,7 @@ pub async fn drop_finalizers(api: &Api<DynamicObject>, doc: &Doc) -> Result<(), 
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if kube_not_found(&e) => Ok(()),
         Err(e) => Err(kube_error("remove the finalizers of", doc.label())(e)),
     }
 }

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use common::cluster::kube_not_found;
 use common::wait::{Poll, wait_for};
 use common::{Context, State};
 use kube::Api;
@@ -87,7 +88,7 @@ async fn bindings_of(
         .await
     {
         Ok(list) => Ok(list.items),
-        Err(e) if kubeops::is_not_found(&e) => Ok(Vec::new()),
+        Err(e) if kube_not_found(&e) => Ok(Vec::new()),
         Err(e) => Err(Error::Kube {
             action: "list",
             target: format!("the TargetGroupBindings of Ingress {namespace}/{name}"),
@@ -128,12 +129,12 @@ async fn let_bindings_go(
             .await
         {
             Ok(_) => tracing::warn!("removed the finalizers of {label}"),
-            Err(e) if kubeops::is_not_found(&e) => continue,
+            Err(e) if kube_not_found(&e) => continue,
             Err(e) => return Err(kube_error("remove the finalizers of")(e)),
         }
         match api.delete(&binding_name, &DeleteParams::default()).await {
             Ok(_) => tracing::info!("deleted {label}"),
-            Err(e) if kubeops::is_not_found(&e) => {}
+            Err(e) if kube_not_found(&e) => {}
             Err(e) => return Err(kube_error("delete")(e)),
         }
     }

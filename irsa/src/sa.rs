@@ -1,6 +1,7 @@
 //! The Kubernetes side: the service account's `eks.amazonaws.com/role-arn` annotation, set by
 //! server-side apply with our own field manager (so nothing else on the account is touched), and
 //! the rollout of the Deployments whose pods use the account.
+use common::cluster::kube_not_found;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -23,10 +24,6 @@ fn kube_error(action: &'static str, target: String) -> impl FnOnce(kube::Error) 
         target,
         source: Box::new(source),
     }
-}
-
-fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
 /// The annotation now: `None` when the account does not exist, `Some(None)` when it has none.
@@ -71,7 +68,7 @@ pub async fn annotate(
     )
     .await
     .map_err(|e| {
-        if is_not_found(&e) {
+        if kube_not_found(&e) {
             Error::NoNamespace {
                 namespace: namespace.to_owned(),
             }
@@ -95,7 +92,7 @@ pub async fn remove_annotation(
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if kube_not_found(&e) => Ok(()),
         Err(e) => Err(kube_error(
             "remove annotation from",
             format!("{namespace}/{name}"),
@@ -108,7 +105,7 @@ pub async fn delete(client: &kube::Client, namespace: &str, name: &str) -> Resul
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if kube_not_found(&e) => Ok(()),
         Err(e) => Err(kube_error(
             "delete service account",
             format!("{namespace}/{name}"),

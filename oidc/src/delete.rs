@@ -5,7 +5,7 @@ use common::{Context, State};
 use crate::error::Error;
 use crate::locate::{issuer_from_state, locate};
 use crate::provider;
-use crate::{Clients, DeleteArgs, SAME_PLACE_FIX, SECTION, Section};
+use crate::{Clients, DeleteArgs, SECTION, Section};
 
 /// Which provider `delete` is about.
 enum Target {
@@ -17,23 +17,14 @@ enum Target {
 
 /// `eks-oidc delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
-    let previous: Option<Section> = state.section(SECTION)?;
     // Everything that can be refused is checked before any AWS call.
+    let previous: Option<Section> =
+        common::error::recorded_section(args.cluster.as_deref(), state, &ctx.region)?;
     let target = match &previous {
-        Some(p) => {
-            common::error::same_cluster(SECTION, args.cluster.as_deref(), &p.cluster_name)?;
-            common::error::same_place(
-                SECTION,
-                Some(p.place()),
-                &p.cluster_name,
-                &ctx.region,
-                SAME_PLACE_FIX,
-            )?;
-            Target::Recorded {
-                arn: p.provider_arn.clone(),
-                ours: p.created_by_us,
-            }
-        }
+        Some(p) => Target::Recorded {
+            arn: p.provider_arn.clone(),
+            ours: p.created_by_us,
+        },
         None => {
             let cluster = common::cluster::pick_in(args.cluster.as_deref(), state, None)?;
             issuer_from_state(state, &cluster)?;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use common::error::pick_for_section;
 use common::{Context, State};
 use rustls::pki_types::CertificateDer;
 
@@ -10,22 +11,14 @@ use crate::issuer::Issuer;
 use crate::locate::{issuer_from_state, locate};
 use crate::provider::{self, Created, Provider};
 use crate::{
-    CLUSTER_TAG, Clients, EnsureArgs, SAME_PLACE_FIX, SECTION, STEP_TAG, STS_CLIENT_ID, Section,
-    proxy, thumbprint,
+    CLUSTER_TAG, Clients, EnsureArgs, SECTION, STEP_TAG, STS_CLIENT_ID, Section, proxy, thumbprint,
 };
 
 /// `eks-oidc ensure`.
 pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Result<(), Error> {
     // Everything that can be refused is checked before any AWS call.
-    let previous: Option<Section> = state.section(SECTION)?;
-    let cluster = common::error::pick_for_section(
-        SECTION,
-        args.cluster.as_deref(),
-        state,
-        previous.as_ref().map(Section::place),
-        &ctx.region,
-        SAME_PLACE_FIX,
-    )?;
+    let (cluster, previous) =
+        pick_for_section::<Section>(args.cluster.as_deref(), state, &ctx.region)?;
     let extra_roots = match &args.issuer_ca {
         Some(path) => thumbprint::load_ca_file(path).map_err(|reason| Usage::IssuerCa {
             path: path.display().to_string(),

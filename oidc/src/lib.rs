@@ -61,9 +61,10 @@ pub struct Section {
     pub extra: Map<String, Value>,
 }
 
-impl Section {
-    /// The cluster and region the section is about.
-    pub fn place(&self) -> (&str, &str) {
+impl common::error::OwnSection for Section {
+    const SECTION: &'static str = SECTION;
+    const SAME_PLACE_FIX: &'static str = SAME_PLACE_FIX;
+    fn place(&self) -> (&str, &str) {
         (&self.cluster_name, &self.region)
     }
 }
@@ -89,6 +90,7 @@ impl Clients {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::error::pick_for_section;
     use common::step::EXIT_USAGE;
     use common::{State, StepFailure};
 
@@ -96,11 +98,9 @@ mod tests {
         State::parse(text).unwrap()
     }
 
-    /// The cluster as `ensure` picks it: the state's, else the one its own section records.
+    /// The cluster as `ensure` picks it, in the region its own section records.
     fn cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-        let own: Option<Section> = state.section(SECTION)?;
-        let own = own.as_ref().map(|s| s.cluster_name.as_str());
-        Ok(common::cluster::pick_in(flag, state, own)?)
+        Ok(pick_for_section::<Section>(flag, state, "r")?.0)
     }
 
     #[test]
@@ -136,15 +136,11 @@ mod tests {
     #[test]
     fn section_for_another_place_is_refused_with_this_step_s_fix() {
         // The check itself is common's (common::error::same_place, tested there).
-        let prev = section();
-        let err = common::error::pick_for_section(
-            SECTION,
-            None,
-            &State::new(),
-            Some(prev.place()),
-            "eu-west-1",
-            SAME_PLACE_FIX,
-        );
+        let mut with = State::new();
+        with.set_section(SECTION, &section());
+        let (cluster, previous) = pick_for_section::<Section>(None, &with, "us-east-2").unwrap();
+        assert_eq!((cluster.as_str(), previous), ("c", Some(section())));
+        let err = pick_for_section::<Section>(None, &with, "eu-west-1");
         let err = Error::from(err.expect_err("another region"));
         assert_eq!(err.exit_code(), EXIT_USAGE);
         assert!(err.to_string().ends_with(SAME_PLACE_FIX), "{err}");

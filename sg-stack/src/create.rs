@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use common::cfn as stack;
 use common::cfn::{Phase, Spec, Stack};
+use common::error::pick_for_section;
 use common::{Context, State};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::{
-    Clients, CreateArgs, SAME_PLACE_FIX, SECTION, Section, network, pick_cidrs, stack_name,
-    template,
-};
+use crate::{Clients, CreateArgs, SECTION, Section, network, pick_cidrs, stack_name, template};
 
 /// What `create` decided to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,15 +68,8 @@ pub fn plan_for(
 /// `eks-sg-stack create`.
 pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     // Everything that can be refused is checked before any AWS call.
-    let previous: Option<Section> = state.section(SECTION)?;
-    let cluster = common::error::pick_for_section(
-        SECTION,
-        args.cluster.as_deref(),
-        state,
-        previous.as_ref().map(Section::place),
-        &ctx.region,
-        SAME_PLACE_FIX,
-    )?;
+    let (cluster, previous) =
+        pick_for_section::<Section>(args.cluster.as_deref(), state, &ctx.region)?;
     let cidrs = pick_cidrs(&args.allowed_cidrs, previous.as_ref())?;
     let name = stack_name(&cluster, &ctx.region);
     let clients = Clients::new(&ctx.aws);

@@ -8,18 +8,16 @@ use crate::{DeleteArgs, SECTION, Section, stack_name, template};
 
 /// `eks-sg-stack delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
-    let previous: Option<Section> = state.section(SECTION)?;
+    let previous: Option<Section> =
+        common::error::recorded_section(args.cluster.as_deref(), state, &ctx.region)?;
     if state.raw("deploy").is_some() && !args.force {
         return Err(Usage::DeployStillThere.into());
     }
     let (name, target) = match &previous {
-        Some(p) => {
-            common::error::same_cluster(SECTION, args.cluster.as_deref(), &p.cluster_name)?;
-            (
-                p.stack_name.clone(),
-                p.stack_id.clone().unwrap_or_else(|| p.stack_name.clone()),
-            )
-        }
+        Some(p) => (
+            p.stack_name.clone(),
+            p.stack_id.clone().unwrap_or_else(|| p.stack_name.clone()),
+        ),
         None => {
             let cluster = common::cluster::pick_in(args.cluster.as_deref(), state, None)?;
             let name = stack_name(&cluster, &ctx.region);

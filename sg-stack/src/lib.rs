@@ -50,9 +50,10 @@ pub struct Section {
     pub extra: Map<String, Value>,
 }
 
-impl Section {
-    /// The cluster and region the section is about.
-    pub fn place(&self) -> (&str, &str) {
+impl common::error::OwnSection for Section {
+    const SECTION: &'static str = SECTION;
+    const SAME_PLACE_FIX: &'static str = SAME_PLACE_FIX;
+    fn place(&self) -> (&str, &str) {
         (&self.cluster_name, &self.region)
     }
 }
@@ -107,6 +108,7 @@ pub fn template_text(args: &TemplateArgs) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::error::pick_for_section;
     use common::step::EXIT_USAGE;
     use common::{State, StepFailure};
 
@@ -130,11 +132,9 @@ mod tests {
         State::parse(text).unwrap()
     }
 
-    /// The cluster as `create` picks it: the state's, else the one its own section records.
+    /// The cluster as `create` picks it, in the section's region.
     fn cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-        let own: Option<Section> = state.section(SECTION)?;
-        let own = own.as_ref().map(|s| s.cluster_name.as_str());
-        Ok(common::cluster::pick_in(flag, state, own)?)
+        Ok(pick_for_section::<Section>(flag, state, "us-east-2")?.0)
     }
 
     #[test]
@@ -187,27 +187,32 @@ mod tests {
 
     #[test]
     fn section_for_another_place_is_refused() {
-        let prev = section(&[]);
-        let check = |prev: Option<&Section>, cluster: &str, region: &str| {
-            common::error::same_place(
-                SECTION,
-                prev.map(Section::place),
-                cluster,
-                region,
-                SAME_PLACE_FIX,
-            )
-            .map_err(Error::from)
+        let mut with = State::new();
+        with.set_section(SECTION, &section(&[]));
+        let check = |state: &State, flag: Option<&str>, region: &str| {
+            pick_for_section::<Section>(flag, state, region)
+                .map(|(_, previous)| previous)
+                .map_err(Error::from)
         };
-        assert!(check(Some(&prev), "c", "us-east-2").is_ok());
-        let err = check(Some(&prev), "d", "eu-west-1").unwrap_err();
+        assert_eq!(check(&with, None, "us-east-2").unwrap(), Some(section(&[])));
+        assert_eq!(
+            check(&with, Some("c"), "us-east-2").unwrap(),
+            Some(section(&[]))
+        );
+        // The state now names another cluster than the one the stack was made for.
+        let mut moved = with.clone();
+        moved.set_section("cluster", &serde_json::json!({"name": "d"}));
+        let err = check(&moved, None, "eu-west-1").unwrap_err();
         assert_eq!(err.exit_code(), EXIT_USAGE);
         assert_eq!(
             err.to_string(),
             "the state's sgStack section is for cluster c in us-east-2, not d in eu-west-1; delete that stack first or use a separate state"
         );
-        assert!(check(Some(&prev), "c", "eu-west-1").is_err());
-        assert!(check(Some(&prev), "d", "us-east-2").is_err());
-        assert!(check(None, "d", "eu-west-1").is_ok());
+        assert!(check(&moved, None, "us-east-2").is_err());
+        assert!(check(&with, None, "eu-west-1").is_err());
+        let flag = check(&with, Some("d"), "us-east-2").unwrap_err();
+        assert_eq!(flag.exit_code(), EXIT_USAGE);
+        assert_eq!(check(&State::new(), Some("d"), "eu-west-1").unwrap(), None);
         let other = common::error::same_cluster(SECTION, Some("d"), "c").unwrap_err();
         assert_eq!(
             other.to_string(),

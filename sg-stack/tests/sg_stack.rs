@@ -146,6 +146,25 @@ async fn create_rerun_and_delete_on_a_cluster_that_reports_no_network() {
     assert!(second.stderr.contains("up to date"), "{}", second.stderr);
     assert_eq!(second.json()["sgStack"], state["sgStack"]);
 
+    // Delete in another region than the stack's is refused before any call: there it would find
+    // no stack, and the section, the one record of the stack, would be dropped.
+    let calls = moto.recorded_calls().len();
+    let elsewhere = run(&moto, &["--region", "eu-west-1", "delete"], &second.stdout);
+    assert_exit(&elsewhere, 2);
+    assert!(
+        elsewhere
+            .stderr
+            .contains("is for cluster demo in us-east-2, not demo in eu-west-1"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert_eq!(elsewhere.json()["sgStack"], state["sgStack"]);
+    assert_eq!(moto.recorded_calls().len(), calls, "no AWS call");
+    assert_eq!(
+        stack_names(&moto).await,
+        ["alb-securitygroup-demo-us-east-2"]
+    );
+
     // Delete: no stack, no ALB group, no section; the cluster group is not ours to delete.
     let deleted = run(&moto, &["delete"], &second.stdout);
     assert_exit(&deleted, 0);

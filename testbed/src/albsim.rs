@@ -230,18 +230,7 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
                 if let Some(running) = lock(&albs).remove(&key) {
                     running.server.abort();
                 }
-                let rest: Vec<&String> = ingress
-                    .finalizers()
-                    .iter()
-                    .filter(|f| *f != FINALIZER)
-                    .collect();
-                let _ = api
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-                    )
-                    .await;
+                release(&api, &ingress, FINALIZER).await;
             }
             continue;
         }
@@ -431,21 +420,31 @@ async fn release_bindings(client: &Client, namespace: &str, stack: &str) {
         return;
     };
     for binding in list.items {
-        let name = binding.name_any();
-        let _ = api.delete(&name, &DeleteParams::default()).await;
-        let rest: Vec<&String> = binding
-            .finalizers()
-            .iter()
-            .filter(|f| *f != TGB_FINALIZER)
-            .collect();
         let _ = api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-            )
+            .delete(&binding.name_any(), &DeleteParams::default())
             .await;
+        release(&api, &binding, TGB_FINALIZER).await;
     }
+}
+
+/// Takes the controller's `finalizer` off `object`, keeping any others (best effort: an object
+/// already gone has nothing to release).
+async fn release<K>(api: &Api<K>, object: &K, finalizer: &str)
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let rest: Vec<&String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .collect();
+    let _ = api
+        .patch(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+        )
+        .await;
 }
 
 /// A loopback HTTP server: with `albs`, 200 for a `Host` naming a live ALB and 404 otherwise;
