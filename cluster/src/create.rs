@@ -22,6 +22,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     check_region(previous.as_ref(), &ctx.region)?;
     let plan = plan_create(args, state, previous.as_ref())?;
     let name = plan.cluster.clone();
+    ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
 
     if ctx.dry_run {

@@ -21,6 +21,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
     if !later.is_empty() && !args.force {
         return Err(Usage::StillInUse { sections: later }.into());
     }
+    ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
     let stack_name = previous
         .as_ref()

@@ -387,6 +387,27 @@ async fn create_from_nothing_rerun_and_delete() {
     );
     assert!(bed.moto.mutating_calls().is_empty());
 
+    // With credentials for another account, delete is refused before any change: there it
+    // would find no cluster, stack or roles, and forget all of them.
+    let other = bed.moto.other_account_env("111111111111").await;
+    let elsewhere = testbed::run::run(
+        bed.moto
+            .command(BIN)
+            .envs(other)
+            .args(["--region", REGION, "delete"]),
+        &again.stdout,
+    );
+    assert_exit(&elsewhere, 2);
+    assert!(
+        elsewhere
+            .stderr
+            .contains("but these credentials are for account 111111111111"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert_eq!(elsewhere.json()["cluster"], again.json()["cluster"]);
+    assert_eq!(aws.clusters().await, ["demo"]);
+
     // Delete refuses while a later step's section is there.
     let mut later: Value = again.json();
     later["sgStack"] = json!({"stackName": "x"});

@@ -36,6 +36,16 @@ pub enum Usage {
         flag: String,
         recorded: String,
     },
+    /// The credentials are for another AWS account than the one the state records.
+    #[error(
+        "the state records what was made in AWS account {recorded}, but these credentials are for account {account} ({arn}); there this run would find none of it. Use that account's credentials (--profile, AWS_PROFILE) or a separate state"
+    )]
+    OtherAccount {
+        /// The account(s) the state records, comma separated.
+        recorded: String,
+        account: String,
+        arn: String,
+    },
     /// `--region` names another region than the state's cluster.
     #[error(
         "the state's cluster {cluster} is in {recorded_region}, not {region}; drop --region or use a separate state"

@@ -150,6 +150,36 @@ impl State {
         self.doc.get(section)?.get(key)?.as_str()
     }
 
+    /// The AWS accounts the document records what was made in: every `accountId` and the
+    /// account of every ARN held as a whole value (`arn:aws:iam::123456789012:role/x`), outside
+    /// the error record and the timings. Only 12-digit accounts count (not the `aws` of AWS
+    /// managed policies).
+    pub fn accounts(&self) -> std::collections::BTreeSet<String> {
+        fn walk(value: &Value, key: Option<&str>, out: &mut std::collections::BTreeSet<String>) {
+            match value {
+                Value::String(text) => {
+                    let account = match key {
+                        Some("accountId") => Some(text.as_str()),
+                        _ => crate::iam::partition_and_account(text).map(|(_, a)| a),
+                    };
+                    if let Some(account) = account.filter(|a| is_account_id(a)) {
+                        out.insert(account.to_owned());
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, None, out)),
+                Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, Some(k), out)),
+                _ => {}
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for (key, value) in &self.doc {
+            if key != ERROR_KEY && key != TIMINGS_KEY {
+                walk(value, None, &mut out);
+            }
+        }
+        out
+    }
+
     /// The error record, if an earlier step failed.
     pub fn error(&self) -> Option<ErrorRecord> {
         let value = self.doc.get(ERROR_KEY)?;
@@ -215,10 +245,32 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// Twelve digits: an AWS account id.
+fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn accounts_are_the_recorded_ids_and_arns() {
+        let state = State::parse(
+            r#"{"schemaVersion":1,
+                "cluster":{"name":"c","accountId":"111111111111","arn":"arn:aws:eks:us-east-2:111111111111:cluster/c"},
+                "sgStack":{"stackId":"arn:aws:cloudformation:us-east-2:222222222222:stack/s/1"},
+                "irsa":[{"roleArn":"arn:aws-cn:iam::333333333333:role/r","policyArns":["arn:aws:iam::aws:policy/P"]}],
+                "oidc":{"issuer":"https://x/arn:aws:iam::444444444444:role/not-a-whole-value","providerArn":"arn:aws:iam::1:oidc-provider/short"},
+                "error":{"step":"s","command":"c","message":"arn:aws:iam::555555555555:user/u","exitCode":1,"at":""},
+                "timings":{"x":"arn:aws:iam::666666666666:role/t"}}"#,
+        )
+        .unwrap();
+        let found: Vec<String> = state.accounts().into_iter().collect();
+        assert_eq!(found, ["111111111111", "222222222222", "333333333333"]);
+        assert!(State::new().accounts().is_empty());
+    }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     #[serde(rename_all = "camelCase")]

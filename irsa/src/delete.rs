@@ -21,6 +21,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         known,
     } = resolve(state, target, &ctx.region)?;
     let account = format!("{}/{}", target.namespace, target.sa_name);
+    ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
     let current = role::read(&clients.iam, &role_name).await?;
 

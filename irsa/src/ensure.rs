@@ -32,6 +32,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     }
     let documents = load_documents(&args.policy_documents, &args.policy_sha256).await?;
 
+    ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
     let facts = known
         .complete(

@@ -77,6 +77,11 @@ impl Bed {
     }
 
     fn run(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(&[], args, stdin)
+    }
+
+    /// [`Bed::run`] with more environment (another account's credentials).
+    fn run_with(&self, env: &[(&'static str, String)], args: &[&str], stdin: &str) -> Run {
         let kubeconfig = self.kube.kubeconfig();
         let mut all: Vec<&str> = vec!["--region", REGION];
         all.extend_from_slice(args);
@@ -84,7 +89,10 @@ impl Bed {
         if needs_kube {
             all.extend_from_slice(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
         }
-        testbed::run::run(self.moto.command(BIN).args(&all), stdin)
+        testbed::run::run(
+            self.moto.command(BIN).envs(env.iter().cloned()).args(&all),
+            stdin,
+        )
     }
 
     async fn service_account(&self, ns: &str, name: &str) -> Option<ServiceAccount> {
@@ -231,6 +239,19 @@ async fn ensure_rerun_reconcile_and_delete() {
         .await
         .unwrap();
     assert_eq!(inline.policy_names(), ["read-secrets"]);
+
+    // With credentials for another account, delete is refused before the service account is
+    // touched: there it would find no role, drop the entry and strip the annotation.
+    let other = bed.moto.other_account_env("111111111111").await;
+    let elsewhere = bed.run_with(&other, &["delete", "--sa-name", ALB_SA], &third.stdout);
+    assert_exit(&elsewhere, 2);
+    assert!(
+        elsewhere.stderr.contains("for account 111111111111"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert_eq!(elsewhere.json()["irsa"], third.json()["irsa"]);
+    assert!(bed.service_account("kube-system", ALB_SA).await.is_some());
 
     // Delete: the role and the service account irsa created are gone, and so is the entry.
     let deleted = bed.run(&["delete", "--sa-name", ALB_SA], &third.stdout);

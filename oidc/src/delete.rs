@@ -37,6 +37,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             Target::Cluster(cluster)
         }
     };
+    ctx.same_account(state).await?;
     let clients = Clients::new(ctx);
     let (arn, ours) = match target {
         Target::Recorded { arn, ours } => (arn, ours),

@@ -28,6 +28,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     };
     issuer_from_state(state, &cluster)?;
 
+    ctx.same_account(state).await?;
     let clients = Clients::new(ctx);
     let (issuer, arn) = locate(&clients, state, &cluster, &ctx.region).await?;
     let created_before = match &previous {

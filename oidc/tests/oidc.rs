@@ -149,6 +149,19 @@ async fn ensure_creates_then_changes_nothing_and_delete_removes() {
         without_timings(state.clone())
     );
 
+    // With credentials for another account, delete is refused: there it would find no provider
+    // and drop the section.
+    let other = moto.other_account_env("111111111111").await;
+    let elsewhere = testbed::run::run(moto.command(BIN).envs(other).arg("delete"), &second.stdout);
+    assert_exit(&elsewhere, 2);
+    assert!(
+        elsewhere.stderr.contains("for account 111111111111"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert_eq!(elsewhere.json()["oidc"], state["oidc"]);
+    assert!(provider(&moto, &arn).await.is_some(), "the provider stays");
+
     // Delete removes what this tool made and clears the section.
     let deleted = run(&moto, &["delete"], &second.stdout);
     assert_exit(&deleted, 0);

@@ -72,6 +72,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         pick_for_section::<Section>(args.cluster.as_deref(), state, &ctx.region)?;
     let cidrs = pick_cidrs(&args.allowed_cidrs, previous.as_ref())?;
     let name = stack_name(&cluster, &ctx.region);
+    ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
     let cfn = &clients.cloudformation;
 

@@ -24,6 +24,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             (name.clone(), name)
         }
     };
+    ctx.same_account(state).await?;
     let cfn = aws_sdk_cloudformation::Client::new(&ctx.aws);
     let Some(existing) = stack::describe(&cfn, &target).await? else {
         tracing::info!("stack {name} does not exist; nothing to delete");

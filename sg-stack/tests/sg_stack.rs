@@ -165,6 +165,30 @@ async fn create_rerun_and_delete_on_a_cluster_that_reports_no_network() {
         ["alb-securitygroup-demo-us-east-2"]
     );
 
+    // With credentials for another account, create and delete are refused: there they would
+    // find no stack, and make a second one or drop the section.
+    let other = moto.other_account_env("111111111111").await;
+    for command in ["create", "delete"] {
+        let out = testbed::run::run(
+            moto.command(BIN).envs(other.clone()).arg(command),
+            &second.stdout,
+        );
+        assert_exit(&out, 2);
+        assert!(
+            out.stderr.contains(
+                "the state records what was made in AWS account 123456789012, but these credentials are for account 111111111111"
+            ),
+            "{command}: {}",
+            out.stderr
+        );
+        assert_eq!(out.json()["sgStack"], state["sgStack"], "{command}");
+        assert_eq!(out.json()["error"]["exitCode"], 2, "{command}");
+    }
+    assert_eq!(
+        stack_names(&moto).await,
+        ["alb-securitygroup-demo-us-east-2"]
+    );
+
     // Delete: no stack, no ALB group, no section; the cluster group is not ours to delete.
     let deleted = run(&moto, &["delete"], &second.stdout);
     assert_exit(&deleted, 0);

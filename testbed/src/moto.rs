@@ -163,6 +163,30 @@ impl Moto {
         cmd
     }
 
+    /// The environment of [`Moto::command`] with credentials for another AWS account of this
+    /// server (12 digits): moto switches accounts on `AssumeRole` into a role of that account,
+    /// as a real cross-account role does.
+    pub async fn other_account_env(&self, account: &str) -> Vec<(&'static str, String)> {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config("us-east-1").await);
+        let answer = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/other-account"))
+            .role_session_name("testbed")
+            .send()
+            .await
+            .expect("AssumeRole into the other account");
+        let creds = answer.credentials().expect("AssumeRole gives credentials");
+        let mut env = self.env();
+        env.retain(|(key, _)| !key.starts_with("AWS_ACCESS_KEY") && !key.starts_with("AWS_SECRET"));
+        env.push(("AWS_ACCESS_KEY_ID", creds.access_key_id().to_owned()));
+        env.push((
+            "AWS_SECRET_ACCESS_KEY",
+            creds.secret_access_key().to_owned(),
+        ));
+        env.push(("AWS_SESSION_TOKEN", creds.session_token().to_owned()));
+        env
+    }
+
     /// An SDK configuration for this server.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         let creds =
