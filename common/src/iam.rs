@@ -50,6 +50,37 @@ pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Caller, C
     })
 }
 
+impl crate::step::Context {
+    /// Refuses (bad input, exit 2) a run whose credentials are for another AWS account than the
+    /// one the state records ([`crate::State::accounts`]): in that account the run would find none of
+    /// what the state records, take it as gone, and make it anew or forget it. Costs one
+    /// `GetCallerIdentity` (which needs no permission), and only when the state records an
+    /// account. When the identity cannot be read it warns and goes on: the calls that follow
+    /// fail with their own errors. Steps call it after their own checks of the input and before
+    /// their first other AWS call.
+    pub async fn same_account(&self, state: &crate::State) -> Result<(), crate::Usage> {
+        let recorded = state.accounts();
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        let sts = aws_sdk_sts::Client::new(&self.aws);
+        match caller(&sts, &self.region).await {
+            Ok(me) if recorded.contains(&me.account) => Ok(()),
+            Ok(me) => Err(crate::Usage::OtherAccount {
+                recorded: recorded.into_iter().collect::<Vec<_>>().join(", "),
+                account: me.account,
+                arn: me.arn,
+            }),
+            Err(e) => {
+                tracing::warn!(
+                    "could not check that these credentials are for the account the state records ({e}); going on"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The partition and account of an ARN (`arn:PARTITION:service:region:ACCOUNT:...`), when it
 /// has both.
 pub fn partition_and_account(arn: &str) -> Option<(&str, &str)> {

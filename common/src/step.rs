@@ -67,37 +67,6 @@ pub struct Context {
     pub dry_run: bool,
 }
 
-impl Context {
-    /// Refuses (bad input, exit 2) a run whose credentials are for another AWS account than the
-    /// one the state records ([`State::accounts`]): in that account the run would find none of
-    /// what the state records, take it as gone, and make it anew or forget it. Costs one
-    /// `GetCallerIdentity` (which needs no permission), and only when the state records an
-    /// account. When the identity cannot be read it warns and goes on: the calls that follow
-    /// fail with their own errors. Steps call it after their own checks of the input and before
-    /// their first other AWS call.
-    pub async fn same_account(&self, state: &State) -> Result<(), Usage> {
-        let recorded = state.accounts();
-        if recorded.is_empty() {
-            return Ok(());
-        }
-        let sts = aws_sdk_sts::Client::new(&self.aws);
-        match crate::iam::caller(&sts, &self.region).await {
-            Ok(me) if recorded.contains(&me.account) => Ok(()),
-            Ok(me) => Err(Usage::OtherAccount {
-                recorded: recorded.into_iter().collect::<Vec<_>>().join(", "),
-                account: me.account,
-                arn: me.arn,
-            }),
-            Err(e) => {
-                tracing::warn!(
-                    "could not check that these credentials are for the account the state records ({e}); going on"
-                );
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Where the state comes from and goes to.
 #[derive(Debug, Clone)]
 enum Channel {
