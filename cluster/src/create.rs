@@ -48,7 +48,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         )),
     };
 
-    let account: roles::Account = common::iam::caller(&clients.sts, &ctx.region).await?.into();
+    let account: roles::Account = ctx.caller().await?.clone().into();
     section.facts.account_id = Some(account.id.clone());
 
     // The network: brought, or our stack.

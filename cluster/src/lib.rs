@@ -43,7 +43,6 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub eks: aws_sdk_eks::Client,
     pub iam: aws_sdk_iam::Client,
-    pub sts: aws_sdk_sts::Client,
 }
 
 impl Clients {
@@ -53,7 +52,6 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
         }
     }
 }

@@ -136,16 +136,9 @@ pub fn recorded_section<S: OwnSection>(
     region: &str,
 ) -> Result<Option<S>, Usage> {
     let previous: Option<S> = state.section(S::SECTION)?;
-    if let Some(p) = &previous {
-        let (cluster, _) = p.place();
+    if let Some(place @ (cluster, _)) = previous.as_ref().map(S::place) {
         same_cluster(S::SECTION, flag, cluster)?;
-        same_place(
-            S::SECTION,
-            Some(p.place()),
-            cluster,
-            region,
-            S::SAME_PLACE_FIX,
-        )?;
+        same_place(S::SECTION, Some(place), cluster, region, S::SAME_PLACE_FIX)?;
     }
     Ok(previous)
 }

@@ -51,6 +51,16 @@ pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Caller, C
 }
 
 impl crate::step::Context {
+    /// Who the credentials are ([`caller`]), asked once a run and kept; a failed call is asked
+    /// again next time.
+    pub async fn caller(&self) -> Result<&Caller, CallerError> {
+        self.caller
+            .get_or_try_init(|| async {
+                caller(&aws_sdk_sts::Client::new(&self.aws), &self.region).await
+            })
+            .await
+    }
+
     /// Refuses (bad input, exit 2) a run whose credentials are for another AWS account than the
     /// one the state records ([`crate::State::accounts`]): in that account the run would find none of
     /// what the state records, take it as gone, and make it anew or forget it. Costs one
@@ -63,13 +73,12 @@ impl crate::step::Context {
         if recorded.is_empty() {
             return Ok(());
         }
-        let sts = aws_sdk_sts::Client::new(&self.aws);
-        match caller(&sts, &self.region).await {
+        match self.caller().await {
             Ok(me) if recorded.contains(&me.account) => Ok(()),
             Ok(me) => Err(crate::Usage::OtherAccount {
                 recorded: recorded.into_iter().collect::<Vec<_>>().join(", "),
-                account: me.account,
-                arn: me.arn,
+                account: me.account.clone(),
+                arn: me.arn.clone(),
             }),
             Err(e) => {
                 tracing::warn!(

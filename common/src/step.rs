@@ -65,6 +65,8 @@ pub struct Context {
     pub aws: SdkConfig,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// Who the credentials are, asked at most once a run ([`Context::caller`]).
+    pub(crate) caller: tokio::sync::OnceCell<crate::iam::Caller>,
 }
 
 /// Where the state comes from and goes to.
@@ -522,6 +524,7 @@ async fn context_for(
         aws: load_config(&region, common.profile.as_deref()).await,
         region,
         dry_run: common.dry_run,
+        caller: tokio::sync::OnceCell::new(),
     })
 }
 

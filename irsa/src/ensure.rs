@@ -42,7 +42,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
             target.kubeconfig.is_none(),
         )
         .await?;
-    let provider = provider_arn(state, &cluster, &facts, &clients.sts, &ctx.region).await?;
+    let provider = provider_arn(state, &cluster, &facts, ctx).await?;
     check_provider(&clients.iam, &provider).await?;
     let issuer = facts.issuer.clone().unwrap_or_default();
     let wanted = role::Wanted {

@@ -15,7 +15,7 @@ pub async fn list(state: &State, ctx: &Context, args: &ListArgs) -> Result<Strin
         .complete(&clients.eks, &cluster, &ctx.region, false)
         .await
     {
-        Ok(facts) => Some(provider_arn(state, &cluster, &facts, &clients.sts, &ctx.region).await?),
+        Ok(facts) => Some(provider_arn(state, &cluster, &facts, ctx).await?),
         Err(Error::Describe(common::cluster::DescribeError::NotFound { .. })) => {
             tracing::warn!(
                 "cluster {cluster} was not found; every role listed trusts a provider of a cluster that is gone"

@@ -1,8 +1,8 @@
 //! The Kubernetes side: the service account's `eks.amazonaws.com/role-arn` annotation, set by
 //! server-side apply with our own field manager (so nothing else on the account is touched), and
 //! the rollout of the Deployments whose pods use the account.
-use common::cluster::kube_not_found;
 
+use common::cluster::kube_not_found;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;

@@ -103,7 +103,6 @@ pub(crate) fn resolve(state: &State, target: &Target, region: &str) -> Result<Re
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
-    pub sts: aws_sdk_sts::Client,
 }
 
 impl Clients {
@@ -111,7 +110,6 @@ impl Clients {
         Self {
             iam: aws_sdk_iam::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
         }
     }
 }
@@ -181,8 +179,7 @@ pub async fn provider_arn(
     state: &State,
     cluster: &str,
     facts: &Facts,
-    sts: &aws_sdk_sts::Client,
-    region: &str,
+    ctx: &common::Context,
 ) -> Result<String, Error> {
     let issuer = facts.issuer.as_deref().ok_or_else(|| Error::NoIssuer {
         cluster: cluster.to_owned(),
@@ -199,8 +196,8 @@ pub async fn provider_arn(
     {
         Some((partition, account)) => (partition.to_owned(), account.to_owned()),
         None => {
-            let me = common::iam::caller(sts, region).await?;
-            (me.partition, me.account)
+            let me = ctx.caller().await?;
+            (me.partition.clone(), me.account.clone())
         }
     };
     Ok(common::iam::oidc_provider_arn(&partition, &account, issuer))

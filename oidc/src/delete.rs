@@ -41,10 +41,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
     let clients = Clients::new(ctx);
     let (arn, ours) = match target {
         Target::Recorded { arn, ours } => (arn, ours),
-        Target::Cluster(cluster) => (
-            locate(&clients, state, &cluster, &ctx.region).await?.1,
-            false,
-        ),
+        Target::Cluster(cluster) => (locate(&clients, ctx, state, &cluster).await?.1, false),
     };
     if !ours && !args.force {
         tracing::info!(

@@ -30,7 +30,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
 
     ctx.same_account(state).await?;
     let clients = Clients::new(ctx);
-    let (issuer, arn) = locate(&clients, state, &cluster, &ctx.region).await?;
+    let (issuer, arn) = locate(&clients, ctx, state, &cluster).await?;
     let created_before = match &previous {
         Some(p) if p.provider_arn == arn => p.created_by_us,
         Some(p) if p.created_by_us => {

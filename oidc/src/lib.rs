@@ -73,7 +73,6 @@ impl common::error::OwnSection for Section {
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
-    pub sts: aws_sdk_sts::Client,
     pub eks: aws_sdk_eks::Client,
 }
 
@@ -81,7 +80,6 @@ impl Clients {
     pub fn new(ctx: &Context) -> Self {
         Self {
             iam: aws_sdk_iam::Client::new(&ctx.aws),
-            sts: aws_sdk_sts::Client::new(&ctx.aws),
             eks: aws_sdk_eks::Client::new(&ctx.aws),
         }
     }

@@ -2,7 +2,7 @@
 //! `DescribeCluster`) and the ARN IAM names after it (the account and partition from
 //! `GetCallerIdentity`).
 
-use common::{ClusterFacts, State};
+use common::{ClusterFacts, Context, State};
 
 use crate::Clients;
 use crate::error::{Error, Usage};
@@ -57,13 +57,14 @@ async fn describe_issuer(
 }
 
 /// The issuer and provider ARN of `cluster`: the issuer from the state or `DescribeCluster`,
-/// the account and partition from `GetCallerIdentity`.
+/// the account and partition from `GetCallerIdentity` ([`Context::caller`], asked once a run).
 pub(crate) async fn locate(
     clients: &Clients,
+    ctx: &Context,
     state: &State,
     cluster: &str,
-    region: &str,
 ) -> Result<(Issuer, String), Error> {
+    let region = ctx.region.as_str();
     let issuer = match issuer_from_state(state, cluster)? {
         Some(issuer) => {
             tracing::info!(
@@ -78,7 +79,7 @@ pub(crate) async fn locate(
             issuer
         }
     };
-    let me = common::iam::caller(&clients.sts, region).await?;
+    let me = ctx.caller().await?;
     let arn = issuer.provider_arn(&me.partition, &me.account);
     Ok((issuer, arn))
 }
