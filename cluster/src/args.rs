@@ -39,6 +39,10 @@ pub struct CreateArgs {
     /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// Take over an existing cluster or IAM role of our names that eks-fargate-alb did not make:
+    /// used as it is and recorded as adopted; delete leaves it standing.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// Flags of `delete`.

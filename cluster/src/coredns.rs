@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use common::wait::{Poll, wait_for};
+use common::wait::{Poll, wait_for_kube};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -173,7 +173,7 @@ pub async fn move_to_fargate(
         None => Outcome::AlreadyOnFargate,
     };
     let bound = timeout.min(MAX_WAIT);
-    wait_for::<_, Error, _, _>("kube-system/coredns to be available", bound, || async {
+    wait_for_kube::<_, Error, _, _>("kube-system/coredns to be available", bound, || async {
         let Some(d) = api.get_opt("coredns").await.map_err(get_error)? else {
             return Ok(Poll::Ready(()));
         };

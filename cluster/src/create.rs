@@ -9,7 +9,9 @@ use common::{Context, State};
 
 use crate::inputs::Ipv4Net;
 use crate::network::{self, Network};
+use crate::ownership::{self, Claim, Claims};
 use crate::plan::{CreatePlan, NetworkPlan, check_region, plan_create};
+use crate::section::AdoptedRole;
 use crate::{
     Clients, CreateArgs, Error, SECTION, Section, brought, coredns, eks, profiles, roles, template,
     zones,
@@ -24,9 +26,19 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     let name = plan.cluster.clone();
     ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
+    // Every name we would make is ours, absent, or adopted (`--adopt`), before anything is made.
+    let claims = ownership::check_create(
+        &clients,
+        &name,
+        previous.as_ref(),
+        matches!(plan.network, NetworkPlan::Stack { .. }),
+        &profiles::profile_name(&plan.namespaces),
+        args.adopt,
+    )
+    .await?;
 
     if ctx.dry_run {
-        return dry_run_create(&clients, ctx, args, &plan).await;
+        return dry_run_create(&clients, ctx, args, &plan, &claims).await;
     }
 
     let mut section = previous.unwrap_or_default();
@@ -78,25 +90,40 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
 
     // The roles, each recorded as soon as it exists.
     let cluster_spec = roles::cluster_role(&name, &account);
-    let cluster_role = roles::ensure(&clients.iam, &cluster_spec, &name).await?;
+    let cluster_role = ensure_role(state, &mut section, &clients, &claims, &cluster_spec).await?;
     section.cluster_role_arn = Some(cluster_role.arn.clone());
-    section.roles_created_by_us = section.roles_created_by_us || cluster_role.ours;
     state.set_section(SECTION, &section);
-    roles::ensure_policy(&clients.iam, &cluster_spec).await?;
     let pod_spec = roles::pod_execution_role(&name, &ctx.region, &account);
-    let pod_role = roles::ensure(&clients.iam, &pod_spec, &name).await?;
+    let pod_role = ensure_role(state, &mut section, &clients, &claims, &pod_spec).await?;
     section.pod_execution_role_arn = Some(pod_role.arn.clone());
-    section.roles_created_by_us = section.roles_created_by_us || pod_role.ours;
     state.set_section(SECTION, &section);
-    roles::ensure_policy(&clients.iam, &pod_spec).await?;
 
     // The cluster.
-    let existing = eks::describe(&clients.eks, &name).await?;
+    let existing = match claims.cluster {
+        Claim::Absent => None,
+        Claim::Ours | Claim::Adopted => eks::describe(&clients.eks, &name).await?,
+    };
+    match claims.cluster {
+        Claim::Adopted if !section.cluster_adopted => {
+            section.cluster_adopted = true;
+            state.set_section(SECTION, &section);
+        }
+        Claim::Ours if !section.cluster_created_by_us => {
+            section.cluster_created_by_us = true;
+            state.set_section(SECTION, &section);
+        }
+        _ => {}
+    }
     match &existing {
         Some(c) => {
             tracing::info!(
-                "cluster {name} exists ({}); adopting it, not creating it",
-                c.status
+                "cluster {name} exists ({}, {}); using it, not creating it",
+                c.status,
+                if section.cluster_adopted {
+                    "adopted: delete leaves it standing"
+                } else {
+                    "made by eks-cluster"
+                }
             );
             if c.version.as_deref().is_some_and(|v| v != plan.version) {
                 tracing::warn!(
@@ -125,6 +152,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                 },
             )
             .await?;
+            section.cluster_created_by_us = true;
             section.facts.arn = Some(made.arn).filter(|a| !a.is_empty());
         }
     }
@@ -189,6 +217,44 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         plan.namespaces.join(", ")
     );
     Ok(())
+}
+
+/// One of the two roles: made (or a role we made, brought to the wanted trust), or an adopted
+/// one used as it is; then its managed policy, attached when missing (recorded for an adopted
+/// role, so delete detaches only that).
+async fn ensure_role(
+    state: &mut State,
+    section: &mut Section,
+    clients: &Clients,
+    claims: &Claims,
+    spec: &roles::RoleSpec,
+) -> Result<roles::Ensured, Error> {
+    let name = section.facts.name.clone();
+    let adopted = claims.role(&spec.name) == Claim::Adopted;
+    let role = roles::ensure(&clients.iam, spec, &name, adopted).await?;
+    section.roles_created_by_us = section.roles_created_by_us || role.ours;
+    if adopted && section.adopted_role(&spec.name).is_none() {
+        section.adopted_roles.push(AdoptedRole {
+            name: spec.name.clone(),
+            attached_policies: Vec::new(),
+        });
+    }
+    state.set_section(SECTION, section);
+    if adopted {
+        // Recorded before the call: a lost answer must not leave an attachment delete forgets.
+        let entry = section
+            .adopted_roles
+            .iter_mut()
+            .find(|r| r.name == spec.name)
+            .expect("recorded above");
+        let already = roles::has_policy(&clients.iam, spec).await?;
+        if !already && !entry.attached_policies.contains(&spec.policy_arn) {
+            entry.attached_policies.push(spec.policy_arn.clone());
+            state.set_section(SECTION, section);
+        }
+    }
+    roles::ensure_policy(&clients.iam, spec).await?;
+    Ok(role)
 }
 
 /// The zones of the network stack when it is still to be made (`None` when it exists): chosen
@@ -334,6 +400,7 @@ async fn dry_run_create(
     ctx: &Context,
     args: &CreateArgs,
     plan: &CreatePlan,
+    claims: &Claims,
 ) -> Result<(), Error> {
     let name = &plan.cluster;
     let say = |what: String| tracing::info!("dry run: {what}");
@@ -367,36 +434,35 @@ async fn dry_run_create(
             ));
         }
     }
-    for role in [
-        roles::cluster_role_name(name),
-        roles::pod_execution_role_name(name),
-    ] {
-        match roles::read(&clients.iam, &role).await? {
-            Some(r) => say(format!(
-                "IAM role {role} exists ({}); would check its trust and policy",
-                r.arn
-            )),
-            None => say(format!("would create IAM role {role}")),
-        }
+    for (role, claim) in &claims.roles {
+        say(match claim {
+            Claim::Absent => format!("would create IAM role {role}"),
+            Claim::Ours => format!(
+                "IAM role {role} exists (made by eks-cluster); would check its trust and policy"
+            ),
+            Claim::Adopted => format!(
+                "IAM role {role} exists; would adopt it as it is and attach its managed policy if missing"
+            ),
+        });
     }
-    match eks::describe(&clients.eks, name).await? {
-        Some(c) => say(format!(
-            "cluster {name} exists ({}); would adopt it",
-            c.status
-        )),
-        None => say(format!(
+    say(match claims.cluster {
+        Claim::Absent => format!(
             "would create cluster {name} (Kubernetes {}) in {}, public and private endpoint, authentication API_AND_CONFIG_MAP",
             plan.version, ctx.region
-        )),
-    }
+        ),
+        Claim::Ours => format!("cluster {name} exists (made by eks-cluster); would use it"),
+        Claim::Adopted => {
+            format!("cluster {name} exists; would adopt it as it is (delete leaves it standing)")
+        }
+    });
     let profile = profiles::profile_name(&plan.namespaces);
-    let others: Vec<String> = match eks::describe(&clients.eks, name).await? {
-        Some(_) => eks::list_profiles(&clients.eks, name)
+    let others: Vec<String> = match claims.cluster {
+        Claim::Ours | Claim::Adopted => eks::list_profiles(&clients.eks, name)
             .await?
             .into_iter()
             .filter(|p| p != &profile)
             .collect(),
-        None => Vec::new(),
+        Claim::Absent => Vec::new(),
     };
     match eks::describe_profile(&clients.eks, name, &profile).await? {
         Some(p) => say(format!(

@@ -5,7 +5,7 @@ use common::{Context, State};
 
 use crate::error::{Error, Usage};
 use crate::plan::{check_region, pick_cluster};
-use crate::{Clients, DeleteArgs, SECTION, Section, eks, network, roles};
+use crate::{Clients, DeleteArgs, SECTION, Section, eks, network, ownership, roles};
 
 /// `eks-cluster delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
@@ -36,18 +36,40 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         roles::pod_execution_role_name(&name),
     ];
 
-    // What is ours: the state says; without a state, what carries our tag for this cluster.
+    // The cluster first: one that is neither ours nor adopted is refused before anything goes.
+    let recorded = previous.as_ref().filter(|p| p.facts.name == name);
+    let adopted = recorded.is_some_and(|p| p.cluster_adopted);
+    let cluster_now = eks::describe(&clients.eks, &name).await?;
+    let cluster_ours = cluster_now
+        .as_ref()
+        .is_some_and(|c| c.tagged_ours(&name) || recorded.is_some_and(|p| p.cluster_created_by_us));
+    if let Some(c) = &cluster_now
+        && !cluster_ours
+        && !adopted
+    {
+        let tag = format!(
+            "aws eks tag-resource --resource-arn {} --tags {}={name},{}={}",
+            c.arn,
+            common::owner::CLUSTER_TAG,
+            common::owner::STEP_TAG,
+            eks::STEP
+        );
+        return Err(ownership::cluster_not_ours(&name, c, common::owner::delete_fix(&tag)).into());
+    }
+
+    // What else is ours: the state says; without a state, what carries our tags for this
+    // cluster.
     let (network_ours, roles_ours) = match &previous {
         Some(p) => (p.network_created_by_us, p.roles_created_by_us),
         None => {
             let stack_ours = network::describe_stack(&clients.cloudformation, &stack_name)
                 .await?
-                .is_some();
+                .is_some_and(|s| s.carries(&common::owner::tags(&name, eks::STEP)));
             let mut any_role = false;
             for role in &role_names {
                 if roles::read(&clients.iam, role)
                     .await?
-                    .is_some_and(|r| r.owner.as_deref() == Some(name.as_str()))
+                    .is_some_and(|r| r.tagged_ours(&name))
                 {
                     any_role = true;
                 }
@@ -55,21 +77,40 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             (stack_ours, any_role)
         }
     };
+    let adopted_roles = recorded
+        .map(|p| p.adopted_roles.clone())
+        .unwrap_or_default();
 
-    // Profiles are listed only for a cluster that exists (a missing cluster has none; asking
-    // moto 5.2.5 for them anyway answers HTTP 500 instead of ResourceNotFoundException).
-    let cluster_now = eks::describe(&clients.eks, &name).await?;
-    let profiles = match &cluster_now {
-        Some(_) => eks::list_profiles(&clients.eks, &name).await?,
-        None => Vec::new(),
-    };
+    // A cluster that goes takes every profile with it (EKS deletes no cluster that has one); an
+    // adopted cluster keeps all but the ones eks-cluster made. Profiles are listed only for a
+    // cluster that exists (asking moto 5.2.5 anyway answers HTTP 500, not
+    // ResourceNotFoundException).
+    let mut profiles = Vec::new();
+    if cluster_now.is_some() {
+        for p in eks::list_profiles(&clients.eks, &name).await? {
+            if cluster_ours
+                || eks::describe_profile(&clients.eks, &name, &p)
+                    .await?
+                    .is_some_and(|found| found.owner.as_deref() == Some(name.as_str()))
+            {
+                profiles.push(p);
+            } else {
+                tracing::info!(
+                    "keeping Fargate profile {p} of the adopted cluster {name}: eks-cluster did not make it"
+                );
+            }
+        }
+    }
     if ctx.dry_run {
         let say = |what: String| tracing::info!("dry run: {what}");
         for p in &profiles {
             say(format!("would delete Fargate profile {p}"));
         }
         match &cluster_now {
-            Some(c) => say(format!("would delete cluster {name} ({})", c.status)),
+            Some(c) if cluster_ours => say(format!("would delete cluster {name} ({})", c.status)),
+            Some(_) => say(format!(
+                "would keep cluster {name} (adopted, not made by eks-cluster)"
+            )),
             None => say(format!("cluster {name} does not exist")),
         }
         if network_ours {
@@ -82,6 +123,14 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         } else {
             say("would keep the IAM roles (not made by eks-cluster)".into());
         }
+        for r in &adopted_roles {
+            for policy in &r.attached_policies {
+                say(format!(
+                    "would detach {policy} from the adopted IAM role {} and keep the role",
+                    r.name
+                ));
+            }
+        }
         return Ok(());
     }
 
@@ -93,7 +142,9 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             state.set_section(SECTION, &section);
         }
     }
-    if cluster_now.is_some() && eks::delete(&clients.eks, &name, args.timeout).await? {
+    if cluster_now.is_some() && !cluster_ours {
+        tracing::info!("keeping cluster {name}: it was adopted, not made by eks-cluster");
+    } else if cluster_now.is_some() && eks::delete(&clients.eks, &name, args.timeout).await? {
         tracing::info!("deleting cluster {name}");
         eks::wait_gone(&clients.eks, &name, args.timeout).await?;
     } else {
@@ -113,7 +164,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         for role in &role_names {
             // Only a role that carries our tag for this cluster is ours to delete.
             match roles::read(&clients.iam, role).await? {
-                Some(r) if r.owner.as_deref() == Some(name.as_str()) => {
+                Some(r) if r.tagged_ours(&name) => {
                     let removed = common::iam::remove_role(&clients.iam, role).await?;
                     if removed.role {
                         tracing::info!("deleted IAM role {role}");
@@ -128,6 +179,21 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         section.cluster_role_arn = None;
         section.pod_execution_role_arn = None;
         section.roles_created_by_us = false;
+        if previous.is_some() {
+            state.set_section(SECTION, &section);
+        }
+    }
+    // Adopted roles stay; only the policies eks-cluster attached to them go.
+    for r in &adopted_roles {
+        for policy in &r.attached_policies {
+            if roles::detach_policy(&clients.iam, &r.name, policy).await? {
+                tracing::info!(
+                    "detached {policy} from the adopted IAM role {} (kept)",
+                    r.name
+                );
+            }
+        }
+        section.adopted_roles.retain(|a| a.name != r.name);
         if previous.is_some() {
             state.set_section(SECTION, &section);
         }
@@ -151,6 +217,12 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         );
     }
     state.clear_section(SECTION);
-    tracing::info!("cluster {name} and what eks-cluster made for it are gone");
+    if adopted {
+        tracing::info!(
+            "what eks-cluster made for the adopted cluster {name} is gone; the cluster stays"
+        );
+    } else {
+        tracing::info!("cluster {name} and what eks-cluster made for it are gone");
+    }
     Ok(())
 }

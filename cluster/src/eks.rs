@@ -12,8 +12,10 @@ use common::wait::{Poll, wait_for};
 
 use crate::Error;
 
-/// The tag the cluster carries, valued with its name.
-pub const OWNER_TAG: &str = "eks-fargate-alb/cluster";
+/// The tag the cluster and its profiles carry, valued with the cluster's name.
+pub use common::owner::CLUSTER_TAG as OWNER_TAG;
+/// The step named in [`common::owner::STEP_TAG`] on what eks-cluster makes.
+pub const STEP: &str = "cluster";
 
 /// What we keep of a cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +29,15 @@ pub struct Cluster {
     pub vpc_id: Option<String>,
     pub subnet_ids: Vec<String>,
     pub cluster_security_group_id: Option<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl Cluster {
+    /// True when its tags prove eks-cluster made it (clusters made before the step tag carry
+    /// only the cluster tag).
+    pub fn tagged_ours(&self, name: &str) -> bool {
+        common::owner::map_proves_ours(&self.tags, name, STEP, true)
+    }
 }
 
 /// True when EKS refuses because something else is under way on the cluster (an update, or
@@ -55,6 +66,10 @@ fn cluster_of(c: &aws_sdk_eks::types::Cluster) -> Cluster {
         vpc_id: non_empty(vpc.and_then(|v| v.vpc_id())),
         subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
         cluster_security_group_id: non_empty(vpc.and_then(|v| v.cluster_security_group_id())),
+        tags: c
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -79,9 +94,12 @@ pub struct ClusterSpec {
 }
 
 /// Starts creating the cluster: public and private endpoint, API_AND_CONFIG_MAP authentication
-/// with the creator as admin, our tag. A role made moments ago may not be visible to EKS yet;
-/// the call is repeated for a while when EKS says so.
+/// with the creator as admin, our tags, an idempotency token. A role made moments ago may not be
+/// visible to EKS yet; the call is repeated for a while when EKS says so. When a retry after a
+/// lost answer is told the cluster already exists, the cluster found is ours if it carries our
+/// tags (the caller found no cluster of that name before), and it is returned.
 pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> {
+    let token = common::owner::client_token();
     let sent = retry_new_role(
         &format!("IAM role {} to be usable by EKS", spec.role_arn),
         || async {
@@ -102,21 +120,35 @@ pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> 
                         .bootstrap_cluster_creator_admin_permissions(true)
                         .build(),
                 )
-                .tags(OWNER_TAG, &spec.name)
+                .set_tags(Some(
+                    common::owner::tags(&spec.name, STEP).into_iter().collect(),
+                ))
+                .client_request_token(&token)
                 .send()
                 .await
                 .map_err(AwsError::from)
         },
     )
     .await;
-    let answer = sent.map_err(|e| match e {
-        Retried::Aws(source) => Error::CreateCluster {
-            cluster: spec.name.clone(),
-            source,
-        },
-        Retried::Timeout(t) => Error::Timeout(t),
-    })?;
-    Ok(answer.cluster().map(cluster_of).unwrap_or_default())
+    let source = match sent {
+        Ok(answer) => return Ok(answer.cluster().map(cluster_of).unwrap_or_default()),
+        Err(Retried::Timeout(t)) => return Err(Error::Timeout(t)),
+        Err(Retried::Aws(source)) => source,
+    };
+    if common::owner::is_already_exists(&source)
+        && let Some(found) = describe(eks, &spec.name).await?
+        && found.tagged_ours(&spec.name)
+    {
+        tracing::info!(
+            "cluster {} already exists and carries our tags: the answer to our CreateCluster was lost; going on with it",
+            spec.name
+        );
+        return Ok(found);
+    }
+    Err(Error::CreateCluster {
+        cluster: spec.name.clone(),
+        source,
+    })
 }
 
 /// How long a new IAM role may take to be visible to EKS (IAM is eventually consistent).
@@ -389,6 +421,7 @@ pub async fn create_profile(
         .iter()
         .map(|ns| FargateProfileSelector::builder().namespace(ns).build())
         .collect();
+    let token = common::owner::client_token();
     let sent = retry_while(
         &format!(
             "EKS to accept Fargate profile {} (another profile of {} is changing, or role {} is not usable yet)",
@@ -404,34 +437,44 @@ pub async fn create_profile(
                 .pod_execution_role_arn(&spec.pod_execution_role_arn)
                 .set_subnets(Some(spec.subnets.clone()))
                 .set_selectors(Some(selectors.clone()))
-                .tags(OWNER_TAG, &spec.cluster)
+                .set_tags(Some(
+                    common::owner::tags(&spec.cluster, STEP)
+                        .into_iter()
+                        .collect(),
+                ))
+                .client_request_token(&token)
                 .send()
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(e) => {
-                    let source = AwsError::from(e);
-                    // Made by an earlier call whose answer was lost: the wait below decides.
-                    if source.is("ResourceInUseException")
-                        && source.text().contains("already exists")
-                    {
-                        Ok(())
-                    } else {
-                        Err(source)
-                    }
-                }
+                Err(e) => Err(AwsError::from(e)),
             }
         },
     )
     .await;
-    sent.map_err(|e| match e {
-        Retried::Aws(source) => Error::CreateFargateProfile {
-            cluster: spec.cluster.clone(),
-            profile: spec.name.clone(),
-            source,
-        },
-        Retried::Timeout(t) => Error::Timeout(t),
-    })?;
+    match sent {
+        Ok(()) => {}
+        Err(Retried::Timeout(t)) => return Err(Error::Timeout(t)),
+        Err(Retried::Aws(source)) => {
+            // Made by an earlier call whose answer was lost: ours when it carries our tag (the
+            // caller found no profile of that name, or deleted it, before).
+            let lost_answer = common::owner::is_already_exists(&source)
+                && describe_profile(eks, &spec.cluster, &spec.name)
+                    .await?
+                    .is_some_and(|p| p.owner.as_deref() == Some(spec.cluster.as_str()));
+            if !lost_answer {
+                return Err(Error::CreateFargateProfile {
+                    cluster: spec.cluster.clone(),
+                    profile: spec.name.clone(),
+                    source,
+                });
+            }
+            tracing::info!(
+                "Fargate profile {} already exists and carries our tag: the answer to our CreateFargateProfile was lost; going on with it",
+                spec.name
+            );
+        }
+    }
     wait_profile_active(eks, &spec.cluster, &spec.name, timeout).await
 }
 

@@ -3,6 +3,7 @@
 
 use common::aws::AwsError;
 use common::cluster::PickError;
+use common::owner::NotOurs;
 use common::state::StateError;
 use common::wait::TimedOut;
 
@@ -46,6 +47,11 @@ pub enum Usage {
     BadNetwork { vpc_id: String, reason: String },
     #[error("cannot choose availability zones in {region}: {reason} (nothing was created)")]
     Zones { region: String, reason: String },
+    /// `--adopt` of a cluster without `--vpc-id`: an adopted cluster keeps its own VPC.
+    #[error(
+        "cluster {cluster} is adopted, and it runs in a VPC eks-cluster did not make: pass --vpc-id, --private-subnets and --public-subnets of its VPC (nothing was changed)"
+    )]
+    AdoptNeedsVpc { cluster: String },
     #[error("no kubeconfig path: pass -o PATH, or set KUBECONFIG or HOME")]
     NoKubeconfigPath,
 }
@@ -103,6 +109,12 @@ pub enum Error {
     ListAttachedRolePolicies { role: String, source: AwsError },
     #[error("AttachRolePolicy {policy} to {role}")]
     AttachRolePolicy {
+        role: String,
+        policy: String,
+        source: AwsError,
+    },
+    #[error("DetachRolePolicy {policy} from {role}")]
+    DetachRolePolicy {
         role: String,
         policy: String,
         source: AwsError,
@@ -204,7 +216,7 @@ pub enum Error {
     Eni(#[from] common::eni::EniError),
 }
 
-common::step_error!(Error, Usage, shared: [PickError, StateError]);
+common::step_error!(Error, Usage, shared: [PickError, StateError, NotOurs]);
 
 /// `a `deploy` section and a `sgStack` section`.
 fn sections_text(sections: &[&str]) -> String {

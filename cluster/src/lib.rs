@@ -13,6 +13,7 @@ mod error;
 pub mod inputs;
 pub mod kubeconfig;
 pub mod network;
+pub mod ownership;
 mod plan;
 pub mod profiles;
 pub mod roles;

@@ -72,10 +72,7 @@ pub fn spec(cluster: &str, vpc: &Ipv4Net, zones: &[String]) -> Spec {
         name: stack_name(cluster),
         body: template::render_text(vpc, azs),
         parameters,
-        tags: BTreeMap::from([
-            (crate::eks::OWNER_TAG.to_owned(), cluster.to_owned()),
-            ("eks-fargate-alb/step".to_owned(), "cluster".to_owned()),
-        ]),
+        tags: common::owner::tags(cluster, crate::eks::STEP),
     }
 }
 

@@ -115,7 +115,12 @@ pub async fn reconcile(
         section.fargate_profiles.retain(|p| p != &name);
         state.set_section(SECTION, section);
     }
-    section.fargate_profiles = eks::list_profiles(eks_client, cluster).await?;
+    // The section records the profiles eks-cluster made that still exist, never others'.
+    let listed = eks::list_profiles(eks_client, cluster).await?;
+    section.fargate_profiles.retain(|p| listed.contains(p));
+    if !section.fargate_profiles.contains(&spec.name) {
+        section.fargate_profiles.push(spec.name.clone());
+    }
     state.set_section(SECTION, section);
     Ok(())
 }

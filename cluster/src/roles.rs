@@ -2,17 +2,18 @@
 //! brought VPC too): the cluster role EKS assumes, and the pod execution role Fargate assumes to
 //! pull images and write logs for the pods.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 use common::aws::AwsError;
+use common::owner::NotOurs;
 use serde_json::{Value, json};
 
 use crate::Error;
 
 /// IAM's longest role name.
 pub const MAX_ROLE_NAME: usize = 64;
-/// The tag every role we make carries, valued with the cluster name.
-pub const OWNER_TAG: &str = "eks-fargate-alb/cluster";
 
 /// Where the account lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +106,20 @@ pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Rol
 pub struct Existing {
     pub arn: String,
     pub trust: Value,
-    pub owner: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Existing {
+    /// True when its tags prove eks-cluster made it for `cluster` (roles made before the step
+    /// tag carry only the cluster tag).
+    pub fn tagged_ours(&self, cluster: &str) -> bool {
+        common::owner::map_proves_ours(&self.tags, cluster, crate::eks::STEP, true)
+    }
+
+    /// Why it is not ours, in words.
+    pub fn why_not_ours(&self) -> String {
+        common::owner::why_not_ours(|k| self.tags.get(k).map(String::as_str))
+    }
 }
 
 /// The role, `None` when it does not exist.
@@ -121,11 +135,11 @@ pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
                     .assume_role_policy_document()
                     .map(common::iam::parse_policy)
                     .unwrap_or(Value::Null),
-                owner: role
+                tags: role
                     .tags()
                     .iter()
-                    .find(|t| t.key() == OWNER_TAG)
-                    .map(|t| t.value().to_owned()),
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
             }))
         }
         Err(e) => {
@@ -151,47 +165,81 @@ pub struct Ensured {
     pub changed: bool,
 }
 
-/// Makes the role or brings an existing one's trust to the wanted one; no mutating call when
-/// nothing differs. [`ensure_policy`] attaches its policy once its ARN is recorded.
-pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensured, Error> {
+/// The refusal for a role of our name that is not ours.
+pub fn not_ours(role: &str, existing: &Existing) -> NotOurs {
+    NotOurs {
+        what: "IAM role",
+        name: role.to_owned(),
+        why: existing.why_not_ours(),
+        fix: "Pass --adopt to use it as it is (its trust policy is left alone; eks-cluster attaches the managed policy it needs and delete detaches only that), or delete or rename the role".into(),
+    }
+}
+
+/// Makes the role, or brings the trust of a role we made to the wanted one; an `adopted` role
+/// (`--adopt`, recorded) is used as it is. No mutating call when nothing differs.
+/// [`ensure_policy`] attaches its policy once its ARN is recorded. A `CreateRole` whose answer
+/// was lost answers `EntityAlreadyExists` on the SDK's retry: the role is then ours when it
+/// carries our tags.
+pub async fn ensure(
+    iam: &Client,
+    spec: &RoleSpec,
+    cluster: &str,
+    adopted: bool,
+) -> Result<Ensured, Error> {
     let trust_text = spec.trust.to_string();
     let mut changed = false;
     let (arn, ours) = match read(iam, &spec.name).await? {
         None => {
             tracing::info!("creating IAM role {}", spec.name);
-            let answer = iam
+            let tags: Vec<Tag> = common::owner::tags(cluster, crate::eks::STEP)
+                .into_iter()
+                .map(|(k, v)| {
+                    Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .expect("key and value set")
+                })
+                .collect();
+            let sent = iam
                 .create_role()
                 .role_name(&spec.name)
                 .assume_role_policy_document(&trust_text)
                 .description(&spec.description)
-                .tags(
-                    Tag::builder()
-                        .key(OWNER_TAG)
-                        .value(cluster)
-                        .build()
-                        .expect("key and value set"),
-                )
+                .set_tags(Some(tags))
                 .send()
-                .await
-                .map_err(|e| Error::CreateRole {
-                    role: spec.name.clone(),
-                    source: e.into(),
-                })?;
+                .await;
+            let arn = match sent {
+                Ok(answer) => answer
+                    .role()
+                    .map(|r| r.arn().to_owned())
+                    .unwrap_or_default(),
+                Err(e) => {
+                    let source = AwsError::from(e);
+                    match read(iam, &spec.name).await? {
+                        Some(found)
+                            if common::owner::is_already_exists(&source)
+                                && found.tagged_ours(cluster) =>
+                        {
+                            tracing::info!(
+                                "IAM role {} already exists and carries our tags: the answer to our CreateRole was lost; going on with it",
+                                spec.name
+                            );
+                            found.arn
+                        }
+                        _ => {
+                            return Err(Error::CreateRole {
+                                role: spec.name.clone(),
+                                source,
+                            });
+                        }
+                    }
+                }
+            };
             changed = true;
-            let arn = answer
-                .role()
-                .map(|r| r.arn().to_owned())
-                .unwrap_or_default();
             (arn, true)
         }
-        Some(existing) => {
-            let ours = existing.owner.as_deref() == Some(cluster);
-            if !ours {
-                tracing::info!(
-                    "IAM role {} exists and was not made by eks-fargate-alb for {cluster}; using it (it will not be deleted)",
-                    spec.name
-                );
-            }
+        Some(existing) if existing.tagged_ours(cluster) => {
             if existing.trust != spec.trust {
                 tracing::info!("updating the trust policy of IAM role {}", spec.name);
                 iam.update_assume_role_policy()
@@ -205,10 +253,52 @@ pub async fn ensure(iam: &Client, spec: &RoleSpec, cluster: &str) -> Result<Ensu
                     })?;
                 changed = true;
             }
-            (existing.arn, ours)
+            (existing.arn, true)
         }
+        Some(existing) if adopted => {
+            if existing.trust != spec.trust {
+                tracing::warn!(
+                    "IAM role {} (adopted) has another trust policy than eks-cluster would give it; it is left as it is",
+                    spec.name
+                );
+            }
+            (existing.arn, false)
+        }
+        Some(existing) => return Err(not_ours(&spec.name, &existing).into()),
     };
     Ok(Ensured { arn, ours, changed })
+}
+
+/// True when the role has its managed policy attached.
+pub async fn has_policy(iam: &Client, spec: &RoleSpec) -> Result<bool, Error> {
+    Ok(attached_policies(iam, &spec.name)
+        .await?
+        .contains(&spec.policy_arn))
+}
+
+/// Detaches `policy` from `role`; false when it was not attached (or the role is gone).
+pub async fn detach_policy(iam: &Client, role: &str, policy: &str) -> Result<bool, Error> {
+    match iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(policy)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if source.is("NoSuchEntity") {
+                Ok(false)
+            } else {
+                Err(Error::DetachRolePolicy {
+                    role: role.to_owned(),
+                    policy: policy.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
 }
 
 /// Attaches the role's managed policy when it is not; true when it attached it.

@@ -35,6 +35,18 @@ pub struct Section {
     pub fargate_restart_namespaces: Vec<String>,
     #[serde(default)]
     pub network_created_by_us: bool,
+    /// The cluster was made by eks-cluster (its `CreateCluster`, or a lost answer to it proven
+    /// by our tags): delete deletes it.
+    #[serde(default)]
+    pub cluster_created_by_us: bool,
+    /// The cluster was taken over with `--adopt`: delete leaves it standing and removes only
+    /// what eks-cluster added to it (its Fargate profile).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_adopted: bool,
+    /// IAM roles taken over with `--adopt`, with the managed policies eks-cluster attached to
+    /// them (delete detaches those and leaves the roles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted_roles: Vec<AdoptedRole>,
     #[serde(default)]
     pub roles_created_by_us: bool,
     #[serde(default)]
@@ -44,7 +56,22 @@ pub struct Section {
     pub extra: Map<String, Value>,
 }
 
+/// A role taken over with `--adopt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptedRole {
+    pub name: String,
+    /// The managed policies eks-cluster attached (the role did not have them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached_policies: Vec<String>,
+}
+
 impl Section {
+    /// The adopted role of that name, when the section records one.
+    pub fn adopted_role(&self, name: &str) -> Option<&AdoptedRole> {
+        self.adopted_roles.iter().find(|r| r.name == name)
+    }
+
     /// A section of `name` in `region`, nothing else known yet.
     pub fn new(name: &str, region: &str) -> Section {
         Section {

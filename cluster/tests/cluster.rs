@@ -542,15 +542,24 @@ async fn killed_during_create_then_rerun_converges() {
     let output = child.wait_with_output().unwrap();
     assert!(output.stdout.is_empty(), "killed: no state written");
 
-    // The state is lost; a re-run from nothing finds and adopts what was made.
+    // The state is lost; a re-run from nothing finds what it made by our tags.
     let _sim = DeploymentSim::start(
         bed.kube.client().await,
         Profiles::eks(&bed.moto.sdk_config(REGION).await),
     );
     let rerun = bed.create(&["--cluster", "demo"], "");
     assert_exit(&rerun, 0);
-    assert!(rerun.stderr.contains("adopting"), "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("made by eks-cluster"),
+        "{}",
+        rerun.stderr
+    );
     let c = &rerun.json()["cluster"];
+    assert_eq!(
+        c["clusterCreatedByUs"], true,
+        "our tag marks the cluster ours"
+    );
+    assert!(c.get("clusterAdopted").is_none(), "{c}");
     assert_eq!(c["networkCreatedByUs"], true);
     assert_eq!(c["rolesCreatedByUs"], true, "our tag marks the roles ours");
     assert_eq!(aws.stacks().await, ["eks-fargate-demo-vpc"]);
@@ -756,6 +765,333 @@ async fn bring_your_own_vpc() {
     assert!(aws.clusters().await.is_empty());
     assert!(!aws.role_exists("eks-fargate-byo-cluster").await);
     assert!(aws.vpc_exists(&vpc_id).await, "a brought VPC is kept");
+}
+
+/// Someone else's cluster in the brought VPC, with a Fargate profile of theirs and their role.
+async fn foreign_cluster(aws: &Aws, name: &str, subnets: &[String]) {
+    let role = aws
+        .iam
+        .create_role()
+        .role_name(format!("{name}-their-role"))
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": ["eks.amazonaws.com", "eks-fargate-pods.amazonaws.com"]},
+                "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_owned();
+    aws.eks
+        .create_cluster()
+        .name(name)
+        .role_arn(&role)
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .set_subnet_ids(Some(subnets.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.eks
+        .create_fargate_profile()
+        .cluster_name(name)
+        .fargate_profile_name("their-apps")
+        .pod_execution_role_arn(&role)
+        .set_subnets(Some(subnets.to_vec()))
+        .selectors(
+            aws_sdk_eks::types::FargateProfileSelector::builder()
+                .namespace("their-apps")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_it_did_not_make_is_refused_adopted_on_request_and_left_standing() {
+    let bed = Bed::new(true).await;
+    let aws = bed.aws().await;
+    let (vpc_id, private, public) = brought_vpc(&aws).await;
+    foreign_cluster(&aws, "theirs", &private).await;
+    let privates = private.join(",");
+    let create = [
+        "--cluster",
+        "theirs",
+        "--vpc-id",
+        &vpc_id,
+        "--private-subnets",
+        &privates,
+        "--public-subnets",
+        &public,
+    ];
+
+    // `make clean CLUSTER=theirs` with no state, and a create of that name: both refused with
+    // exit 2, no mutating call, the cluster and its profile as they were.
+    let delete_args = ["delete", "--cluster", "theirs"];
+    bed.moto.start_recording();
+    let refused_delete = run(&bed.moto, &delete_args, "");
+    let refused_create = bed.create(&create, "");
+    for refused in [&refused_delete, &refused_create] {
+        assert_exit(refused, 2);
+        assert!(
+            refused.stderr.contains("EKS cluster theirs is not ours")
+                && refused.stderr.contains("no eks-fargate-alb/cluster tag"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(
+        refused_delete.stderr.contains("aws eks tag-resource"),
+        "{}",
+        refused_delete.stderr
+    );
+    assert!(
+        refused_create.stderr.contains("--adopt"),
+        "{}",
+        refused_create.stderr
+    );
+    assert!(
+        bed.moto.mutating_calls().is_empty(),
+        "{:?}",
+        bed.moto.mutating_calls()
+    );
+    assert_eq!(aws.clusters().await, ["theirs"]);
+    assert_eq!(aws.profiles("theirs").await, ["their-apps"]);
+
+    // --adopt: used as it is, recorded as adopted; our profile is added beside theirs.
+    let mut adopt = create.to_vec();
+    adopt.push("--adopt");
+    let adopted = bed.create(&adopt, "");
+    assert_exit(&adopted, 0);
+    let c = &adopted.json()["cluster"];
+    assert_eq!(c["clusterAdopted"], true, "{c}");
+    assert_eq!(c["clusterCreatedByUs"], false, "{c}");
+    let ours = profile_of(c);
+    assert_eq!(
+        c["fargateProfiles"],
+        json!([ours.clone()]),
+        "only ours recorded"
+    );
+    let mut profiles = aws.profiles("theirs").await;
+    profiles.sort();
+    assert_eq!(profiles, [ours.clone(), "their-apps".to_owned()]);
+
+    // A re-run from the state needs no --adopt and changes nothing.
+    bed.moto.start_recording();
+    let again = bed.create(&[], &adopted.stdout);
+    assert_exit(&again, 0);
+    assert!(
+        bed.moto.mutating_calls().is_empty(),
+        "{:?}",
+        bed.moto.mutating_calls()
+    );
+
+    // Teardown removes only what eks-cluster added: our profile and our roles.
+    let gone = run(&bed.moto, &["delete"], &again.stdout);
+    assert_exit(&gone, 0);
+    assert!(gone.stderr.contains("the cluster stays"), "{}", gone.stderr);
+    assert_eq!(
+        aws.clusters().await,
+        ["theirs"],
+        "the adopted cluster stands"
+    );
+    assert_eq!(aws.profiles("theirs").await, ["their-apps"]);
+    assert!(!aws.role_exists("eks-fargate-theirs-cluster").await);
+    assert!(aws.role_exists("theirs-their-role").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_of_our_name_it_did_not_make_is_refused_then_adopted_as_it_is() {
+    let bed = Bed::new(true).await;
+    let aws = bed.aws().await;
+    let (vpc_id, private, public) = brought_vpc(&aws).await;
+    let their_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]});
+    aws.iam
+        .create_role()
+        .role_name("eks-fargate-r-cluster")
+        .assume_role_policy_document(their_trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let privates = private.join(",");
+    let create = [
+        "--cluster",
+        "r",
+        "--vpc-id",
+        &vpc_id,
+        "--private-subnets",
+        &privates,
+        "--public-subnets",
+        &public,
+    ];
+    bed.moto.start_recording();
+    let refused = bed.create(&create, "");
+    assert_exit(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("IAM role eks-fargate-r-cluster is not ours"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        bed.moto.mutating_calls().is_empty(),
+        "{:?}",
+        bed.moto.mutating_calls()
+    );
+    assert!(aws.clusters().await.is_empty());
+
+    let mut adopt = create.to_vec();
+    adopt.push("--adopt");
+    let made = bed.create(&adopt, "");
+    assert_exit(&made, 0);
+    let c = &made.json()["cluster"];
+    assert_eq!(
+        c["adoptedRoles"],
+        json!([{"name": "eks-fargate-r-cluster",
+            "attachedPolicies": ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]}]),
+        "{c}"
+    );
+    assert_eq!(c["clusterCreatedByUs"], true);
+    let trust = aws
+        .iam
+        .get_role()
+        .role_name("eks-fargate-r-cluster")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::iam::parse_policy(trust.role().unwrap().assume_role_policy_document().unwrap()),
+        their_trust,
+        "an adopted role's trust is left as it is"
+    );
+
+    let gone = run(&bed.moto, &["delete"], &made.stdout);
+    assert_exit(&gone, 0);
+    assert!(aws.clusters().await.is_empty(), "our cluster goes");
+    assert!(
+        aws.role_exists("eks-fargate-r-cluster").await,
+        "the adopted role stays"
+    );
+    assert!(
+        !aws.role_exists("eks-fargate-r-pod-exec").await,
+        "ours goes"
+    );
+    let attached = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name("eks-fargate-r-cluster")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attached.attached_policies().is_empty(),
+        "what we attached is detached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_to_its_creates_are_recognised_by_our_tags() {
+    let bed = Bed::new(true).await;
+    let aws = bed.aws().await;
+    let proxy = testbed::awsproxy::AwsProxy::in_front_of(&bed.moto);
+    let lost = testbed::faults::lose_first_answers(
+        &proxy,
+        &["CreateStack", "CreateRole", "AttachRolePolicy"],
+    );
+    // EKS is restJson: its creates are told apart by path, so lose those answers by hand.
+    let eks_lost = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = eks_lost.clone();
+    proxy.rule(move |request| {
+        let mut seen = seen.lock().unwrap();
+        let path = request.path.as_str();
+        let which = if path == "/clusters" {
+            "CreateCluster"
+        } else if path.ends_with("/fargate-profiles") {
+            "CreateFargateProfile"
+        } else {
+            return testbed::awsproxy::Verdict::Pass;
+        };
+        if request.method != "POST" || seen.iter().any(|s| s == which) {
+            return testbed::awsproxy::Verdict::Pass;
+        }
+        seen.push(which.to_owned());
+        testbed::awsproxy::Verdict::ForwardThenDrop
+    });
+    let kubeconfig = bed.kubeconfig();
+    let made = testbed::run::run(
+        proxy.command(&bed.moto, BIN).args([
+            "--region",
+            REGION,
+            "create",
+            "--kubeconfig",
+            &kubeconfig,
+            "--cluster",
+            "lost",
+        ]),
+        "",
+    );
+    assert_exit(&made, 0);
+    assert_eq!(
+        *lost.lock().unwrap(),
+        [
+            "cloudformation CreateStack",
+            "iam CreateRole",
+            "iam AttachRolePolicy"
+        ]
+    );
+    assert_eq!(
+        *eks_lost.lock().unwrap(),
+        ["CreateCluster", "CreateFargateProfile"]
+    );
+    for text in [
+        "CreateStack was lost",
+        "CreateRole was lost",
+        "CreateCluster was lost",
+        "CreateFargateProfile was lost",
+    ] {
+        assert!(made.stderr.contains(text), "{text}: {}", made.stderr);
+    }
+    let c = &made.json()["cluster"];
+    assert_eq!(c["clusterCreatedByUs"], true);
+    assert_eq!(c["networkCreatedByUs"], true);
+    assert_eq!(aws.clusters().await, ["lost"]);
+    assert_eq!(aws.stacks().await, ["eks-fargate-lost-vpc"]);
+    assert_eq!(aws.profiles("lost").await, [profile_of(c)]);
+    // CloudFormation and EKS got an idempotency token, the same on the SDK's retry.
+    let tokens = |pick: fn(&testbed::awsproxy::AwsRequest) -> Option<String>| -> Vec<String> {
+        proxy
+            .calls()
+            .iter()
+            .filter_map(|c| pick(&c.request))
+            .collect()
+    };
+    let stack_tokens = tokens(|r| {
+        (r.action == "CreateStack")
+            .then(|| r.param("ClientRequestToken"))
+            .flatten()
+    });
+    assert_eq!(stack_tokens.len(), 2, "{stack_tokens:?}");
+    assert_eq!(stack_tokens[0], stack_tokens[1]);
+    let cluster_tokens = tokens(|r| {
+        (r.path == "/clusters" && r.method == "POST")
+            .then(|| {
+                r.json()
+                    .and_then(|j| j["clientRequestToken"].as_str().map(str::to_owned))
+            })
+            .flatten()
+    });
+    assert_eq!(cluster_tokens.len(), 2, "{cluster_tokens:?}");
+    assert_eq!(cluster_tokens[0], cluster_tokens[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,14 @@ pub struct Stack {
     pub status: String,
     pub parameters: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// True when the stack carries every tag of `spec` (ours, made from that spec).
+    pub fn carries(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.iter().all(|(k, v)| self.tags.get(k) == Some(v))
+    }
 }
 
 /// Where a stack status stands.
@@ -111,6 +119,11 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<Stack>, CfnErr
             .iter()
             .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
             .collect(),
+        tags: found
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect(),
     }))
 }
 
@@ -163,21 +176,46 @@ impl Spec {
     }
 }
 
-/// Starts creating the stack; its id.
+/// Starts creating the stack; its id. The request carries a `ClientRequestToken`, which the
+/// SDK sends again on its own retries; when a retry after a lost answer is told the stack
+/// already exists (CloudFormation without the token, or moto), the stack found is ours when it
+/// carries every tag of `spec` (the caller checked before that no such stack existed), and its
+/// id is returned. A stack of that name without our tags keeps the error.
 pub async fn create(cfn: &Client, spec: &Spec) -> Result<String, CfnError> {
-    let answer = cfn
+    let sent = cfn
         .create_stack()
         .stack_name(&spec.name)
         .template_body(&spec.body)
         .set_parameters(Some(spec.parameters()))
         .set_tags(Some(spec.tags()))
+        .client_request_token(crate::owner::client_token())
         .send()
-        .await
-        .map_err(|e| CfnError::CreateStack {
-            stack: spec.name.clone(),
-            source: e.into(),
-        })?;
-    Ok(answer.stack_id().unwrap_or(&spec.name).to_owned())
+        .await;
+    match sent {
+        Ok(answer) => Ok(answer.stack_id().unwrap_or(&spec.name).to_owned()),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if !crate::owner::is_already_exists(&source) {
+                return Err(CfnError::CreateStack {
+                    stack: spec.name.clone(),
+                    source,
+                });
+            }
+            match describe(cfn, &spec.name).await? {
+                Some(found) if found.carries(&spec.tags) => {
+                    tracing::info!(
+                        "stack {} already exists and carries our tags: the answer to our CreateStack was lost; going on with it",
+                        spec.name
+                    );
+                    Ok(found.id)
+                }
+                _ => Err(CfnError::CreateStack {
+                    stack: spec.name.clone(),
+                    source,
+                }),
+            }
+        }
+    }
 }
 
 /// Starts updating the stack; false when CloudFormation found nothing to change.
@@ -392,6 +430,7 @@ mod tests {
                 status,
                 parameters: BTreeMap::new(),
                 outputs: BTreeMap::new(),
+                tags: BTreeMap::new(),
             })
         }
     }

@@ -46,6 +46,9 @@ pub enum Usage {
         account: String,
         arn: String,
     },
+    /// A resource of the name the step would make, change or delete is not proven ours.
+    #[error(transparent)]
+    NotOurs(Box<crate::owner::NotOurs>),
     /// `--region` names another region than the state's cluster.
     #[error(
         "the state's cluster {cluster} is in {recorded_region}, not {region}; drop --region or use a separate state"
@@ -55,6 +58,12 @@ pub enum Usage {
         recorded_region: String,
         region: String,
     },
+}
+
+impl From<crate::owner::NotOurs> for Usage {
+    fn from(not_ours: crate::owner::NotOurs) -> Self {
+        Usage::NotOurs(Box::new(not_ours))
+    }
 }
 
 /// A step's own section recorded for another cluster or region than this run's.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::kubeauth::{RefreshLayer, TokenSource};
+use crate::kuberetry::RetryLayer;
 
 /// Why no Kubernetes client could be built.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +39,8 @@ pub enum KubeClientError {
 
 /// A client for an EKS cluster from its endpoint, its `certificateAuthority.data` (base64 of
 /// PEM) and the [`TokenSource`] of its bearer tokens, which signs a new token before the old one
-/// expires and when the server refuses one (see [`crate::kubeauth`]). Call it inside a tokio
-/// runtime.
+/// expires and when the server refuses one (see [`crate::kubeauth`]); an idempotent request
+/// that got no answer is sent again ([`crate::kuberetry`]). Call it inside a tokio runtime.
 pub fn client_for_eks(
     endpoint: &str,
     ca_data: &str,
@@ -55,10 +56,15 @@ pub fn client_for_eks(
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(ca_certificates_der(ca_data)?);
     let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(builder.with_layer(&RefreshLayer::new(tokens)).build())
+    Ok(builder
+        .with_layer(&RefreshLayer::new(tokens))
+        .with_layer(&RetryLayer::new())
+        .build())
 }
 
-/// A client from a kubeconfig file, with its current context or `context`.
+/// A client from a kubeconfig file, with its current context or `context`; an idempotent request
+/// that got no answer is sent again ([`crate::kuberetry`]), as from [`client_for_eks`]. Call it
+/// inside a tokio runtime.
 pub async fn client_from_kubeconfig(
     path: &Path,
     context: Option<&str>,
@@ -80,7 +86,9 @@ pub async fn client_from_kubeconfig(
             context: context.map(|c| format!(" `{c}`")).unwrap_or_default(),
             source,
         })?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&RetryLayer::new())
+        .build())
 }
 
 /// The DER certificates in base64-encoded PEM (the form EKS returns).

@@ -194,7 +194,7 @@ fn with_token(mut request: Request<Body>, token: &str) -> Result<Request<Body>, 
 }
 
 /// A copy of a request whose body is in memory (every request kube-rs makes but uploads).
-fn copy(request: &Request<Body>) -> Option<Request<Body>> {
+pub(crate) fn copy(request: &Request<Body>) -> Option<Request<Body>> {
     let body = request.body().try_clone()?;
     let mut copy = Request::new(body);
     *copy.method_mut() = request.method().clone();

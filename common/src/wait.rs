@@ -72,6 +72,58 @@ pub async fn wait_with<T, E, F, Fut>(
     what: &str,
     timeout: Duration,
     backoff: Backoff,
+    poll: F,
+) -> Result<T, E>
+where
+    E: From<TimedOut>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, E>>,
+{
+    waiting(what, timeout, backoff, |_: &E| None, poll).await
+}
+
+/// How many polls in a row may fail with a transient error before a Kubernetes wait
+/// ([`wait_for_kube`]) gives up.
+pub const FAILED_POLLS: u32 = 5;
+
+/// [`wait_for`] for polls of the Kubernetes API: a poll that fails with an error that may pass
+/// ([`crate::kuberetry::is_transient`]: no answer after the client's own retries, or 429, 500,
+/// 502, 503, 504) is shown as the status and the wait goes on, until [`FAILED_POLLS`] polls in
+/// a row failed; then the last error is returned (the log says how many failed). Any other error
+/// ends the wait at once, as in [`wait_for`].
+pub async fn wait_for_kube<T, E, F, Fut>(what: &str, timeout: Duration, poll: F) -> Result<T, E>
+where
+    E: From<TimedOut> + std::error::Error + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, E>>,
+{
+    wait_kube_with(what, timeout, Backoff::default(), poll).await
+}
+
+/// [`wait_for_kube`] with a chosen backoff.
+pub async fn wait_kube_with<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    backoff: Backoff,
+    poll: F,
+) -> Result<T, E>
+where
+    E: From<TimedOut> + std::error::Error + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, E>>,
+{
+    let transient =
+        |err: &E| crate::kuberetry::is_transient(err).then(|| crate::step::error_chain(err));
+    waiting(what, timeout, backoff, transient, poll).await
+}
+
+/// The one wait loop: `tolerated` gives the words of a poll error that is shown and waited
+/// through (up to [`FAILED_POLLS`] in a row), `None` for one that ends the wait.
+async fn waiting<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    backoff: Backoff,
+    tolerated: impl Fn(&E) -> Option<String>,
     mut poll: F,
 ) -> Result<T, E>
 where
@@ -82,17 +134,37 @@ where
     let started = Instant::now();
     let progress = Progress::new(what);
     let mut attempt = 0;
+    let mut failed = 0;
     loop {
         let status = match poll().await {
             Ok(Poll::Ready(value)) => {
                 progress.finish(started.elapsed());
                 return Ok(value);
             }
-            Ok(Poll::Pending(status)) => status,
-            Err(err) => {
-                progress.abandon();
-                return Err(err);
+            Ok(Poll::Pending(status)) => {
+                failed = 0;
+                status
             }
+            Err(err) => match tolerated(&err) {
+                Some(text) if failed + 1 < FAILED_POLLS => {
+                    failed += 1;
+                    tracing::warn!(
+                        "waiting for {what}: a poll failed ({failed} in a row; the wait gives up at {FAILED_POLLS}): {text}"
+                    );
+                    format!("the last poll failed: {text}")
+                }
+                Some(text) => {
+                    progress.abandon();
+                    tracing::warn!(
+                        "waiting for {what}: {FAILED_POLLS} polls in a row failed; giving up on: {text}"
+                    );
+                    return Err(err);
+                }
+                None => {
+                    progress.abandon();
+                    return Err(err);
+                }
+            },
         };
         progress.update(&status, started.elapsed());
         let elapsed = started.elapsed();
@@ -239,6 +311,90 @@ mod tests {
             })
             .await;
         assert_eq!(got, Err(TestError::Broke));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum KubeTestError {
+        #[error("timed out: {0}")]
+        Timeout(String),
+        #[error("read the Deployment")]
+        Read(#[source] std::io::Error),
+    }
+
+    impl From<TimedOut> for KubeTestError {
+        fn from(t: TimedOut) -> Self {
+            KubeTestError::Timeout(t.last_status)
+        }
+    }
+
+    fn reset() -> KubeTestError {
+        KubeTestError::Read(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        ))
+    }
+
+    /// Polls answering from `script`: `f` a transient failure, `F` another failure, `p`
+    /// pending, `r` ready; returns the outcome and how many polls were made.
+    async fn script(script: &str) -> (Result<u32, KubeTestError>, usize) {
+        let polls = Cell::new(0);
+        let steps: Vec<char> = script.chars().collect();
+        let got = wait_kube_with("thing", Duration::from_secs(5), FAST, || async {
+            let step = steps[polls.get().min(steps.len() - 1)];
+            polls.set(polls.get() + 1);
+            match step {
+                'f' => Err(reset()),
+                'F' => Err(KubeTestError::Read(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "forbidden",
+                ))),
+                'p' => Ok(Poll::Pending("busy".into())),
+                _ => Ok(Poll::Ready(7)),
+            }
+        })
+        .await;
+        (got, polls.get())
+    }
+
+    #[tokio::test]
+    async fn a_kube_wait_goes_on_through_transient_failures() {
+        let (got, polls) = script("pffffr").await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(polls, 6);
+        // A poll that answers starts the count again.
+        let (got, polls) = script("ffffpffffr").await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(polls, 10);
+    }
+
+    #[tokio::test]
+    async fn a_kube_wait_gives_up_after_five_failed_polls_in_a_row() {
+        let (got, polls) = script("pfffff").await;
+        let err = got.unwrap_err();
+        assert_eq!(polls, 1 + FAILED_POLLS as usize);
+        assert!(
+            crate::step::error_chain(&err).contains("connection reset by peer"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kube_wait_stops_at_an_error_that_does_not_pass() {
+        let (got, polls) = script("pfF").await;
+        assert!(
+            matches!(got, Err(KubeTestError::Read(e)) if e.kind() == std::io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(polls, 3);
+    }
+
+    #[tokio::test]
+    async fn a_kube_wait_still_times_out() {
+        let got: Result<(), KubeTestError> =
+            wait_kube_with("thing", Duration::from_millis(30), FAST, || async {
+                Ok(Poll::Pending("still busy".into()))
+            })
+            .await;
+        assert!(matches!(got, Err(KubeTestError::Timeout(s)) if s == "still busy"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use common::wait::TimedOut;
 
 use crate::fargate::Unselected;
 use crate::manifests::ManifestError;
+use crate::ownership::{NotOurs, NotProvenOurs};
 
 /// Bad input of `eks-deploy`, found before anything is applied or deleted: exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,12 @@ pub enum Usage {
         "EKS has no cluster {cluster} in {region}, whose Fargate profiles must select the manifests' namespaces: check --cluster and --region"
     )]
     NoSuchCluster { cluster: String, region: String },
+    /// Objects of the manifests another field manager owns (`apply` without `--adopt`).
+    #[error(transparent)]
+    NotOurs(#[from] NotOurs),
+    /// Objects `delete` cannot prove it made (no state records them).
+    #[error(transparent)]
+    NotProvenOurs(#[from] NotProvenOurs),
 }
 
 /// Every failure of `eks-deploy`.
@@ -59,7 +66,7 @@ pub enum Error {
     },
 }
 
-common::step_error!(Error, Usage, shared: [PickError, StateError], own: [ManifestError, Unselected]);
+common::step_error!(Error, Usage, shared: [PickError, StateError], own: [ManifestError, Unselected, NotOurs, NotProvenOurs]);
 
 #[cfg(test)]
 mod tests {
@@ -83,6 +90,18 @@ mod tests {
             region: "r".into(),
         });
         assert_eq!(gone.exit_code(), EXIT_USAGE);
+        let foreign = crate::ownership::Foreign {
+            object: "ServiceAccount kube-system/ctl".into(),
+            why: "managers \"helm\" (Update)".into(),
+        };
+        assert_eq!(
+            Error::from(NotOurs(vec![foreign.clone()])).exit_code(),
+            EXIT_USAGE
+        );
+        assert_eq!(
+            Error::from(NotProvenOurs(vec![foreign])).exit_code(),
+            EXIT_USAGE
+        );
         let stuck = Error::IngressStuck {
             ingress: "a/b".into(),
             finalizers: "f".into(),

@@ -2,7 +2,8 @@
 //! profile of the cluster, or it stays Pending for good (a cluster with no nodes has nowhere
 //! else to run it, and a profile made later does not move a pod that exists). The profiles come
 //! from the state's `cluster` section when eks-cluster made the cluster's one profile
-//! (`fargateProfiles` names one profile, `fargateNamespaces` its selectors), else from EKS
+//! (`fargateProfiles` names one profile, `fargateNamespaces` its selectors; not for an adopted
+//! cluster, which may have profiles of others), else from EKS
 //! (ListFargateProfiles, DescribeFargateProfile; ACTIVE ones).
 
 use std::collections::BTreeMap;
@@ -108,9 +109,13 @@ pub fn unselected<'a>(workloads: &'a [Workload], profiles: &[Profile]) -> Vec<&'
 }
 
 /// The profile as the state's `cluster` section records it, when eks-cluster made the one
-/// profile of the cluster (while a profile is being replaced there are two: then `None`).
+/// profile of the cluster (while a profile is being replaced there are two: then `None`). An
+/// adopted cluster may have profiles of others, which the state does not record: `None`.
 pub fn from_state(state: &State) -> Option<Vec<Profile>> {
     let cluster = state.raw("cluster")?;
+    if cluster.get("clusterAdopted").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
     let names: Vec<&str> = cluster
         .get("fargateProfiles")?
         .as_array()?
@@ -355,6 +360,8 @@ mod tests {
             json!({"schemaVersion": 1, "cluster": {"name": "demo"}}),
             json!({"schemaVersion": 1, "cluster": {"name": "demo", "fargateProfiles": ["fp-0123456789ab", "fp-ba9876543210"], "fargateNamespaces": ["a"]}}),
             json!({"schemaVersion": 1, "cluster": {"name": "demo", "fargateProfiles": ["fp-0123456789ab"]}}),
+            json!({"schemaVersion": 1, "cluster": {"name": "demo", "clusterAdopted": true,
+                "fargateProfiles": ["fp-0123456789ab"], "fargateNamespaces": ["a"]}}),
         ] {
             assert_eq!(from_state(&State::parse(&other.to_string()).unwrap()), None);
         }

@@ -10,8 +10,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
-use kube::discovery::Scope;
-use kube::{Api, Client, Discovery};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiCapabilities, ApiGroup, Scope};
+use kube::{Api, Client};
 use serde_json::json;
 
 use crate::Error;
@@ -28,44 +29,79 @@ fn kube_error(action: &'static str, target: String) -> impl FnOnce(kube::Error) 
     }
 }
 
-/// The API of a document's kind, found through discovery (run again when a kind is unknown,
-/// as after CRDs were applied).
+/// The API of a document's kind, found through the discovery of its own group and version only
+/// (`/api/v1`, `/apis/{group}/{version}`), kept per group-version and asked again when the kind
+/// is missing from it (as after its CRD was applied). So a group that is not served right now
+/// (an aggregated API whose service is down answers 503, as metrics.k8s.io does while
+/// metrics-server is down) stops only the documents of that group, never the others: a whole
+/// discovery (`kube::Discovery::run`) fails as soon as one group fails.
 pub struct Resolver {
     client: Client,
-    discovery: Discovery,
+    /// Each group-version discovered so far, by `apiVersion`.
+    groups: std::collections::HashMap<String, ApiGroup>,
 }
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("discovered", &self.groups.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
+/// The kind `gvk` in a discovered group-version.
+fn find_kind(group: &ApiGroup, gvk: &GroupVersionKind) -> Option<(ApiResource, ApiCapabilities)> {
+    group
+        .versioned_resources(&gvk.version)
+        .into_iter()
+        .find(|(resource, _)| resource.kind == gvk.kind)
+}
+
 impl Resolver {
+    /// Asks the API server its version, so an unreachable or refusing server fails here, before
+    /// anything else; the group-versions are discovered when a document first needs one.
     pub async fn new(client: Client) -> Result<Resolver, Error> {
-        let discovery = Discovery::new(client.clone())
-            .run()
+        client
+            .apiserver_version()
             .await
-            .map_err(kube_error("discover the APIs of", "the cluster".into()))?;
-        Ok(Resolver { client, discovery })
+            .map_err(kube_error("reach the API server of", "the cluster".into()))?;
+        Ok(Resolver {
+            client,
+            groups: std::collections::HashMap::new(),
+        })
     }
 
     pub async fn api(&mut self, doc: &Doc) -> Result<Api<DynamicObject>, Error> {
         let (group, version) = doc.group_version();
         let gvk = GroupVersionKind::gvk(group, version, &doc.kind);
-        if self.discovery.resolve_gvk(&gvk).is_none() {
-            self.discovery = Discovery::new(self.client.clone())
-                .run()
-                .await
-                .map_err(kube_error("discover the APIs of", "the cluster".into()))?;
-        }
-        let (resource, capabilities): (ApiResource, _) = self
-            .discovery
-            .resolve_gvk(&gvk)
-            .ok_or_else(|| Error::UnknownKind {
-                kind: format!("{}/{}", doc.api_version, doc.kind),
-                file: doc.file.clone(),
-            })?;
+        let unknown = || Error::UnknownKind {
+            kind: format!("{}/{}", doc.api_version, doc.kind),
+            file: doc.file.clone(),
+        };
+        let known = self
+            .groups
+            .get(&doc.api_version)
+            .and_then(|g| find_kind(g, &gvk));
+        let (resource, capabilities) = match known {
+            Some(found) => found,
+            None => {
+                let gv = GroupVersion::gv(group, version);
+                let discovered = match kube::discovery::pinned_group(&self.client, &gv).await {
+                    Ok(discovered) => discovered,
+                    // The group-version is not served (its CRD is not there, or not yet).
+                    Err(e) if kube_not_found(&e) => return Err(unknown()),
+                    Err(e) => {
+                        return Err(kube_error(
+                            "discover the API group-version",
+                            doc.api_version.clone(),
+                        )(e));
+                    }
+                };
+                let found = find_kind(&discovered, &gvk);
+                self.groups.insert(doc.api_version.clone(), discovered);
+                found.ok_or_else(unknown)?
+            }
+        };
         Ok(match (&capabilities.scope, &doc.namespace) {
             (Scope::Namespaced, Some(ns)) => {
                 Api::namespaced_with(self.client.clone(), ns, &resource)
@@ -78,18 +114,71 @@ impl Resolver {
     }
 }
 
-/// Applies one document; its resourceVersion after.
-pub async fn apply(resolver: &mut Resolver, doc: &Doc) -> Result<Option<String>, Error> {
+/// Applies one document without `force`, or with it to take over the fields another field
+/// manager owns (`--adopt`); its resourceVersion after.
+pub async fn apply(
+    resolver: &mut Resolver,
+    doc: &Doc,
+    force: bool,
+) -> Result<Option<String>, Error> {
     let api = resolver.api(doc).await?;
+    let params = if force {
+        PatchParams::apply(FIELD_MANAGER).force()
+    } else {
+        PatchParams::apply(FIELD_MANAGER)
+    };
     let applied = api
-        .patch(
-            &doc.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&doc.value),
-        )
+        .patch(&doc.name, &params, &Patch::Apply(&doc.value))
         .await
         .map_err(kube_error("apply", doc.label()))?;
     Ok(applied.metadata.resource_version)
+}
+
+/// The API server's 409 `Conflict` of an apply: another field manager owns a field it would
+/// change (the message names the managers and fields).
+fn apply_conflict(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict" => {
+            Some(status.message.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A server-side apply dry run without `force` (nothing changes): the server's conflict
+/// message when another field manager owns a field this document would change.
+pub async fn conflict(resolver: &mut Resolver, doc: &Doc) -> Result<Option<String>, Error> {
+    let api = resolver.api(doc).await?;
+    match api
+        .patch(
+            &doc.name,
+            &PatchParams::apply(FIELD_MANAGER).dry_run(),
+            &Patch::Apply(&doc.value),
+        )
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(e) => match apply_conflict(&e) {
+            Some(message) => Ok(Some(message)),
+            None => Err(kube_error(
+                "check (server-side dry run) the apply of",
+                doc.label(),
+            )(e)),
+        },
+    }
+}
+
+/// The live object, if it exists (`None` also while its kind is not served, as before its CRD
+/// is applied).
+pub async fn live(resolver: &mut Resolver, doc: &Doc) -> Result<Option<DynamicObject>, Error> {
+    let api = match resolver.api(doc).await {
+        Ok(api) => api,
+        Err(Error::UnknownKind { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    api.get_opt(&doc.name)
+        .await
+        .map_err(kube_error("read", doc.label()))
 }
 
 /// The resourceVersion of the live object, if it exists.

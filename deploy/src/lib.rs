@@ -12,12 +12,13 @@ pub mod fargate;
 pub mod http;
 pub mod kubeops;
 pub mod manifests;
+pub mod ownership;
 pub mod teardown;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::wait::{Poll, wait_for};
+use common::wait::{Poll, wait_for_kube};
 use common::{Context, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::http::ConnectTo;
 use crate::kubeops::Resolver;
 use crate::manifests::Doc;
+use crate::ownership::{Foreign, NotOurs};
 
 pub use error::{Error, Usage};
 
@@ -61,6 +63,10 @@ pub struct ApplyArgs {
     /// Send the HTTP check for HOST:PORT to ADDR:PORT2 instead (curl's meaning); repeatable.
     #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT2", value_parser = http::parse_connect_to)]
     pub connect_to: Vec<ConnectTo>,
+    /// Take over the objects of the manifests that another field manager owns (force-apply
+    /// them); they are recorded as adopted, and delete leaves them in place.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// Flags of `delete`.
@@ -85,6 +91,13 @@ pub struct Applied {
     pub namespace: Option<String>,
     pub name: String,
     pub file: String,
+    /// Not made by us: it existed and another field manager owned fields we set, and `apply
+    /// --adopt` took them over. `delete` leaves it in place. Absent: made by us.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    /// Keys this version does not know, passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl Applied {
@@ -95,6 +108,8 @@ impl Applied {
             namespace: doc.namespace.clone(),
             name: doc.name.clone(),
             file: doc.file.clone(),
+            adopted: false,
+            extra: Map::new(),
         }
     }
 
@@ -107,6 +122,11 @@ impl Applied {
             namespace: self.namespace.clone(),
             value: Value::Null,
         }
+    }
+
+    /// The same object as `doc` (kind, namespace, name).
+    fn is(&self, doc: &Doc) -> bool {
+        self.kind == doc.kind && self.namespace == doc.namespace && self.name == doc.name
     }
 }
 
@@ -190,7 +210,7 @@ async fn gate(
     for doc in applied {
         match doc.kind.as_str() {
             "CustomResourceDefinition" => {
-                wait_for(
+                wait_for_kube(
                     &format!("CRD {} to be Established", doc.name),
                     deadline.left(),
                     || async {
@@ -204,7 +224,7 @@ async fn gate(
             }
             "Deployment" => {
                 let ns = doc.namespace.clone().unwrap_or_else(|| "default".into());
-                wait_for(
+                wait_for_kube(
                     &format!("Deployment {ns}/{} to be available", doc.name),
                     deadline.left(),
                     || async {
@@ -225,7 +245,7 @@ async fn gate(
                     });
                 for service in served {
                     let sns = service.namespace.clone().unwrap_or_default();
-                    wait_for(
+                    wait_for_kube(
                         &format!(
                             "webhook Service {sns}/{} to have ready endpoints",
                             service.name
@@ -307,6 +327,45 @@ async fn check_fargate(
     }
 }
 
+/// The objects of the manifests that exist and belong to another field manager, each with the
+/// server's conflict message: found by a server-side dry-run apply without `force` of every
+/// object that exists, before anything is applied. An object whose dry run fails otherwise (a
+/// fail-closed webhook whose controller is down, say) is taken as ours when its managedFields
+/// prove it ([`ownership::made_by_us`]): its real apply, never forced, still stops at a
+/// conflict. Else the failure stands.
+async fn foreign_objects(
+    resolver: &mut Resolver,
+    docs: &[Doc],
+) -> Result<Vec<(Doc, Foreign)>, Error> {
+    let mut foreign = Vec::new();
+    for doc in docs {
+        let Some(live) = kubeops::live(resolver, doc).await? else {
+            continue;
+        };
+        match kubeops::conflict(resolver, doc).await {
+            Ok(None) => {}
+            Ok(Some(why)) => foreign.push((
+                doc.clone(),
+                Foreign {
+                    object: doc.label(),
+                    why,
+                },
+            )),
+            Err(e) => {
+                let entries = live.metadata.managed_fields.unwrap_or_default();
+                if !ownership::made_by_us(&entries) {
+                    return Err(e);
+                }
+                tracing::warn!(
+                    "could not check {} by a dry run ({e}); it is ours by its managedFields",
+                    doc.label()
+                );
+            }
+        }
+    }
+    Ok(foreign)
+}
+
 /// `eks-deploy apply`.
 pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result<(), Error> {
     let started = Instant::now();
@@ -326,19 +385,31 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
     )
     .await?;
     let mut resolver = Resolver::new(client.clone()).await?;
+    let foreign = foreign_objects(&mut resolver, &docs).await?;
+    if !foreign.is_empty() && !args.adopt {
+        return Err(Usage::from(NotOurs(foreign.into_iter().map(|(_, f)| f).collect())).into());
+    }
 
     if ctx.dry_run {
         for doc in &docs {
-            let verb = match kubeops::live_version(&mut resolver, doc).await {
-                Ok(Some(_)) => "apply (exists)",
-                Ok(None) => "create",
-                Err(_) => "create (its kind is not served yet)",
+            let verb = if foreign.iter().any(|(d, _)| d == doc) {
+                "adopt (force-apply)"
+            } else {
+                match kubeops::live_version(&mut resolver, doc).await {
+                    Ok(Some(_)) => "apply (exists)",
+                    Ok(None) => "create",
+                    Err(_) => "create (its kind is not served yet)",
+                }
             };
             tracing::info!("dry run: would {verb} {}", doc.label());
         }
         return Ok(());
     }
 
+    let (recorded, extra) = match previous {
+        Some(p) => (p.applied_objects, p.extra),
+        None => (Vec::new(), Map::new()),
+    };
     let mut section = Section {
         cluster_name: cluster.clone(),
         manifests_dir: dir.display().to_string(),
@@ -346,7 +417,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
         hostname: None,
         url: None,
         seconds_to_first_200: None,
-        extra: previous.map(|p| p.extra).unwrap_or_default(),
+        extra,
     };
     let mut changed = 0;
     for file in &files {
@@ -356,12 +427,34 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
                 .await
                 .ok()
                 .flatten();
-            let after = kubeops::apply(&mut resolver, doc).await?;
+            let adopt = foreign.iter().any(|(d, _)| d == doc);
+            let earlier = recorded.iter().find(|a| a.is(doc));
+            // An adopted object keeps its live mark on every apply (we own that annotation).
+            let marked;
+            let to_apply = if adopt || earlier.is_some_and(|a| a.adopted) {
+                marked = ownership::marked_adopted(doc);
+                &marked
+            } else {
+                doc
+            };
+            let after = kubeops::apply(&mut resolver, to_apply, adopt).await?;
+            if adopt {
+                tracing::warn!(
+                    "adopted {}: took over the fields another field manager owned; delete will leave it in place",
+                    doc.label()
+                );
+            }
             if before.is_none() || before != after {
                 changed += 1;
                 tracing::info!("applied {}", doc.label());
             }
-            section.applied_objects.push(Applied::of(doc));
+            let mut applied = Applied::of(doc);
+            if let Some(earlier) = earlier {
+                applied.adopted = earlier.adopted;
+                applied.extra = earlier.extra.clone();
+            }
+            applied.adopted |= adopt;
+            section.applied_objects.push(applied);
             state.set_section(SECTION, &section);
         }
         gate(&client, &docs, &batch, &deadline).await?;
@@ -376,7 +469,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let hostname = wait_for(
+        let hostname = wait_for_kube(
             &format!("Ingress {ns}/{} to get its load balancer", ingress.name),
             deadline.left(),
             || async {

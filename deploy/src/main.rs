@@ -2,12 +2,14 @@
 //! the 2048 app) by server-side apply (field manager `eks-fargate-alb`) in dependency order, waits
 //! for CRDs to be Established and for the controller to be Available with ready webhook
 //! endpoints, then for the Ingress's ALB host name and HTTP 200 from it, and prints the URL.
-//! `delete` removes the Ingress first and waits until the controller has deleted its ALB, then the
-//! webhook configurations, then the rest in reverse order; `delete --force` lets go of an Ingress
-//! the controller does not release (webhook configurations first, then the finalizers of the
+//! An object another field manager owns is refused (exit 2, nothing applied) unless `--adopt`,
+//! which takes it over and records it adopted; `delete` removes only what it made: the Ingress
+//! first, waiting until the controller has deleted its ALB, then the webhook configurations,
+//! then the rest in reverse order; `delete --force` lets go of an Ingress the controller does not
+//! release (webhook configurations first, then the finalizers of the
 //! Ingress and its TargetGroupBindings) and names the load balancers and target groups left.
 //!
-//! Usage: `eks-deploy [--state FILE] apply [--kubeconfig PATH] [--timeout 20m] [--connect-to H:P:A:P2]...`,
+//! Usage: `eks-deploy [--state FILE] apply [--kubeconfig PATH] [--timeout 20m] [--connect-to H:P:A:P2]... [--adopt]`,
 //! `eks-deploy delete [--force]`.
 //!
 //! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated

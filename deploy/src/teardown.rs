@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use common::cluster::kube_not_found;
-use common::wait::{Poll, wait_for};
+use common::wait::{Poll, wait_for_kube};
 use common::{Context, State};
 use kube::Api;
 use kube::api::{
@@ -22,7 +22,8 @@ use serde_json::json;
 
 use crate::kubeops::{self, Resolver};
 use crate::manifests::{self, Doc};
-use crate::{Applied, Deadline, DeleteArgs, Error, SECTION, Section, albs, pick_cluster};
+use crate::ownership::{self, Foreign, NotProvenOurs};
+use crate::{Applied, Deadline, DeleteArgs, Error, SECTION, Section, Usage, albs, pick_cluster};
 
 /// The finalizer the controller puts on its TargetGroupBindings.
 pub const BINDING_FINALIZER: &str = "elbv2.k8s.aws/resources";
@@ -51,7 +52,7 @@ async fn delete_and_wait(
             tracing::info!("deleted {}", doc.label());
         }
     }
-    wait_for(what, timeout, || async {
+    wait_for_kube(what, timeout, || async {
         let mut left = Vec::new();
         for (doc, api) in objects {
             if !kubeops::is_gone(api, doc).await? {
@@ -196,6 +197,53 @@ async fn report_remaining(ctx: &Context, cluster: &str, stack: &str, binding_arn
     }
 }
 
+/// Splits the objects to delete into ours and the adopted ones, which stay. An object the state
+/// records is ours unless it records it as adopted; one it does not record (`--manifests DIR`)
+/// is kept when it carries [`ownership::ADOPTED_ANNOTATION`], else ours when its managedFields
+/// prove it ([`ownership::made_by_us`]) or when it is gone already. Every object is checked before any is deleted: one not proven ours refuses the
+/// whole delete (exit 2).
+async fn ours<'a>(
+    recorded: Option<&Section>,
+    resolved: Vec<(&'a Doc, Api<DynamicObject>)>,
+) -> Result<(Vec<(&'a Doc, Api<DynamicObject>)>, Vec<&'a Doc>), Error> {
+    let mut targets = Vec::new();
+    let mut kept = Vec::new();
+    let mut unproven = Vec::new();
+    for (doc, api) in resolved {
+        let record = recorded.and_then(|s| s.applied_objects.iter().find(|a| a.is(doc)));
+        match record {
+            Some(applied) if applied.adopted => kept.push(doc),
+            Some(_) => targets.push((doc, api)),
+            None => {
+                let live = api.get_opt(&doc.name).await.map_err(|source| Error::Kube {
+                    action: "read",
+                    target: doc.label(),
+                    source: Box::new(source),
+                })?;
+                if live.as_ref().is_some_and(ownership::is_marked_adopted) {
+                    kept.push(doc);
+                    continue;
+                }
+                let entries = live
+                    .map(|o| o.metadata.managed_fields.unwrap_or_default())
+                    .map(|entries| (ownership::made_by_us(&entries), entries));
+                match entries {
+                    None | Some((true, _)) => targets.push((doc, api)),
+                    Some((false, entries)) => unproven.push(Foreign {
+                        object: doc.label(),
+                        why: ownership::managers(&entries),
+                    }),
+                }
+            }
+        }
+    }
+    if unproven.is_empty() {
+        Ok((targets, kept))
+    } else {
+        Err(Usage::from(NotProvenOurs(unproven)).into())
+    }
+}
+
 /// `eks-deploy delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
     let started = Instant::now();
@@ -243,21 +291,30 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         .copied()
         .chain(teardown_order(&reversed))
         .collect();
+    // Each object's API, found once; a kind no longer served (its CRD went) has nothing left.
+    let mut resolved: Vec<(&Doc, Api<DynamicObject>)> = Vec::new();
+    for doc in order {
+        match resolver.api(doc).await {
+            Ok(api) => resolved.push((doc, api)),
+            Err(Error::UnknownKind { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (targets, kept) = ours(recorded.as_ref(), resolved).await?;
     if ctx.dry_run {
-        for doc in &order {
+        for doc in &kept {
+            tracing::info!("dry run: would keep {} (adopted)", doc.label());
+        }
+        for (doc, _) in &targets {
             tracing::info!("dry run: would delete {}", doc.label());
         }
         return Ok(());
     }
-
-    // Each object's API, found once; a kind no longer served (its CRD went) has nothing left.
-    let mut targets: Vec<(&Doc, Api<DynamicObject>)> = Vec::new();
-    for doc in order {
-        match resolver.api(doc).await {
-            Ok(api) => targets.push((doc, api)),
-            Err(Error::UnknownKind { .. }) => {}
-            Err(e) => return Err(e),
-        }
+    for doc in &kept {
+        tracing::info!(
+            "kept {}: adopted (eks-deploy apply --adopt took it over), not made by eks-deploy",
+            doc.label()
+        );
     }
     let hooks: Vec<&(&Doc, Api<DynamicObject>)> = targets
         .iter()
@@ -284,7 +341,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             "deleting {}; the controller deletes its ALB first",
             ingress.label()
         );
-        let waited = wait_for(
+        let waited = wait_for_kube(
             &format!("{} to be finalized (its ALB deleted)", ingress.label()),
             deadline.left().min(ingress_wait),
             || async {

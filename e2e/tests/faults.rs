@@ -70,15 +70,19 @@ async fn whole_pipeline_with(rate: f64, seed: u64) {
     let kube = bed.kube_faults.as_ref().unwrap().stats();
     eprintln!(
         "faults at {:.0}% (seed {seed}): AWS {} of {} calls {:?}; Kubernetes {} of {} requests \
-         (429: {}, 503: {}), {} of {} watches cut",
+         (429: {}, 503: {}, closed before forwarding: {}, answer lost: {}, reset: {}), \
+         {} of {} watches cut",
         rate * 100.0,
         aws.total(),
         aws.calls,
         aws.injected,
-        kube.too_many_requests + kube.unavailable,
+        kube.requests_faulted(),
         kube.requests,
         kube.too_many_requests,
         kube.unavailable,
+        kube.closed_before_forwarding,
+        kube.closed_after_forwarding,
+        kube.resets,
         kube.watches_cut,
         kube.watches
     );
@@ -122,6 +126,7 @@ async fn faults_that_never_stop_fail_clearly_and_the_teardown_still_cleans_up() 
     // From now on every AWS call is throttled.
     let mut plan = FaultPlan::new(1.0, 1);
     plan.kinds = vec![testbed::faults::Fault::Throttle];
+    plan.lost_answer_rate = 0.0;
     let faults = testbed::faults::Faults::install(&bed.aws.proxy, plan);
     let started = std::time::Instant::now();
     let oidc = bed.pipe("{bin}/eks-oidc ensure", &cluster.to_string());

@@ -42,6 +42,11 @@ pub struct EnsureArgs {
     /// Roll the Deployments whose pods use the service account when its annotation changed.
     #[arg(long)]
     pub restart: bool,
+    /// Take over an existing role of that name that irsa did not make: its trust is set for the
+    /// service account and the policies asked are added, nothing else removed; recorded as
+    /// adopted, so delete removes only what irsa added and leaves the role.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// Flags of `delete`.

@@ -1,6 +1,7 @@
 //! `irsa delete`: the service account's annotation (or the account irsa created), then the role
 //! with its policies.
 
+use common::owner::NotOurs;
 use common::{Context, State};
 
 use crate::args::DeleteArgs;
@@ -24,6 +25,29 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
     ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
     let current = role::read(&clients.iam, &role_name).await?;
+    // The role is ours (recorded as made, or carrying our tags), adopted (recorded), or not
+    // ours: refused before the service account or the role is touched.
+    let adopted = recorded.as_ref().is_some_and(|r| r.adopted);
+    if let Some(c) = &current
+        && !adopted
+        && !role::tagged_ours(&c.tags, &cluster, &account)
+        && !recorded.as_ref().is_some_and(|r| r.role_created)
+    {
+        let tag = format!(
+            "aws iam tag-role --role-name {role_name} --tags Key={},Value={cluster} Key={},Value={} Key={},Value={account}",
+            role::TAG_CLUSTER,
+            role::STEP_TAG,
+            role::STEP,
+            role::TAG_SERVICE_ACCOUNT
+        );
+        return Err(NotOurs {
+            what: "IAM role",
+            name: role_name,
+            why: common::owner::why_not_ours(|k| c.tags.get(k).map(String::as_str)),
+            fix: common::owner::delete_fix(&tag),
+        }
+        .into());
+    }
 
     // The service account first: a cluster that is gone already has no account to clean.
     let facts = if target.kubeconfig.is_some() {
@@ -79,6 +103,27 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
 
     match (&current, ctx.dry_run) {
         (None, _) => tracing::info!("role {role_name} does not exist"),
+        (Some(_), dry_run) if adopted => {
+            let entry = recorded.as_ref().expect("adopted is recorded");
+            let inline: Vec<String> = entry
+                .inline_policies
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            if dry_run {
+                tracing::info!(
+                    "dry run: would remove what irsa added to the adopted role {role_name} (inline {}; attached {}) and keep the role",
+                    inline.join(", "),
+                    entry.managed_policies.join(", ")
+                );
+            } else {
+                role::remove_added(&clients.iam, &role_name, &inline, &entry.managed_policies)
+                    .await?;
+                tracing::info!(
+                    "removed what irsa added to the adopted role {role_name}; the role stays"
+                );
+            }
+        }
         (Some(_), true) => tracing::info!(
             "dry run: would detach and delete every policy of role {role_name} and delete it"
         ),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::owner::NotOurs;
 use common::{Context, State};
 
 use crate::args::EnsureArgs;
@@ -45,25 +46,54 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     let provider = provider_arn(state, &cluster, &facts, ctx).await?;
     check_provider(&clients.iam, &provider).await?;
     let issuer = facts.issuer.clone().unwrap_or_default();
+    let account = format!("{}/{}", target.namespace, target.sa_name);
+    let current = role::read(&clients.iam, &role_name).await?;
+    // Ours (recorded as made, or carrying our tags), adopted (recorded, or --adopt now), or
+    // refused before anything changes.
+    let adopted = match &current {
+        None => false,
+        Some(c)
+            if role::tagged_ours(&c.tags, &cluster, &account)
+                || recorded.as_ref().is_some_and(|r| r.role_created) =>
+        {
+            false
+        }
+        Some(_) if args.adopt || recorded.as_ref().is_some_and(|r| r.adopted) => true,
+        Some(c) => {
+            return Err(NotOurs {
+                what: "IAM role",
+                name: role_name,
+                why: common::owner::why_not_ours(|k| c.tags.get(k).map(String::as_str)),
+                fix: "Pass --adopt to take it over (irsa sets its trust policy for the service account and adds the policies asked, removing none it did not add; delete then removes only those and leaves the role), or name another role with --role-name".into(),
+            }
+            .into());
+        }
+    };
     let wanted = role::Wanted {
         name: role_name.clone(),
         trust: role::trust_policy(&provider, &issuer, &target.namespace, &target.sa_name),
-        tags: BTreeMap::from([
-            (role::TAG_MANAGED_BY.to_owned(), "irsa".to_owned()),
-            (role::TAG_CLUSTER.to_owned(), cluster.clone()),
-            (
-                role::TAG_SERVICE_ACCOUNT.to_owned(),
-                format!("{}/{}", target.namespace, target.sa_name),
-            ),
-        ]),
+        // An adopted role is not tagged: tags would prove it ours to a later delete.
+        tags: if adopted {
+            BTreeMap::new()
+        } else {
+            role::our_tags(&cluster, &account)
+        },
         inline: documents,
         attached: managed,
     };
-    let current = role::read(&clients.iam, &role_name).await?;
-    let changes = role::plan(current.as_ref(), &wanted);
+    let mut changes = role::plan(current.as_ref(), &wanted);
+    if adopted {
+        // Of an adopted role, only what irsa added before may be removed.
+        let added = recorded.as_ref();
+        changes
+            .delete
+            .retain(|n| added.is_some_and(|r| r.inline_policies.iter().any(|p| &p.name == n)));
+        changes
+            .detach
+            .retain(|a| added.is_some_and(|r| r.managed_policies.contains(a)));
+    }
     let kube = kube_client(target, &facts, &ctx.aws, &cluster).await?;
     let annotation = sa::current(&kube, &target.namespace, &target.sa_name).await?;
-    let account = format!("{}/{}", target.namespace, target.sa_name);
 
     if ctx.dry_run {
         for line in changes.describe(&role_name) {
@@ -94,6 +124,33 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     if changes.is_empty() {
         tracing::info!("role {role_name} is up to date");
     }
+    // What irsa added, which delete removes: everything on a role it made; on an adopted role,
+    // what it puts or attaches now and what it recorded adding before.
+    let added_before = |inline: bool, name: &str| {
+        recorded.as_ref().is_some_and(|r| {
+            if inline {
+                r.inline_policies.iter().any(|p| p.name == name)
+            } else {
+                r.managed_policies.iter().any(|a| a == name)
+            }
+        })
+    };
+    let inline_policies: Vec<InlineRecord> = wanted
+        .inline
+        .iter()
+        .filter(|d| !adopted || changes.put.contains(&d.name) || added_before(true, &d.name))
+        .map(|d| InlineRecord {
+            name: d.name.clone(),
+            source: d.source.to_string(),
+            sha256: d.sha256.clone(),
+        })
+        .collect();
+    let managed_policies: Vec<String> = wanted
+        .attached
+        .iter()
+        .filter(|a| !adopted || changes.attach.contains(a) || added_before(false, a))
+        .cloned()
+        .collect();
     let mut entry = Entry {
         cluster_name: cluster.clone(),
         region: ctx.region.clone(),
@@ -102,17 +159,11 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
         role_name: role_name.clone(),
         role_arn: current.as_ref().map(|c| c.arn.clone()).unwrap_or_default(),
         provider_arn: provider.clone(),
-        inline_policies: wanted
-            .inline
-            .iter()
-            .map(|d| InlineRecord {
-                name: d.name.clone(),
-                source: d.source.to_string(),
-                sha256: d.sha256.clone(),
-            })
-            .collect(),
-        managed_policies: wanted.attached.iter().cloned().collect(),
+        inline_policies,
+        managed_policies,
         service_account_created: recorded.as_ref().is_some_and(|r| r.service_account_created),
+        role_created: !adopted,
+        adopted,
         extra: recorded.map(|r| r.extra).unwrap_or_default(),
     };
     let role_arn = {

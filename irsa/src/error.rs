@@ -3,6 +3,7 @@
 
 use common::aws::AwsError;
 use common::cluster::PickError;
+use common::owner::NotOurs;
 use common::state::StateError;
 
 use crate::policy::INLINE_LIMIT;
@@ -99,7 +100,7 @@ pub enum Usage {
     },
 }
 
-common::step_error!(Error, Usage, shared: [PickError, StateError]);
+common::step_error!(Error, Usage, shared: [PickError, StateError, NotOurs]);
 
 #[cfg(test)]
 mod tests {

@@ -36,6 +36,14 @@ pub struct Entry {
     /// True when this tool created the service account (delete then deletes it).
     #[serde(default)]
     pub service_account_created: bool,
+    /// True when irsa made the role (its `CreateRole`, or a lost answer to it proven by our
+    /// tags): delete deletes it. Entries written before this key rely on the role's tags.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub role_created: bool,
+    /// True when the role was someone else's, taken over with `ensure --adopt`: delete removes
+    /// only the policies irsa added (the ones recorded here) and leaves the role.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -105,6 +113,8 @@ pub(crate) mod tests {
             inline_policies: vec![],
             managed_policies: vec![],
             service_account_created: false,
+            role_created: true,
+            adopted: false,
             extra: Map::new(),
         }
     }

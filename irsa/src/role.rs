@@ -14,10 +14,43 @@ use crate::policy::Document;
 
 /// IAM's longest role name.
 pub const MAX_ROLE_NAME: usize = 64;
-/// Tag keys on the roles this tool makes (`list` finds them by these).
-pub const TAG_MANAGED_BY: &str = "eks-fargate-alb/managed-by";
-pub const TAG_CLUSTER: &str = "eks-fargate-alb/irsa-cluster";
-pub const TAG_SERVICE_ACCOUNT: &str = "eks-fargate-alb/irsa-service-account";
+/// Tag keys on the roles this tool makes (`list` finds them by these): the shared scheme
+/// ([`common::owner`]: cluster and step) and the service account, `namespace/name`.
+pub use common::owner::{CLUSTER_TAG as TAG_CLUSTER, STEP_TAG};
+pub const TAG_SERVICE_ACCOUNT: &str = "eks-fargate-alb/service-account";
+/// The step named in [`STEP_TAG`].
+pub const STEP: &str = "irsa";
+/// The tags of roles made before the shared scheme, still proof that irsa made a role.
+pub const LEGACY_TAG_MANAGED_BY: &str = "eks-fargate-alb/managed-by";
+pub const LEGACY_TAG_CLUSTER: &str = "eks-fargate-alb/irsa-cluster";
+pub const LEGACY_TAG_SERVICE_ACCOUNT: &str = "eks-fargate-alb/irsa-service-account";
+
+/// The tags of the role irsa makes for `namespace/name` of `cluster`.
+pub fn our_tags(cluster: &str, service_account: &str) -> BTreeMap<String, String> {
+    let mut tags = common::owner::tags(cluster, STEP);
+    tags.insert(TAG_SERVICE_ACCOUNT.to_owned(), service_account.to_owned());
+    tags
+}
+
+/// True when `tags` prove irsa made the role for `service_account` (`namespace/name`) of
+/// `cluster`: the shared scheme, or the tags irsa used before it.
+pub fn tagged_ours(tags: &BTreeMap<String, String>, cluster: &str, service_account: &str) -> bool {
+    let get = |k: &str| tags.get(k).map(String::as_str);
+    let shared = common::owner::map_proves_ours(tags, cluster, STEP, false)
+        && get(TAG_SERVICE_ACCOUNT) == Some(service_account);
+    let legacy = get(LEGACY_TAG_MANAGED_BY) == Some(STEP)
+        && get(LEGACY_TAG_CLUSTER) == Some(cluster)
+        && get(LEGACY_TAG_SERVICE_ACCOUNT) == Some(service_account);
+    shared || legacy
+}
+
+/// The cluster a role's tags name (shared scheme, else the legacy tag).
+fn tagged_cluster<'a>(tags: &BTreeMap<&'a str, &'a str>) -> Option<&'a str> {
+    match tags.get(STEP_TAG) {
+        Some(&STEP) => tags.get(TAG_CLUSTER).copied(),
+        _ => tags.get(LEGACY_TAG_CLUSTER).copied(),
+    }
+}
 /// The audience EKS pod identity webhook tokens carry.
 pub const AUDIENCE: &str = "sts.amazonaws.com";
 
@@ -284,12 +317,37 @@ pub async fn apply(
             ))
             .set_tags(Some(tags.clone()))
             .send()
-            .await
-            .map_err(|e| iam_error("CreateRole", name)(e.into()))?;
-        arn = created
-            .role()
-            .map(|r| r.arn().to_owned())
-            .unwrap_or_default();
+            .await;
+        arn = match created {
+            Ok(answer) => answer
+                .role()
+                .map(|r| r.arn().to_owned())
+                .unwrap_or_default(),
+            Err(e) => {
+                // The answer to our CreateRole was lost and the SDK's retry was told the role
+                // exists: it is ours when it carries every tag we created it with.
+                let source = AwsError::from(e);
+                let found = if common::owner::is_already_exists(&source) {
+                    read(iam, name).await?
+                } else {
+                    None
+                };
+                match found {
+                    Some(found)
+                        if wanted
+                            .tags
+                            .iter()
+                            .all(|(k, v)| found.tags.get(k) == Some(v)) =>
+                    {
+                        tracing::info!(
+                            "role {name} already exists and carries our tags: the answer to our CreateRole was lost; going on with it"
+                        );
+                        found.arn
+                    }
+                    _ => return Err(iam_error("CreateRole", name)(source)),
+                }
+            }
+        };
         tracing::info!("created role {name} ({arn})");
         on_created(&arn);
     }
@@ -388,6 +446,23 @@ async fn detach(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Removes from a role only what irsa added to it (an adopted role): the named inline policies
+/// and managed policy attachments; the role and everything else on it stay.
+pub async fn remove_added(
+    iam: &Client,
+    role: &str,
+    inline: &[String],
+    managed: &[String],
+) -> Result<(), Error> {
+    for policy in inline {
+        delete_inline(iam, role, policy).await?;
+    }
+    for policy in managed {
+        detach(iam, role, policy).await?;
+    }
+    Ok(())
+}
+
 /// A role this tool made, as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -427,7 +502,7 @@ pub async fn list(
                 .map_err(|e| iam_error("ListRoleTags", role.role_name())(e.into()))?;
             let tags: BTreeMap<&str, &str> =
                 tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-            if tags.get(TAG_CLUSTER) != Some(&cluster) {
+            if tagged_cluster(&tags) != Some(cluster) {
                 continue;
             }
             out.push(Listed {
@@ -435,6 +510,7 @@ pub async fn list(
                 role_arn: role.arn().to_owned(),
                 service_account: tags
                     .get(TAG_SERVICE_ACCOUNT)
+                    .or(tags.get(LEGACY_TAG_SERVICE_ACCOUNT))
                     .map(|s| s.to_string())
                     .unwrap_or_default(),
                 stale: current_provider.is_some_and(|c| c != provider),

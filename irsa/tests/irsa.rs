@@ -571,6 +571,13 @@ async fn list_shows_the_roles_and_warns_of_stale_trust() {
                 .build()
                 .unwrap(),
         )
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(irsa::role::STEP_TAG)
+                .value(irsa::role::STEP)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -600,6 +607,193 @@ async fn list_shows_the_roles_and_warns_of_stale_trust() {
                 .contains("not the cluster's current OIDC provider"),
         "{}",
         listed.stderr
+    );
+}
+
+/// Someone else's role of the name irsa would use, with an inline policy of theirs.
+async fn foreign_role(bed: &Bed, name: &str) {
+    let iam = bed.iam().await;
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name("theirs")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "s3:ListBucket", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn inline_policies(bed: &Bed, role: &str) -> Vec<String> {
+    bed.iam()
+        .await
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_role_irsa_did_not_make_is_refused_unless_adopted() {
+    let bed = Bed::new("own").await;
+    let role = "sa-app-in-own-us-east-2";
+    foreign_role(&bed, role).await;
+    let policy = alb_policy();
+    let ensure = [
+        "ensure",
+        "--cluster",
+        "own",
+        "--sa-name",
+        "app",
+        "--policy-document",
+        policy.to_str().unwrap(),
+    ];
+
+    // ensure and delete (no state, as `make clean` after a lost state.json) refuse it: exit 2,
+    // no mutating call, the role as it was.
+    for args in [
+        &ensure[..],
+        &["delete", "--cluster", "own", "--sa-name", "app"][..],
+    ] {
+        bed.moto.start_recording();
+        let refused = bed.run(args, "");
+        assert_exit(&refused, 2);
+        assert!(
+            bed.moto.mutating_calls().is_empty(),
+            "{:?}",
+            bed.moto.mutating_calls()
+        );
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("IAM role {role} is not ours"))
+                && refused.stderr.contains("no eks-fargate-alb/cluster tag"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(inline_policies(&bed, role).await, ["theirs"]);
+        assert!(bed.service_account("kube-system", "app").await.is_none());
+    }
+
+    // --adopt takes it over: trust set for the account, our policy added, theirs kept, no tags.
+    let mut adopt = ensure.to_vec();
+    adopt.push("--adopt");
+    let adopted = bed.run(&adopt, "");
+    assert_exit(&adopted, 0);
+    let entry = &adopted.json()["irsa"][0];
+    assert_eq!(entry["adopted"], true, "{entry}");
+    assert!(entry.get("roleCreated").is_none(), "{entry}");
+    let mut names = inline_policies(&bed, role).await;
+    names.sort();
+    assert_eq!(names, ["aws-load-balancer-controller", "theirs"]);
+    let tags = bed
+        .iam()
+        .await
+        .list_role_tags()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().is_empty(),
+        "an adopted role is not tagged: {tags:?}"
+    );
+
+    // Again, from the state: nothing to change.
+    bed.moto.start_recording();
+    let again = bed.run(
+        &[
+            "ensure",
+            "--sa-name",
+            "app",
+            "--policy-document",
+            alb_policy().to_str().unwrap(),
+        ],
+        &adopted.stdout,
+    );
+    assert_exit(&again, 0);
+    assert!(
+        bed.moto.mutating_calls().is_empty(),
+        "{:?}",
+        bed.moto.mutating_calls()
+    );
+
+    // Delete removes what irsa added and leaves the role with what was there.
+    let deleted = bed.run(&["delete", "--sa-name", "app"], &again.stdout);
+    assert_exit(&deleted, 0);
+    assert!(deleted.json().get("irsa").is_none());
+    assert_eq!(inline_policies(&bed, role).await, ["theirs"]);
+    assert!(
+        bed.iam()
+            .await
+            .get_role()
+            .role_name(role)
+            .send()
+            .await
+            .is_ok(),
+        "kept"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_create_role_finishes_in_one_run() {
+    let bed = Bed::new("lost").await;
+    let proxy = testbed::awsproxy::AwsProxy::in_front_of(&bed.moto);
+    let lost = testbed::faults::lose_first_answers(&proxy, &["CreateRole", "PutRolePolicy"]);
+    let made = bed.run_with(
+        &[("AWS_ENDPOINT_URL", proxy.endpoint.clone())],
+        &[
+            "ensure",
+            "--cluster",
+            "lost",
+            "--sa-name",
+            "app",
+            "--policy-document",
+            alb_policy().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_exit(&made, 0);
+    assert_eq!(
+        *lost.lock().unwrap(),
+        ["iam CreateRole", "iam PutRolePolicy"],
+        "both answers were lost"
+    );
+    let entry = &made.json()["irsa"][0];
+    assert_eq!(entry["roleCreated"], true, "{entry}");
+    assert!(
+        made.stderr
+            .contains("the answer to our CreateRole was lost"),
+        "{}",
+        made.stderr
+    );
+    // And the role is ours for a delete without state.
+    let deleted = bed.run(&["delete", "--cluster", "lost", "--sa-name", "app"], "");
+    assert_exit(&deleted, 0);
+    assert!(
+        bed.iam()
+            .await
+            .get_role()
+            .role_name("sa-app-in-lost-us-east-2")
+            .send()
+            .await
+            .is_err(),
+        "deleted"
     );
 }
 

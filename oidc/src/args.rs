@@ -16,6 +16,10 @@ pub struct EnsureArgs {
     /// How long connecting to the issuer and its TLS handshake may take.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = common::cli::parse_duration)]
     pub timeout: Duration,
+    /// Take over a provider for the cluster's issuer that eks-fargate-alb did not make: used as
+    /// it is (the STS client id added if missing), recorded as adopted; delete leaves it.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// Flags of `delete`.
@@ -24,7 +28,4 @@ pub struct DeleteArgs {
     /// EKS cluster name, to find the provider when the state has no `oidc` section.
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
-    /// Delete the provider even though this tool did not create it (other roles may trust it).
-    #[arg(long)]
-    pub force: bool,
 }

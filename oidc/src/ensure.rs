@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use common::error::pick_for_section;
+use common::owner::NotOurs;
 use common::{Context, State};
 use rustls::pki_types::CertificateDer;
 
@@ -11,7 +12,8 @@ use crate::issuer::Issuer;
 use crate::locate::{issuer_from_state, locate};
 use crate::provider::{self, Created, Provider};
 use crate::{
-    CLUSTER_TAG, Clients, EnsureArgs, SECTION, STEP_TAG, STS_CLIENT_ID, Section, proxy, thumbprint,
+    CLUSTER_TAG, Clients, EnsureArgs, SECTION, STEP, STEP_TAG, STS_CLIENT_ID, Section, proxy,
+    thumbprint,
 };
 
 /// `eks-oidc ensure`.
@@ -55,13 +57,19 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
         thumbprints: Vec::new(),
         client_ids: Vec::new(),
         created_by_us: created_before,
+        adopted: previous
+            .as_ref()
+            .is_some_and(|p| p.provider_arn == arn && p.adopted),
+        added_client_id: previous
+            .as_ref()
+            .is_some_and(|p| p.provider_arn == arn && p.added_client_id),
         cluster_name: cluster.clone(),
         region: ctx.region.clone(),
         extra: previous.map(|p| p.extra).unwrap_or_default(),
     };
 
     if let Some(existing) = provider::get(&clients.iam, &arn).await? {
-        return adopt(state, ctx, &clients, section, existing).await;
+        return use_existing(state, ctx, &clients, section, existing, args.adopt).await;
     }
 
     let thumbprints = match read_thumbprint(&issuer, &extra_roots, args.timeout).await {
@@ -97,10 +105,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
 
     tracing::info!("creating OIDC provider {arn} with client id {STS_CLIENT_ID} and {shown}");
     let client_ids = vec![STS_CLIENT_ID.to_owned()];
-    let tags = [
-        (CLUSTER_TAG.to_owned(), cluster.clone()),
-        (STEP_TAG.to_owned(), "oidc".to_owned()),
-    ];
+    let tags: Vec<(String, String)> = common::owner::tags(&cluster, STEP).into_iter().collect();
     match provider::create(
         &clients.iam,
         &arn,
@@ -124,22 +129,31 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
             Ok(())
         }
         Created::AlreadyExists => {
-            tracing::info!("provider {arn} appeared meanwhile (made by someone else); using it");
+            // The answer to our create was lost (the SDK's retry was told it exists: then it
+            // carries our tags), or someone made it between our look and our create (then it is
+            // refused as any provider not ours).
+            tracing::info!(
+                "provider {arn} exists after our CreateOpenIDConnectProvider; checking whose it is"
+            );
             let existing = provider::get(&clients.iam, &arn)
                 .await?
                 .ok_or_else(|| Error::Vanished { arn: arn.clone() })?;
-            adopt(state, ctx, &clients, section, existing).await
+            use_existing(state, ctx, &clients, section, existing, false).await
         }
     }
 }
 
-/// A provider that exists: add the STS client id when missing, change nothing else.
-async fn adopt(
+/// A provider that exists: ours (recorded, or carrying our tags), adopted (recorded, or
+/// `--adopt` now), or refused with exit 2 and nothing changed. The STS client id is added when
+/// missing (recorded first for an adopted provider, so `delete` removes just that); nothing else
+/// is changed.
+async fn use_existing(
     state: &mut State,
     ctx: &Context,
     clients: &Clients,
     mut section: Section,
     existing: Provider,
+    adopt: bool,
 ) -> Result<(), Error> {
     let arn = section.provider_arn.clone();
     // A provider carrying our tags for this cluster was made by this tool: by an earlier run
@@ -151,12 +165,27 @@ async fn adopt(
         );
         section.created_by_us = true;
     }
+    if !section.created_by_us && !section.adopted {
+        if !adopt {
+            return Err(NotOurs {
+                what: "IAM OIDC provider",
+                name: arn,
+                why: common::owner::why_not_ours(|k| existing.tag(k)),
+                fix: format!(
+                    "Pass --adopt to use it (eks-oidc adds the client id {STS_CLIENT_ID} if it is missing; delete then removes only that client id and leaves the provider), or delete it"
+                ),
+            }
+            .into());
+        }
+        tracing::info!("adopting OIDC provider {arn}: `eks-oidc delete` will leave it in place");
+        section.adopted = true;
+    }
     let mut client_ids = existing.client_ids;
     let missing = !client_ids.iter().any(|c| c == STS_CLIENT_ID);
     let owner = if section.created_by_us {
         "made by this tool"
     } else {
-        "not recorded as made by this tool"
+        "adopted"
     };
     if ctx.dry_run {
         if missing {
@@ -176,6 +205,10 @@ async fn adopt(
             "OIDC provider {arn} exists ({owner}) with client ids {}; adding {STS_CLIENT_ID}",
             shown_list(&client_ids)
         );
+        if section.adopted {
+            section.added_client_id = true;
+            state.set_section(SECTION, &section);
+        }
         provider::add_client_id(&clients.iam, &arn, STS_CLIENT_ID).await?;
         client_ids.push(STS_CLIENT_ID.to_owned());
     } else {
@@ -191,8 +224,7 @@ async fn adopt(
 
 /// True when the provider carries the tags this tool puts on what it makes for `cluster`.
 pub fn tagged_ours(provider: &Provider, cluster: &str) -> bool {
-    let has = |key: &str, value: &str| provider.tags.iter().any(|(k, v)| k == key && v == value);
-    has(CLUSTER_TAG, cluster) && has(STEP_TAG, "oidc")
+    common::owner::proves_ours(|key| provider.tag(key), cluster, STEP, false)
 }
 
 fn shown_list(items: &[String]) -> String {

@@ -4,6 +4,7 @@
 use common::aws::AwsError;
 use common::cluster::PickError;
 use common::iam::CallerError;
+use common::owner::NotOurs;
 use common::state::StateError;
 
 /// What went wrong.
@@ -46,6 +47,14 @@ pub enum Error {
         client_id: String,
         source: AwsError,
     },
+    #[error(
+        "RemoveClientIDFromOpenIDConnectProvider {client_id} from {arn} (the adopted provider keeps it)"
+    )]
+    RemoveClientIDFromOpenIDConnectProvider {
+        arn: String,
+        client_id: String,
+        source: AwsError,
+    },
     #[error("DeleteOpenIDConnectProvider {arn} (the provider is left in place)")]
     DeleteOpenIDConnectProvider { arn: String, source: AwsError },
     #[error(
@@ -76,7 +85,7 @@ pub enum Usage {
     StateIssuer { issuer: String, reason: String },
 }
 
-common::step_error!(Error, Usage, shared: [PickError, StateError]);
+common::step_error!(Error, Usage, shared: [PickError, StateError, NotOurs]);
 
 impl From<CallerError> for Error {
     /// This step's own words for the caller's failures: they name what the account is for.

@@ -6,7 +6,9 @@
 //! and path>`), never by listing. A provider that exists already is kept as it is, except that
 //! `sts.amazonaws.com` is added to its client ids when missing; a missing one is created with the
 //! thumbprint of the issuer's TLS chain when the issuer can be reached and verified, else without
-//! one. `delete` removes only a provider this tool created, unless `--force`.
+//! one. A provider this tool did not make (not recorded, not carrying our tags) is refused unless
+//! `ensure --adopt`; `delete` removes only a provider this tool made, and of an adopted one only
+//! the client id it added.
 
 mod args;
 mod delete;
@@ -32,10 +34,9 @@ pub use crate::locate::{issuer_from_state, reported_issuer};
 pub const SECTION: &str = "oidc";
 /// The audience of the tokens EKS pods exchange with STS: the client id the provider needs.
 pub const STS_CLIENT_ID: &str = "sts.amazonaws.com";
-/// The tag that names the cluster on what this tool makes.
-pub const CLUSTER_TAG: &str = "eks-fargate-alb/cluster";
-/// The tag that names the step on what this tool makes.
-pub const STEP_TAG: &str = "eks-fargate-alb/step";
+pub use common::owner::{CLUSTER_TAG, STEP_TAG};
+/// The step named in [`STEP_TAG`] on the provider this tool makes.
+pub const STEP: &str = "oidc";
 /// What to do when the state's `oidc` section is about another cluster or region.
 const SAME_PLACE_FIX: &str = "delete that provider first or use a separate state";
 
@@ -54,6 +55,13 @@ pub struct Section {
     /// True when this tool created the provider, so `delete` may remove it.
     #[serde(default)]
     pub created_by_us: bool,
+    /// True when the provider was someone else's, taken over with `ensure --adopt`: `delete`
+    /// leaves it in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    /// True when this tool added the STS client id to an adopted provider (`delete` removes it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub added_client_id: bool,
     pub cluster_name: String,
     pub region: String,
     /// Keys a newer version wrote, kept as they are.
@@ -125,6 +133,8 @@ mod tests {
             thumbprints: vec![],
             client_ids: vec![STS_CLIENT_ID.into()],
             created_by_us: true,
+            adopted: false,
+            added_client_id: false,
             cluster_name: "c".into(),
             region: "us-east-2".into(),
             extra: Map::new(),

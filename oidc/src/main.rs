@@ -3,10 +3,11 @@
 //! associate-iam-oidc-provider` did in the seed). `ensure` creates it, with client id
 //! `sts.amazonaws.com` and the thumbprint of the issuer's verified TLS chain (without one when the
 //! issuer cannot be reached or verified), or adds `sts.amazonaws.com` to one that exists and
-//! changes nothing else; `delete` removes it only if this tool created it, unless `--force`.
+//! changes nothing else; a provider this tool did not make is refused (exit 2) unless
+//! `ensure --adopt`; `delete` removes it only if this tool made it (recorded, or tagged).
 //!
-//! Usage: `eks-oidc [--state FILE] [--region R] ensure [--cluster NAME] [--issuer-ca FILE] [--timeout 5s]`,
-//! `eks-oidc delete [--cluster NAME] [--force]`.
+//! Usage: `eks-oidc [--state FILE] [--region R] ensure [--cluster NAME] [--issuer-ca FILE] [--timeout 5s] [--adopt]`,
+//! `eks-oidc delete [--cluster NAME]`.
 //!
 //! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
 //! document on stdout, or reads and rewrites `--state FILE`. It writes only its `oidc` section and
@@ -18,6 +19,7 @@
 //! IAM permissions: `eks:DescribeCluster` (unless the state has `cluster.oidcIssuer`),
 //! `sts:GetCallerIdentity`, `iam:GetOpenIDConnectProvider`, `iam:CreateOpenIDConnectProvider`,
 //! `iam:TagOpenIDConnectProvider` (tags on create), `iam:AddClientIDToOpenIDConnectProvider`,
+//! `iam:RemoveClientIDFromOpenIDConnectProvider` (an adopted provider's added client id),
 //! `iam:DeleteOpenIDConnectProvider`. Network: HTTPS to the issuer's host (through
 //! `HTTPS_PROXY` when set) to read its certificate chain.
 
@@ -43,7 +45,7 @@ struct Cli {
 enum Command {
     /// Create the provider, or add the STS client id to the one that exists.
     Ensure(EnsureArgs),
-    /// Delete the provider if this tool created it (or with --force).
+    /// Delete the provider if this tool made it (an adopted one loses only what was added).
     Delete(DeleteArgs),
 }
 

@@ -20,6 +20,16 @@ pub struct Provider {
     pub tags: Vec<(String, String)>,
 }
 
+impl Provider {
+    /// The value of its tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// `GetOpenIDConnectProvider`; `None` when it does not exist.
 pub async fn get(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Option<Provider>, Error> {
     let answer = match iam
@@ -123,6 +133,35 @@ pub async fn add_client_id(
             source: e.into(),
         })?;
     Ok(())
+}
+
+/// `RemoveClientIDFromOpenIDConnectProvider`; nothing to do when the provider is gone.
+pub async fn remove_client_id(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+    client_id: &str,
+) -> Result<(), Error> {
+    match iam
+        .remove_client_id_from_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .client_id(client_id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let source = AwsError::from(e);
+            if source.is(NO_SUCH_ENTITY) {
+                Ok(())
+            } else {
+                Err(Error::RemoveClientIDFromOpenIDConnectProvider {
+                    arn: arn.to_owned(),
+                    client_id: client_id.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
 }
 
 /// `DeleteOpenIDConnectProvider`; false when it did not exist.

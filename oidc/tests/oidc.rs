@@ -181,7 +181,7 @@ async fn ensure_creates_then_changes_nothing_and_delete_removes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
+async fn a_provider_made_by_someone_else_is_refused_unless_adopted() {
     let moto = Moto::start();
     seed::cluster(&moto.sdk_config(REGION).await, "theirs", false).await;
     let issuer = moto_issuer(&moto, "theirs").await;
@@ -204,7 +204,29 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
         .await
         .expect("CreateOpenIDConnectProvider");
 
-    // A dry run says what it would add and adds nothing.
+    // Not ours: refused, dry run or not, with exit 2, no change and the way to adopt it.
+    for extra in [&["--dry-run"][..], &[][..]] {
+        moto.start_recording();
+        let mut args = vec!["--region", REGION, "ensure", "--cluster", "theirs"];
+        args.extend_from_slice(extra);
+        let refused = run(&moto, &args, "");
+        assert_exit(&refused, 2);
+        assert_no_mutating_call(&moto);
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("IAM OIDC provider {arn} is not ours"))
+                && refused.stderr.contains("no eks-fargate-alb/cluster tag")
+                && refused.stderr.contains("--adopt"),
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.json().get("oidc").is_none());
+    }
+    let untouched = provider(&moto, &arn).await.unwrap();
+    assert_eq!(untouched.client_ids, ["their-app"]);
+
+    // A dry run with --adopt says what it would add and adds nothing.
     moto.start_recording();
     let dry = run(
         &moto,
@@ -214,6 +236,7 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
             "ensure",
             "--cluster",
             "theirs",
+            "--adopt",
             "--dry-run",
         ],
         "",
@@ -246,11 +269,18 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
         "{lacking:?}"
     );
     let proxy = AwsProxy::in_front_of(&moto);
-    iamrules::add_client_id_to_oidc_provider(&proxy, &moto.endpoint);
+    iamrules::oidc_client_ids(&proxy, &moto.endpoint);
     let ensured = run_at(
         &moto,
         &proxy.endpoint,
-        &["--region", REGION, "ensure", "--cluster", "theirs"],
+        &[
+            "--region",
+            REGION,
+            "ensure",
+            "--cluster",
+            "theirs",
+            "--adopt",
+        ],
         "",
     );
     assert_exit(&ensured, 0);
@@ -273,6 +303,8 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
     );
     let state = ensured.json();
     assert_eq!(state["oidc"]["createdByUs"], false);
+    assert_eq!(state["oidc"]["adopted"], true);
+    assert_eq!(state["oidc"]["addedClientId"], true);
     assert_eq!(
         state["oidc"]["clientIds"],
         json!(["their-app", "sts.amazonaws.com"])
@@ -284,7 +316,7 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
     assert_eq!(now.thumbprints, [their_thumbprint]);
     assert_eq!(now.tags, [("owner".into(), "platform-team".into())]);
 
-    // Again: nothing to add, no mutating call.
+    // Again, without --adopt (the state records it): nothing to add, no mutating call.
     moto.start_recording();
     let again = run(&moto, &["ensure"], &ensured.stdout);
     assert_exit(&again, 0);
@@ -294,62 +326,38 @@ async fn a_provider_made_by_someone_else_only_gains_the_sts_client_id() {
         without_timings(state.clone())
     );
 
-    // Delete leaves what this tool did not make, and says so.
+    // Without a section, delete finds the provider through the cluster and refuses it: not
+    // ours, nothing changed, and how to take it over.
     moto.start_recording();
-    let left = run(&moto, &["delete"], &again.stdout);
-    assert_exit(&left, 0);
-    assert_no_mutating_call(&moto);
-    assert!(
-        left.stderr.contains("was not created by this tool")
-            && left.stderr.contains("leaving it in place")
-            && left.stderr.contains("--force"),
-        "{}",
-        left.stderr
-    );
-    assert!(left.json().get("oidc").is_none());
-    assert!(provider(&moto, &arn).await.is_some(), "still there");
-
-    // --force removes it.
-    let forced = run(&moto, &["delete", "--force"], &again.stdout);
-    assert_exit(&forced, 0);
-    assert!(forced.stderr.contains("(--force)"), "{}", forced.stderr);
-    assert!(provider(&moto, &arn).await.is_none(), "forced away");
-
-    // Without a section, --force finds the provider through the cluster; none is success.
-    let lookup = run(
-        &moto,
-        &[
-            "--region",
-            REGION,
-            "delete",
-            "--cluster",
-            "theirs",
-            "--force",
-        ],
-        "",
-    );
-    assert_exit(&lookup, 0);
-    assert!(
-        lookup
-            .stderr
-            .contains(&format!("OIDC provider {arn} does not exist")),
-        "{}",
-        lookup.stderr
-    );
-    // And without --force it names nothing to delete, making no call at all.
-    moto.start_recording();
-    let nothing = run(
+    let refused = run(
         &moto,
         &["--region", REGION, "delete", "--cluster", "theirs"],
         "",
     );
-    assert_exit(&nothing, 0);
+    assert_exit(&refused, 2);
+    assert_no_mutating_call(&moto);
     assert!(
-        nothing.stderr.contains("no oidc section"),
+        refused.stderr.contains("is not ours")
+            && refused
+                .stderr
+                .contains("aws iam tag-open-id-connect-provider"),
         "{}",
-        nothing.stderr
+        refused.stderr
     );
-    assert!(moto.recorded_calls().is_empty());
+
+    // Delete of the adopted provider removes only the client id it added, and keeps it.
+    let left = run_at(&moto, &proxy.endpoint, &["delete"], &again.stdout);
+    assert_exit(&left, 0);
+    assert!(
+        left.stderr.contains("removed client id sts.amazonaws.com")
+            && left.stderr.contains("the provider stays"),
+        "{}",
+        left.stderr
+    );
+    assert!(left.json().get("oidc").is_none());
+    let kept = provider(&moto, &arn).await.expect("still there");
+    assert_eq!(kept.client_ids, ["their-app"]);
+    assert_eq!(kept.tags, [("owner".into(), "platform-team".into())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,12 +639,16 @@ fn main_rs_documents_the_contract() {
             "iam:GetOpenIDConnectProvider",
             "iam:CreateOpenIDConnectProvider",
             "iam:AddClientIDToOpenIDConnectProvider",
+            "iam:RemoveClientIDFromOpenIDConnectProvider",
             "iam:DeleteOpenIDConnectProvider",
         ],
     );
     for (command, flags) in [
-        ("ensure", &["--cluster", "--issuer-ca", "--timeout"][..]),
-        ("delete", &["--cluster", "--force"][..]),
+        (
+            "ensure",
+            &["--cluster", "--issuer-ca", "--timeout", "--adopt"][..],
+        ),
+        ("delete", &["--cluster"][..]),
     ] {
         let help = assert_cmd::Command::new(BIN)
             .args([command, "--help"])

@@ -96,13 +96,28 @@ async fn a_provider_tagged_for_another_cluster_is_not_ours() {
     seed::cluster(&moto.sdk_config(REGION).await, "demo", false).await;
     let arn = leftover_provider(&moto, "demo", "another").await;
 
-    let adopted = run(
+    // Not ours: ensure refuses it, nothing changed; --adopt takes it over, and delete keeps it.
+    let refused = run(
         &moto,
         &["--region", REGION, "ensure", "--cluster", "demo"],
         "",
     );
+    assert_exit(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("its tags say step oidc made it for cluster another"),
+        "{}",
+        refused.stderr
+    );
+    let adopted = run(
+        &moto,
+        &["--region", REGION, "ensure", "--cluster", "demo", "--adopt"],
+        "",
+    );
     assert_exit(&adopted, 0);
     assert_eq!(adopted.json()["oidc"]["createdByUs"], false);
+    assert_eq!(adopted.json()["oidc"]["adopted"], true);
     let kept = run(&moto, &["delete"], &adopted.stdout);
     assert_exit(&kept, 0);
     assert!(exists(&moto, &arn).await, "not ours: kept");

@@ -90,6 +90,7 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     "iam:CreateOpenIDConnectProvider",
     "iam:TagOpenIDConnectProvider",
     "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
     "iam:DeleteOpenIDConnectProvider",
     // eks: the cluster and its Fargate profile (eks-cluster; the others describe it).
     "eks:DescribeCluster",

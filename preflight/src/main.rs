@@ -8,7 +8,7 @@
 //! docs) with `iam:SimulatePrincipalPolicy` on the caller's user or role (a warning, not a
 //! failure, when the caller may not simulate); room for one more VPC (Service Quotas "VPCs per
 //! Region", else its AWS default, else the documented 5) and one more Elastic IP (EC2 account
-//! attributes); and whether the cluster exists already (it would be adopted: a warning).
+//! attributes); and whether the cluster exists already (a warning: ours goes on, another's needs `--adopt`).
 //!
 //! Usage: `eks-preflight [--region R] [--profile P] [--cluster NAME] [--json] [-v|-q]`.
 //!

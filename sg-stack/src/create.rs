@@ -98,13 +98,23 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                 network.cluster_security_group_id.clone(),
             ),
         ]),
-        tags: BTreeMap::from([
-            ("eks-fargate-alb/cluster".to_owned(), cluster.clone()),
-            ("eks-fargate-alb/step".to_owned(), "sg-stack".to_owned()),
-        ]),
+        tags: common::owner::tags(&cluster, crate::STEP),
     };
 
     let mut existing = stack::describe(cfn, &name).await?;
+    // A stack of our name that the state does not record and that lacks our tags is someone
+    // else's: refused before anything changes (stacks are never adopted).
+    if let Some(found) = &existing
+        && !found.carries(&spec.tags)
+        && !previous.as_ref().is_some_and(|p| p.records(found))
+    {
+        return Err(crate::not_ours(
+            found,
+            &name,
+            "Choose another cluster name or region, or delete that stack",
+        )
+        .into());
+    }
     if let Some(busy) = existing
         .as_ref()
         .filter(|s| stack::phase(&s.status) == Phase::InProgress)
@@ -296,6 +306,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             outputs: BTreeMap::new(),
+            tags: BTreeMap::new(),
         }
     }
 

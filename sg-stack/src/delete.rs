@@ -13,15 +13,16 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
     if state.raw("deploy").is_some() && !args.force {
         return Err(Usage::DeployStillThere.into());
     }
-    let (name, target) = match &previous {
+    let (name, target, cluster) = match &previous {
         Some(p) => (
             p.stack_name.clone(),
             p.stack_id.clone().unwrap_or_else(|| p.stack_name.clone()),
+            p.cluster_name.clone(),
         ),
         None => {
             let cluster = common::cluster::pick_in(args.cluster.as_deref(), state, None)?;
             let name = stack_name(&cluster, &ctx.region);
-            (name.clone(), name)
+            (name.clone(), name, cluster)
         }
     };
     ctx.same_account(state).await?;
@@ -33,6 +34,17 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         }
         return Ok(());
     };
+    // Ours when the state records it, or when it carries our tags.
+    if !previous.as_ref().is_some_and(|p| p.records(&existing))
+        && !existing.carries(&common::owner::tags(&cluster, crate::STEP))
+    {
+        return Err(crate::not_ours(
+            &existing,
+            &name,
+            &format!("Delete it yourself (aws cloudformation delete-stack --stack-name {name}) or leave it"),
+        )
+        .into());
+    }
     if ctx.dry_run {
         tracing::info!(
             "dry run: would delete stack {name} ({}) and its security group{}",

@@ -3,6 +3,7 @@
 
 use common::aws::AwsError;
 use common::cluster::PickError;
+use common::owner::NotOurs;
 use common::state::StateError;
 
 /// What went wrong.
@@ -69,7 +70,7 @@ pub enum Usage {
     DeployStillThere,
 }
 
-common::step_error!(Error, Usage, shared: [PickError, StateError]);
+common::step_error!(Error, Usage, shared: [PickError, StateError, NotOurs]);
 
 #[cfg(test)]
 mod tests {

@@ -50,6 +50,26 @@ pub struct Section {
     pub extra: Map<String, Value>,
 }
 
+impl Section {
+    /// True when this section records `stack` (by its id) as the one this step made.
+    pub fn records(&self, stack: &common::cfn::Stack) -> bool {
+        self.stack_id.as_deref() == Some(stack.id.as_str())
+    }
+}
+
+/// The step named in [`common::owner::STEP_TAG`] on the stack this step makes.
+pub const STEP: &str = "sg-stack";
+
+/// The refusal for a stack of our name that is not ours.
+pub fn not_ours(stack: &common::cfn::Stack, name: &str, fix: &str) -> common::owner::NotOurs {
+    common::owner::NotOurs {
+        what: "CloudFormation stack",
+        name: name.to_owned(),
+        why: common::owner::why_not_ours(|k| stack.tags.get(k).map(String::as_str)),
+        fix: fix.to_owned(),
+    }
+}
+
 impl common::error::OwnSection for Section {
     const SECTION: &'static str = SECTION;
     const SAME_PLACE_FIX: &'static str = SAME_PLACE_FIX;

@@ -348,6 +348,44 @@ async fn changed_cidrs_update_the_stack_and_its_rules() {
 }
 
 #[tokio::test]
+async fn a_stack_of_our_name_it_did_not_make_is_refused() {
+    let moto = Moto::start();
+    seed::cluster(&moto.sdk_config(REGION).await, "demo", true).await;
+    // Someone else's stack under the name eks-sg-stack would use, without our tags.
+    let body = json!({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}).to_string();
+    cfn(&moto)
+        .await
+        .create_stack()
+        .stack_name("alb-securitygroup-demo-us-east-2")
+        .template_body(body)
+        .send()
+        .await
+        .unwrap();
+    moto.start_recording();
+    let created = create(&moto, &["--cluster", "demo"], "");
+    let deleted = run(
+        &moto,
+        &["--region", REGION, "delete", "--cluster", "demo"],
+        "",
+    );
+    for refused in [&created, &deleted] {
+        assert_exit(refused, 2);
+        assert!(
+            refused
+                .stderr
+                .contains("CloudFormation stack alb-securitygroup-demo-us-east-2 is not ours"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_no_mutating_call(&moto);
+    assert_eq!(
+        stack_names(&moto).await,
+        ["alb-securitygroup-demo-us-east-2"]
+    );
+}
+
+#[tokio::test]
 async fn dry_run_changes_nothing() {
     let moto = Moto::start();
     seed::cluster(&moto.sdk_config(REGION).await, "dry", true).await;

@@ -1,6 +1,7 @@
 //! Faults on the way to moto, as a flaky AWS gives them: throttling, HTTP 500 and 503, dropped
 //! connections and slow answers, on a share of the calls chosen by a seeded generator (the same
-//! seed faults the same positions in the sequence of calls). Installed as a rule of an
+//! seed faults the same positions in the sequence of calls); and lost answers on a share of the
+//! mutating calls (moto makes the change, the answer never arrives, the SDK sends the call again). Installed as a rule of an
 //! [`AwsProxy`]; [`Faults::stats`] says what was injected.
 
 use std::sync::{Arc, Mutex};
@@ -22,10 +23,14 @@ pub enum Fault {
     Drop,
     /// The answer comes late (then normally).
     Slow,
+    /// moto carries the call out, then the connection closes without its answer: the change
+    /// is made and the caller does not know it. Only on mutating calls, with its own rate.
+    LostAnswer,
 }
 
 impl Fault {
-    /// Every kind, in a fixed order.
+    /// The kinds picked at the plan's `rate`, in a fixed order ([`Fault::LostAnswer`] has a rate
+    /// of its own).
     pub const ALL: [Fault; 5] = [
         Fault::Throttle,
         Fault::ServerError,
@@ -46,6 +51,9 @@ pub struct FaultPlan {
     pub kinds: Vec<Fault>,
     /// How late a [`Fault::Slow`] answer is.
     pub slow_by: Duration,
+    /// Share of mutating calls whose answer is lost ([`Fault::LostAnswer`]), rolled before the
+    /// other kinds.
+    pub lost_answer_rate: f64,
 }
 
 impl FaultPlan {
@@ -56,6 +64,7 @@ impl FaultPlan {
             seed,
             kinds: Fault::ALL.to_vec(),
             slow_by: Duration::from_secs(2),
+            lost_answer_rate: rate,
         }
     }
 }
@@ -67,6 +76,8 @@ pub struct FaultStats {
     pub calls: u64,
     /// Faults injected, by kind.
     pub injected: std::collections::BTreeMap<String, u64>,
+    /// The calls whose answer was lost, in order (`service Action`).
+    pub lost: Vec<String>,
 }
 
 impl FaultStats {
@@ -108,6 +119,29 @@ struct Inner {
     enabled: bool,
 }
 
+/// Loses the answer to the first call of each of `actions` (`CreateRole`, ...): moto carries it
+/// out, the connection closes without the answer, and the caller's SDK sends it again. Returns
+/// the calls whose answer was lost so far.
+pub fn lose_first_answers(proxy: &AwsProxy, actions: &[&str]) -> Arc<Mutex<Vec<String>>> {
+    let pending: Mutex<Vec<String>> = Mutex::new(actions.iter().map(|a| (*a).to_owned()).collect());
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let seen = lost.clone();
+    proxy.rule(move |request| {
+        let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.iter().position(|a| *a == request.action) {
+            Some(i) => {
+                pending.remove(i);
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(request.name());
+                Verdict::ForwardThenDrop
+            }
+            None => Verdict::Pass,
+        }
+    });
+    lost
+}
+
 /// Faults installed on a proxy; switch them off with [`Faults::stop`].
 #[derive(Debug, Clone)]
 pub struct Faults {
@@ -141,6 +175,18 @@ impl Faults {
             return Verdict::Pass;
         }
         inner.stats.calls += 1;
+        if request.is_mutating() {
+            let lose = inner.generator.unit() < inner.plan.lost_answer_rate;
+            if lose {
+                *inner
+                    .stats
+                    .injected
+                    .entry(format!("{:?}", Fault::LostAnswer))
+                    .or_default() += 1;
+                inner.stats.lost.push(request.name());
+                return Verdict::ForwardThenDrop;
+            }
+        }
         let roll = inner.generator.unit();
         if roll >= inner.plan.rate || inner.plan.kinds.is_empty() {
             return Verdict::Pass;
@@ -192,6 +238,7 @@ fn verdict(fault: Fault, request: &AwsRequest, slow_by: Duration) -> Verdict {
         )),
         Fault::Drop => Verdict::Drop,
         Fault::Slow => Verdict::Delay(slow_by),
+        Fault::LostAnswer => Verdict::ForwardThenDrop,
     }
 }
 

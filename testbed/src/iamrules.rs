@@ -1,8 +1,9 @@
 //! Reusable [`AwsProxy`] rules for the IAM and STS calls moto 5.2.5 lacks or cannot answer the
 //! way a test needs (moto answers HTTP 500 with `NotImplementedError` for the first two):
 //!
-//! - [`add_client_id_to_oidc_provider`]: `iam:AddClientIDToOpenIDConnectProvider`, carried out
-//!   the way IAM documents it (add the client id if missing, change nothing else, idempotent)
+//! - [`oidc_client_ids`]: `iam:AddClientIDToOpenIDConnectProvider` and
+//!   `iam:RemoveClientIDFromOpenIDConnectProvider`, carried out the way IAM documents them (add
+//!   the client id if missing, or remove it if there, change nothing else, idempotent)
 //!   through the calls moto has: get, delete and create the provider again with the same URL,
 //!   client ids plus the new one, thumbprints and tags.
 //! - [`simulate_principal_policy`]: `iam:SimulatePrincipalPolicy` with the decisions the test
@@ -65,32 +66,40 @@ fn moto_iam(endpoint: &str, region: &str) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::from_conf(config)
 }
 
-/// Answers `iam:AddClientIDToOpenIDConnectProvider` by changing the provider in moto
+/// Answers `iam:AddClientIDToOpenIDConnectProvider` and
+/// `iam:RemoveClientIDFromOpenIDConnectProvider` by changing the provider in moto
 /// (`moto_endpoint`) as IAM would: `NoSuchEntity` (404) for an unknown ARN, nothing done when
-/// the client id is there already.
-pub fn add_client_id_to_oidc_provider(proxy: &AwsProxy, moto_endpoint: &str) {
+/// the client id is already there (add) or not there (remove).
+pub fn oidc_client_ids(proxy: &AwsProxy, moto_endpoint: &str) {
     let endpoint = moto_endpoint.to_owned();
     proxy.async_rule(move |request| {
         let endpoint = endpoint.clone();
         async move {
-            const ACTION: &str = "AddClientIDToOpenIDConnectProvider";
-            if !is_call(&request, "iam", ACTION) {
+            const ADD: &str = "AddClientIDToOpenIDConnectProvider";
+            const REMOVE: &str = "RemoveClientIDFromOpenIDConnectProvider";
+            let action = if is_call(&request, "iam", ADD) {
+                ADD
+            } else if is_call(&request, "iam", REMOVE) {
+                REMOVE
+            } else {
                 return Verdict::Pass;
-            }
+            };
             let arn = request
                 .param("OpenIDConnectProviderArn")
                 .unwrap_or_default();
             let client_id = request.param("ClientID").unwrap_or_default();
             let iam = moto_iam(&endpoint, &request.region);
-            Verdict::Reply(match add_client_id(&iam, &arn, &client_id).await {
-                Ok(()) => query_answer(ACTION, IAM_XMLNS, ""),
-                Err(Refused::NoSuchEntity(message)) => {
-                    AwsReply::error(&request, 404, "NoSuchEntity", &message)
-                }
-                Err(Refused::Moto(message)) => {
-                    AwsReply::error(&request, 500, "ServiceFailure", &message)
-                }
-            })
+            Verdict::Reply(
+                match change_client_ids(&iam, &arn, &client_id, action == ADD).await {
+                    Ok(()) => query_answer(action, IAM_XMLNS, ""),
+                    Err(Refused::NoSuchEntity(message)) => {
+                        AwsReply::error(&request, 404, "NoSuchEntity", &message)
+                    }
+                    Err(Refused::Moto(message)) => {
+                        AwsReply::error(&request, 500, "ServiceFailure", &message)
+                    }
+                },
+            )
         }
     });
 }
@@ -101,10 +110,13 @@ enum Refused {
     Moto(String),
 }
 
-async fn add_client_id(
+/// Adds (`add`) or removes the client id, through the calls moto has: get, delete and create the
+/// provider again with the same URL, client ids, thumbprints and tags.
+async fn change_client_ids(
     iam: &aws_sdk_iam::Client,
     arn: &str,
     client_id: &str,
+    add: bool,
 ) -> Result<(), Refused> {
     let found = iam
         .get_open_id_connect_provider()
@@ -114,11 +126,19 @@ async fn add_client_id(
         .map_err(|_| {
             Refused::NoSuchEntity(format!("OpenIDConnect Provider not found for arn {arn}"))
         })?;
-    if found.client_id_list().iter().any(|c| c == client_id) {
+    let has = found.client_id_list().iter().any(|c| c == client_id);
+    if has == add {
         return Ok(());
     }
-    let mut client_ids = found.client_id_list().to_vec();
-    client_ids.push(client_id.to_owned());
+    let mut client_ids: Vec<String> = found
+        .client_id_list()
+        .iter()
+        .filter(|c| *c != client_id)
+        .cloned()
+        .collect();
+    if add {
+        client_ids.push(client_id.to_owned());
+    }
     iam.delete_open_id_connect_provider()
         .open_id_connect_provider_arn(arn)
         .send()

@@ -1,8 +1,17 @@
 //! A fault proxy in front of a Kubernetes API server (the stand-in or any other), as an
-//! overloaded or restarting API server behaves: on a seeded share of requests it answers
-//! `429 TooManyRequests` (with `Retry-After`, as API priority and fairness does) or
-//! `503 ServiceUnavailable`, and it cuts watch streams short (a dropped connection in the middle
-//! of a watch). Everything else is passed through, watch streams included, chunk by chunk.
+//! overloaded or restarting API server and a flaky network behave. On a seeded share of
+//! non-watch requests it does one of the [`RequestFault`]s, each as likely:
+//! - answers `429 TooManyRequests` (with `Retry-After`, as API priority and fairness does) or
+//!   `503 ServiceUnavailable`;
+//! - closes the connection without an answer, after reading the request, either before
+//!   forwarding it (the server never saw it) or after the server answered (the change is made
+//!   and the answer is lost);
+//! - resets the connection (TCP RST) after reading the request, without forwarding it: the
+//!   accepted socket gets `SO_LINGER` 0 and is dropped without a FIN
+//!   ([`crate::loopback::ConnectionReset`]).
+//!
+//! It also cuts watch streams short (a dropped connection in the middle of a watch). Everything
+//! else is passed through, watch streams included, chunk by chunk.
 //!
 //! Point a kubeconfig at [`KubeFaultProxy::url`] ([`KubeFaultProxy::write_kubeconfig`]).
 
@@ -15,15 +24,45 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 
 use crate::faults::Generator;
-use crate::loopback::{LoopbackServer, UpstreamClient, upstream_client};
+use crate::loopback::{ConnectionReset, LoopbackServer, UpstreamClient, upstream_client};
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// What the proxy may do to a non-watch request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFault {
+    /// `429 TooManyRequests` with `Retry-After: 1`.
+    TooManyRequests,
+    /// `503 ServiceUnavailable`.
+    Unavailable,
+    /// The connection closed without an answer; the request was not forwarded.
+    ClosedBeforeForwarding,
+    /// The request forwarded and answered, then the connection closed without the answer (a
+    /// lost answer: the change is made).
+    ClosedAfterForwarding,
+    /// The connection reset (TCP RST) without an answer; the request was not forwarded.
+    Reset,
+}
+
+impl RequestFault {
+    /// Every kind, in the order the generator picks from.
+    pub const ALL: [RequestFault; 5] = [
+        RequestFault::TooManyRequests,
+        RequestFault::Unavailable,
+        RequestFault::ClosedBeforeForwarding,
+        RequestFault::ClosedAfterForwarding,
+        RequestFault::Reset,
+    ];
+}
 
 /// What to inject.
 #[derive(Debug, Clone)]
 pub struct KubeFaultPlan {
-    /// Share of non-watch requests answered 429 or 503 (half each), 0.0 to 1.0.
+    /// Share of non-watch requests faulted, 0.0 to 1.0, each with one of [`Self::request_faults`]
+    /// (as likely as each other).
     pub error_rate: f64,
+    /// The kinds of request faults; every kind unless restricted ([`Self::only`]).
+    pub request_faults: Vec<RequestFault>,
     /// Share of watch streams cut short.
     pub watch_cut_rate: f64,
     /// A cut watch ends after this long.
@@ -37,10 +76,17 @@ impl KubeFaultPlan {
     pub fn new(rate: f64, seed: u64) -> KubeFaultPlan {
         KubeFaultPlan {
             error_rate: rate,
+            request_faults: RequestFault::ALL.to_vec(),
             watch_cut_rate: rate,
             watch_cut_after: Duration::from_millis(300),
             seed,
         }
+    }
+
+    /// The same plan with only these kinds of request faults.
+    pub fn only(mut self, faults: &[RequestFault]) -> KubeFaultPlan {
+        self.request_faults = faults.to_vec();
+        self
     }
 }
 
@@ -50,14 +96,29 @@ pub struct KubeFaultStats {
     pub requests: u64,
     pub too_many_requests: u64,
     pub unavailable: u64,
+    /// Connections closed without an answer, the request not forwarded.
+    pub closed_before_forwarding: u64,
+    /// Connections closed after the server answered (lost answers).
+    pub closed_after_forwarding: u64,
+    /// Connections reset, the request not forwarded.
+    pub resets: u64,
     pub watches: u64,
     pub watches_cut: u64,
 }
 
 impl KubeFaultStats {
+    /// Requests faulted (watches cut not counted).
+    pub fn requests_faulted(&self) -> u64 {
+        self.too_many_requests
+            + self.unavailable
+            + self.closed_before_forwarding
+            + self.closed_after_forwarding
+            + self.resets
+    }
+
     /// Faults injected in all.
     pub fn total(&self) -> u64 {
-        self.too_many_requests + self.unavailable + self.watches_cut
+        self.requests_faulted() + self.watches_cut
     }
 }
 
@@ -73,8 +134,7 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Decision {
     Pass,
-    TooManyRequests,
-    Unavailable,
+    Fault(RequestFault),
     CutWatch(Duration),
 }
 
@@ -105,7 +165,7 @@ impl KubeFaultProxy {
         let (serving, client) = (inner.clone(), upstream_client());
         let server = LoopbackServer::start("kubefaults", move |request| {
             let (inner, upstream, client) = (serving.clone(), upstream.clone(), client.clone());
-            async move { Ok::<_, std::io::Error>(handle(request, upstream, inner, client).await) }
+            handle(request, upstream, inner, client)
         });
         let proxy = KubeFaultProxy {
             url: format!("http://{}", server.address),
@@ -163,15 +223,27 @@ fn decide(inner: &Mutex<Inner>, watch: bool) -> Decision {
         return Decision::Pass;
     }
     inner.stats.requests += 1;
-    if roll < inner.plan.error_rate / 2.0 {
-        inner.stats.too_many_requests += 1;
-        Decision::TooManyRequests
-    } else if roll < inner.plan.error_rate {
-        inner.stats.unavailable += 1;
-        Decision::Unavailable
-    } else {
-        Decision::Pass
+    let kinds = inner.plan.request_faults.len();
+    if kinds == 0 || roll >= inner.plan.error_rate {
+        return Decision::Pass;
     }
+    let index = ((roll / inner.plan.error_rate) * kinds as f64) as usize;
+    let fault = inner.plan.request_faults[index.min(kinds - 1)];
+    let stats = &mut inner.stats;
+    let counter = match fault {
+        RequestFault::TooManyRequests => &mut stats.too_many_requests,
+        RequestFault::Unavailable => &mut stats.unavailable,
+        RequestFault::ClosedBeforeForwarding => &mut stats.closed_before_forwarding,
+        RequestFault::ClosedAfterForwarding => &mut stats.closed_after_forwarding,
+        RequestFault::Reset => &mut stats.resets,
+    };
+    *counter += 1;
+    Decision::Fault(fault)
+}
+
+/// The error that makes the server end the connection without an answer.
+fn no_answer(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, what.to_owned())
 }
 
 fn status(code: u16, reason: &str, message: &str) -> hyper::Response<BoxBody> {
@@ -196,12 +268,13 @@ fn status(code: u16, reason: &str, message: &str) -> hyper::Response<BoxBody> {
     response
 }
 
+/// Passes or faults one request; an `Err` ends the connection without an answer.
 async fn handle(
     request: hyper::Request<Incoming>,
     upstream: hyper::Uri,
     inner: Arc<Mutex<Inner>>,
     client: UpstreamClient,
-) -> hyper::Response<BoxBody> {
+) -> Result<hyper::Response<BoxBody>, std::io::Error> {
     let (parts, body) = request.into_parts();
     let target = parts
         .uri
@@ -211,26 +284,44 @@ async fn handle(
     let watch = is_watch(parts.uri.query().unwrap_or_default());
     let decision = decide(&inner, watch);
     match decision {
-        Decision::TooManyRequests => {
-            return status(
+        Decision::Fault(RequestFault::TooManyRequests) => {
+            return Ok(status(
                 429,
                 "TooManyRequests",
                 "the server has received too many requests and has asked us to try again later",
-            );
+            ));
         }
-        Decision::Unavailable => {
-            return status(
+        Decision::Fault(RequestFault::Unavailable) => {
+            return Ok(status(
                 503,
                 "ServiceUnavailable",
                 "the server is currently unable to handle the request",
-            );
+            ));
         }
-        Decision::Pass | Decision::CutWatch(_) => {}
+        _ => {}
     }
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return status(400, "BadRequest", &format!("unreadable request: {e}")),
+        Err(e) => {
+            return Ok(status(
+                400,
+                "BadRequest",
+                &format!("unreadable request: {e}"),
+            ));
+        }
     };
+    match decision {
+        Decision::Fault(RequestFault::ClosedBeforeForwarding) => {
+            return Err(no_answer("closed before forwarding by the fault proxy"));
+        }
+        Decision::Fault(RequestFault::Reset) => {
+            if let Some(reset) = parts.extensions.get::<ConnectionReset>() {
+                reset.reset_on_close();
+            }
+            return Err(no_answer("reset by the fault proxy"));
+        }
+        _ => {}
+    }
     let mut forward = hyper::Request::builder()
         .method(parts.method.clone())
         .uri(format!(
@@ -249,12 +340,19 @@ async fn handle(
     }
     let forward = match forward.body(Full::new(body)) {
         Ok(f) => f,
-        Err(e) => return status(400, "BadRequest", &e.to_string()),
+        Err(e) => return Ok(status(400, "BadRequest", &e.to_string())),
     };
     let answer = match client.request(forward).await {
         Ok(a) => a,
-        Err(e) => return status(503, "ServiceUnavailable", &format!("upstream: {e}")),
+        Err(e) => {
+            return Ok(status(503, "ServiceUnavailable", &format!("upstream: {e}")));
+        }
     };
+    if decision == Decision::Fault(RequestFault::ClosedAfterForwarding) {
+        // The server has acted; its whole answer is read, then lost.
+        let _ = answer.into_body().collect().await;
+        return Err(no_answer("answer dropped by the fault proxy"));
+    }
     let (mut answer_parts, answer_body) = answer.into_parts();
     answer_parts.headers.remove("content-length");
     answer_parts.headers.remove("transfer-encoding");
@@ -276,7 +374,7 @@ async fn handle(
         }
         _ => BodyExt::boxed(StreamBody::new(frames)),
     };
-    hyper::Response::from_parts(answer_parts, body)
+    Ok(hyper::Response::from_parts(answer_parts, body))
 }
 
 #[cfg(test)]
@@ -308,10 +406,43 @@ mod tests {
         let stats = lock(&a).stats.clone();
         assert_eq!(stats.requests, 900);
         assert_eq!(stats.watches, 100);
-        let share = (stats.too_many_requests + stats.unavailable) as f64 / 900.0;
+        let share = stats.requests_faulted() as f64 / 900.0;
         assert!((0.24..0.36).contains(&share), "{share}");
-        assert!(stats.too_many_requests > 0 && stats.unavailable > 0 && stats.watches_cut > 0);
+        assert!(
+            [
+                stats.too_many_requests,
+                stats.unavailable,
+                stats.closed_before_forwarding,
+                stats.closed_after_forwarding,
+                stats.resets,
+                stats.watches_cut
+            ]
+            .iter()
+            .all(|&n| n > 0),
+            "every kind: {stats:?}"
+        );
+        assert_eq!(stats.total(), stats.requests_faulted() + stats.watches_cut);
         lock(&a).enabled = false;
         assert_eq!(decide(&a, false), Decision::Pass);
+    }
+
+    #[test]
+    fn a_plan_restricted_to_one_kind_does_only_that() {
+        let plan = KubeFaultPlan::new(0.5, 4).only(&[RequestFault::ClosedAfterForwarding]);
+        let inner = Mutex::new(Inner {
+            generator: Generator::new(4),
+            plan,
+            stats: KubeFaultStats::default(),
+            enabled: true,
+        });
+        for _ in 0..200 {
+            assert!(matches!(
+                decide(&inner, false),
+                Decision::Pass | Decision::Fault(RequestFault::ClosedAfterForwarding)
+            ));
+        }
+        let stats = lock(&inner).stats.clone();
+        assert!(stats.closed_after_forwarding > 50, "{stats:?}");
+        assert_eq!(stats.requests_faulted(), stats.closed_after_forwarding);
     }
 }

@@ -2,9 +2,17 @@
 //! runtime so it works from `#[test]` and `#[tokio::test]` alike; stopped on drop. The proxies
 //! of the test bed ([`crate::awsproxy`], [`crate::kubefaults`]) are built on it, each with a
 //! handler of its own, and share [`upstream_client`] to forward what they pass.
+//!
+//! Every request carries a [`ConnectionReset`] in its extensions: a handler that calls
+//! [`ConnectionReset::reset_on_close`] and then fails makes the connection end with a TCP reset
+//! (`SO_LINGER` 0, no FIN) instead of a close.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -19,6 +27,68 @@ pub(crate) type UpstreamClient = HttpClient<HttpConnector, Full<Bytes>>;
 /// A client for forwarding to an upstream on loopback.
 pub(crate) fn upstream_client() -> UpstreamClient {
     HttpClient::builder(TokioExecutor::new()).build_http()
+}
+
+/// Asks for the connection of a request to end with a TCP reset (found in each request's
+/// extensions).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionReset(Arc<AtomicBool>);
+
+impl ConnectionReset {
+    /// When the connection ends (the handler fails), it is reset instead of closed.
+    pub(crate) fn reset_on_close(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn wanted(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// An accepted connection that can end with a reset: with [`ConnectionReset::reset_on_close`],
+/// a shutdown sends no FIN and the socket is dropped with `SO_LINGER` 0, which sends an RST.
+struct Resettable {
+    stream: tokio::net::TcpStream,
+    reset: ConnectionReset,
+}
+
+impl Drop for Resettable {
+    fn drop(&mut self) {
+        if self.reset.wanted() {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Resettable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Resettable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.reset.wanted() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The server; stopped (its thread joined) on drop.
@@ -69,11 +139,20 @@ impl LoopbackServer {
                             },
                         };
                         let handler = handler.clone();
+                        let reset = ConnectionReset::default();
+                        let stream = Resettable {
+                            stream,
+                            reset: reset.clone(),
+                        };
+                        let service = move |mut request: hyper::Request<Incoming>| {
+                            request.extensions_mut().insert(reset.clone());
+                            handler(request)
+                        };
                         tokio::spawn(async move {
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(
                                     TokioIo::new(stream),
-                                    hyper::service::service_fn(handler),
+                                    hyper::service::service_fn(service),
                                 )
                                 .await;
                         });

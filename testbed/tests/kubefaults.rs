@@ -1,5 +1,6 @@
 //! The Kubernetes fault proxy in front of the stand-in: 429/503 as an overloaded API server
-//! answers them, watch streams cut short, everything else passed through.
+//! answers them, connections closed without an answer (before or after forwarding) or reset,
+//! watch streams cut short, everything else passed through.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use testbed::kubeapi::KubeApi;
-use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy};
+use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
+
+const REFUSALS: [RequestFault; 2] = [RequestFault::TooManyRequests, RequestFault::Unavailable];
 
 async fn client(kubeconfig: &std::path::Path) -> kube::Client {
     client_with(kubeconfig, true).await
@@ -41,7 +44,7 @@ async fn passes_through_when_quiet_and_refuses_when_told() {
     assert!(maps.get_opt("one").await.unwrap().is_some());
     assert_eq!(proxy.stats().total(), 0);
 
-    let loud = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(1.0, 1));
+    let loud = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(1.0, 1).only(&REFUSALS));
     let maps: Api<ConfigMap> =
         Api::namespaced(client_with(&loud.kubeconfig(), false).await, "default");
     let mut codes = Vec::new();
@@ -65,7 +68,7 @@ async fn passes_through_when_quiet_and_refuses_when_told() {
 #[tokio::test]
 async fn kube_s_default_retries_ride_out_a_third_of_requests_refused() {
     let api = KubeApi::start();
-    let mut plan = KubeFaultPlan::new(0.3, 5);
+    let mut plan = KubeFaultPlan::new(0.3, 5).only(&REFUSALS);
     plan.watch_cut_rate = 0.0;
     let proxy = KubeFaultProxy::start(&api.url, plan);
     let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
@@ -114,4 +117,74 @@ async fn cut_watches_end_early_and_whole_ones_stream() {
         started.elapsed()
     );
     assert_eq!(proxy.stats().watches_cut, 1);
+}
+
+#[tokio::test]
+async fn closed_and_reset_connections_get_no_answer() {
+    let api = KubeApi::start();
+    let kinds = [
+        (
+            RequestFault::ClosedBeforeForwarding,
+            false,
+            "connection closed before message completed",
+        ),
+        (
+            RequestFault::ClosedAfterForwarding,
+            true,
+            "connection closed before message completed",
+        ),
+        (RequestFault::Reset, false, "reset"),
+    ];
+    for (fault, forwarded, words) in kinds {
+        let proxy = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(1.0, 2).only(&[fault]));
+        let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
+        let name = format!("{fault:?}").to_lowercase();
+        let err = maps
+            .create(&PostParams::default(), &config_map(&name))
+            .await
+            .expect_err("no answer");
+        let text = common::step::error_chain(&err);
+        assert!(text.to_lowercase().contains(words), "{fault:?}: {text}");
+        assert!(
+            common::kuberetry::is_transient(&err),
+            "{fault:?} is transient: {text}"
+        );
+        proxy.stop_faults();
+        assert_eq!(
+            maps.get_opt(&name).await.unwrap().is_some(),
+            forwarded,
+            "{fault:?}: made only when forwarded"
+        );
+        let stats = proxy.stats();
+        assert_eq!(stats.requests_faulted(), 1, "{stats:?}");
+        assert_eq!(stats.total(), 1, "{stats:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_steps_client_sends_idempotent_requests_again() {
+    let api = KubeApi::start();
+    let direct: Api<ConfigMap> = Api::namespaced(api.client().await, "default");
+    direct
+        .create(&PostParams::default(), &config_map("there"))
+        .await
+        .unwrap();
+    let plan = KubeFaultPlan::new(0.5, 9).only(&[
+        RequestFault::ClosedBeforeForwarding,
+        RequestFault::ClosedAfterForwarding,
+        RequestFault::Reset,
+    ]);
+    let proxy = KubeFaultProxy::start(&api.url, plan);
+    let client = common::kube::client_from_kubeconfig(&proxy.kubeconfig(), None)
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    for _ in 0..20 {
+        assert!(maps.get("there").await.is_ok(), "{:?}", proxy.stats());
+    }
+    let stats = proxy.stats();
+    assert!(
+        stats.closed_before_forwarding > 0 && stats.closed_after_forwarding > 0 && stats.resets > 0,
+        "{stats:?}"
+    );
 }

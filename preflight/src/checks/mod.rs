@@ -105,12 +105,22 @@ async fn cluster_check(sdk: &SdkConfig, region: &str, cluster: &str) -> Check {
                 .map_or("unknown status", |s| s.as_str())
                 .to_owned();
             let version = found.and_then(|c| c.version()).unwrap_or("?").to_owned();
+            let ours = found.and_then(|c| c.tags()).is_some_and(|tags| {
+                common::owner::proves_ours(
+                    |k| tags.get(k).map(String::as_str),
+                    cluster,
+                    "cluster",
+                    true,
+                )
+            });
+            let what = if ours {
+                "eks-fargate-alb made it: eks-cluster create goes on with it"
+            } else {
+                "eks-fargate-alb did not make it: eks-cluster create refuses it unless --adopt"
+            };
             Check::warn(
                 "cluster",
-                format!(
-                    "{cluster} exists in {region} ({status}, Kubernetes {version}): \
-                     eks-cluster create will adopt it, not make a new one"
-                ),
+                format!("{cluster} exists in {region} ({status}, Kubernetes {version}): {what}"),
             )
             .fix("pass another --cluster (make CLUSTER=...) for a new cluster")
             .data(json!({"exists": true, "status": status, "version": version}))

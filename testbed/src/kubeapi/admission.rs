@@ -180,6 +180,7 @@ fn objects(store: &Store, group: &str, plural: &str, namespace: Option<&str>) ->
         rt: rt.clone(),
         namespace: namespace.map(str::to_owned),
         status: false,
+        writer: Default::default(),
     };
     store.select(
         &target,

@@ -18,7 +18,12 @@
 //!   create (POST, 201, `generateName`), replace (PUT, 409 on a stale `resourceVersion`), PATCH
 //!   with merge patch, strategic merge patch (handled as a merge patch), JSON patch and
 //!   server-side apply (`fieldManager` required; creates with 201 when missing), the `/status`
-//!   subresource, DELETE of one object or a collection, `dryRun=All`, and watches.
+//!   subresource, DELETE of one object or a collection, `dryRun=All` (on every write: the answer
+//!   is what would be stored, nothing is), and watches.
+//! - Field ownership (`metadata.managedFields`, `store/fields.rs`): updates own the
+//!   fields they set, an apply that would change another manager's field is a 409 `Conflict`
+//!   worded as the real server words it unless `force=true`, the same value is shared, and the
+//!   status subresource is owned apart.
 //! - Metadata the server owns: `uid`, `creationTimestamp`, one global monotonically increasing
 //!   `resourceVersion`, `generation` (1, then +1 when anything outside metadata and status
 //!   changes), `namespace`; a write that changes nothing is a no-op (no new resourceVersion).
@@ -51,9 +56,9 @@
 //!   bed's static token, or an EKS token younger than a given age ([`auth`]).
 //!
 //! Known limits: no authorization; without [`Settings::eks_token_max_age`] any bearer token, or
-//! none, is accepted; no field ownership (`managedFields` is not kept), so server-side apply is a deep merge
-//! (objects merged recursively, arrays replaced, `null` removes) and never removes a field a
-//! manager stopped applying, and `force` changes nothing; strategic merge patch has no list
+//! none, is accepted; server-side apply is a deep merge (objects merged recursively, arrays
+//! replaced, `null` removes) and never removes a field a manager stopped applying; ownership is
+//! kept for leaf fields with lists atomic (no `k:`/`v:` list item keys); strategic merge patch has no list
 //! merge keys; no schema validation or defaulting beyond a few fields (Namespace phase and
 //! name label, Deployment `spec.replicas` = 1, CRD status); no webhook server is called, no
 //! garbage collection through ownerReferences, no controllers (see [`crate::sim`]); no
@@ -91,6 +96,10 @@ pub struct Settings {
     /// this is refused with 401, as is a request with no token, a malformed one or another one
     /// than the test bed's own kubeconfig token. `None`: every request is let in.
     pub eks_token_max_age: Option<Duration>,
+    /// Aggregated API group-versions registered but not available (`metrics.k8s.io/v1beta1`
+    /// while metrics-server is down), as the API server shows them: `/apis` lists the group, and
+    /// `/apis/{group}/{version}` and everything under it answer 503 ServiceUnavailable.
+    pub unavailable_group_versions: Vec<String>,
 }
 
 impl Default for Settings {
@@ -100,6 +109,7 @@ impl Default for Settings {
             max_watch: Duration::from_secs(60),
             tls: false,
             eks_token_max_age: None,
+            unavailable_group_versions: Vec::new(),
         }
     }
 }

@@ -410,6 +410,32 @@ pub(crate) fn group_list(types: &[ResourceType]) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
+/// Adds to an APIGroupList (`/apis`) the groups of `group_versions` (`group/version`) it does not
+/// list yet, as the API server lists registered aggregated APIs whether they are available or
+/// not.
+pub(crate) fn add_group_versions(list: &mut Value, group_versions: &[String]) {
+    let Some(groups) = list["groups"].as_array_mut() else {
+        return;
+    };
+    for (group, version) in group_versions.iter().filter_map(|gv| gv.split_once('/')) {
+        let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+        match groups.iter_mut().find(|g| g["name"] == group) {
+            Some(listed) => {
+                if let Some(versions) = listed["versions"].as_array_mut()
+                    && !versions.contains(&gv)
+                {
+                    versions.push(gv);
+                }
+            }
+            None => groups.push(json!({
+                "name": group,
+                "versions": [gv.clone()],
+                "preferredVersion": gv,
+            })),
+        }
+    }
+}
+
 /// `/apis/{group}`: one APIGroup, if served.
 pub(crate) fn group(types: &[ResourceType], name: &str) -> Option<Value> {
     groups(types)

@@ -11,7 +11,7 @@ use super::admission;
 use super::http::{Reply, Request};
 use super::resources;
 use super::selector::{FieldSelector, LabelSelector, decode_segment, parse_query};
-use super::store::{ApiError, EventType, PatchKind, Store, Target};
+use super::store::{ApiError, EventType, PatchKind, Store, Target, Writer};
 
 fn error(e: &ApiError) -> Reply {
     Reply::json(e.code, &e.status())
@@ -100,7 +100,22 @@ pub(crate) async fn handle(shared: &Arc<Shared>, request: Request) -> Reply {
         ["api"] => discovery(Some(resources::core_versions(&shared.address))),
         ["apis"] => {
             let store = shared.lock();
-            discovery(Some(resources::group_list(store.types())))
+            let mut list = resources::group_list(store.types());
+            resources::add_group_versions(&mut list, &shared.settings.unavailable_group_versions);
+            discovery(Some(list))
+        }
+        ["apis", group, version, ..]
+            if shared
+                .settings
+                .unavailable_group_versions
+                .iter()
+                .any(|gv| *gv == format!("{group}/{version}")) =>
+        {
+            error(&ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ))
         }
         ["api", version] => {
             let store = shared.lock();
@@ -182,6 +197,11 @@ fn resource(
         version: version.to_owned(),
         namespace: route.namespace.map(str::to_owned),
         status: route.status,
+        writer: Writer::of_request(
+            query.get("fieldManager"),
+            request.header("user-agent"),
+            query.flag("force"),
+        ),
     };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {

@@ -114,6 +114,7 @@ impl Store {
                 rt: rt.clone(),
                 namespace: Some(ns.to_owned()),
                 status: false,
+                writer: super::Writer::default(),
             };
             for name in names {
                 // Cannot fail: the object is there and there are no preconditions.

@@ -14,12 +14,14 @@ mod crds;
 mod defaults;
 mod delete;
 mod error;
+mod fields;
 #[cfg(test)]
 mod tests;
 mod watch;
 mod write;
 
 pub(crate) use error::ApiError;
+pub(crate) use fields::Writer;
 pub(crate) use watch::{Event, EventType};
 
 /// The namespaces a fresh server has, as a real cluster does.
@@ -35,18 +37,19 @@ pub(crate) enum PatchKind {
     Merge,
     /// `application/json-patch+json`.
     Json,
-    /// `application/apply-patch+yaml`: server-side apply, as a deep merge.
+    /// `application/apply-patch+yaml`: server-side apply, as a deep merge with field ownership.
     Apply,
 }
 
 /// Where a request points: a type in one version, a namespace (or none: cluster-scoped or all
-/// namespaces) and whether it is the `/status` subresource.
+/// namespaces) and whether it is the `/status` subresource; and who writes (its field manager).
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub rt: ResourceType,
     pub version: String,
     pub namespace: Option<String>,
     pub status: bool,
+    pub writer: Writer,
 }
 
 impl Target {
@@ -124,6 +127,7 @@ impl Store {
             version: "v1".into(),
             namespace: None,
             status: false,
+            writer: Writer::default(),
         };
         for ns in BUILTIN_NAMESPACES {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});

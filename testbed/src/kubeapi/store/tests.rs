@@ -12,6 +12,7 @@ fn target(store: &Store, group: &str, plural: &str, ns: Option<&str>) -> Target 
         rt,
         namespace: ns.map(str::to_owned),
         status: false,
+        writer: Writer::default(),
     }
 }
 

@@ -1,11 +1,13 @@
 //! Writes: create (POST), replace (PUT) and patch (PATCH, the three patch forms), with the
 //! checks of type, identity and name, server-owned metadata, the status subresource,
-//! `generation` and the commit that stamps a resourceVersion and records the event.
+//! `generation`, field ownership ([`super::fields`]) and the commit that stamps a resourceVersion
+//! and records the event.
 
 use serde_json::{Value, json};
 
 use super::super::patch::{JsonPatchError, json_patch, merge_patch};
 use super::super::resources::ResourceType;
+use super::fields::{self, Write};
 use super::{
     ApiError, EventType, PatchKind, Result, Store, Target, has_finalizers, is_terminating, meta,
     meta_mut, now,
@@ -103,7 +105,18 @@ impl Store {
     }
 
     /// POST: a new object.
-    pub fn create(&mut self, target: &Target, mut body: Value, dry_run: bool) -> Result<Value> {
+    pub fn create(&mut self, target: &Target, body: Value, dry_run: bool) -> Result<Value> {
+        self.create_as(target, body, Write::Update, dry_run)
+    }
+
+    /// A new object, made by an update (POST) or an apply.
+    fn create_as(
+        &mut self,
+        target: &Target,
+        mut body: Value,
+        write: Write<'_>,
+        dry_run: bool,
+    ) -> Result<Value> {
         Self::check_type(target, &body, false)?;
         let rt = target.rt.clone();
         let ns = target.ns().to_owned();
@@ -169,7 +182,7 @@ impl Store {
         m.insert("uid".into(), json!(uid));
         m.insert("creationTimestamp".into(), json!(now()));
         m.insert("generation".into(), json!(1));
-        self.commit(target, &name, None, body, dry_run)
+        self.commit(target, &name, None, body, write, dry_run)
     }
 
     /// PUT on the object or its status.
@@ -196,7 +209,7 @@ impl Store {
             ));
         }
         let new = Self::compose(target, &old, body);
-        self.commit(target, name, Some(old), new, dry_run)
+        self.commit(target, name, Some(old), new, Write::Update, dry_run)
     }
 
     /// PATCH on the object or its status; returns the HTTP code (201 when apply created it).
@@ -217,9 +230,12 @@ impl Store {
         }
         let Some(old) = old else {
             if kind == PatchKind::Apply && !target.status {
-                let mut body = patch;
+                let mut body = patch.clone();
                 meta_mut(&mut body).insert("name".into(), json!(name));
-                return Ok((201, self.create(target, body, dry_run)?));
+                return Ok((
+                    201,
+                    self.create_as(target, body, Write::Apply(&patch), dry_run)?,
+                ));
             }
             return Err(ApiError::not_found(&target.rt, name));
         };
@@ -253,12 +269,20 @@ impl Store {
             ));
         }
         let new = Self::compose(target, &old, patched);
-        Ok((200, self.commit(target, name, Some(old), new, dry_run)?))
+        let write = match kind {
+            PatchKind::Apply => Write::Apply(&patch),
+            PatchKind::Merge | PatchKind::Json => Write::Update,
+        };
+        Ok((
+            200,
+            self.commit(target, name, Some(old), new, write, dry_run)?,
+        ))
     }
 
     /// The object a write makes of `old` and the written document: only `.status` through the
     /// status subresource; everything but `.status` through the main resource of a type that
-    /// has one; server-owned metadata always from `old`.
+    /// has one; server-owned metadata (and `managedFields`, which the commit recomputes) always
+    /// from `old`.
     fn compose(target: &Target, old: &Value, written: Value) -> Value {
         let mut new = if target.status {
             let mut new = old.clone();
@@ -289,9 +313,9 @@ impl Store {
         };
         let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let m = meta_mut(&mut new);
-        m.shift_remove("managedFields");
         m.shift_remove("selfLink");
         for field in [
+            "managedFields",
             "name",
             "namespace",
             "uid",
@@ -314,18 +338,22 @@ impl Store {
     }
 
     /// Stores `new` (after `old`, if any) with a fresh resourceVersion and records the event;
-    /// a no-op write changes nothing. An object left terminating with no finalizers goes.
+    /// a no-op write changes nothing. Who owns which fields is recorded first (an apply that
+    /// conflicts is refused here, before anything changes). An object left terminating with no
+    /// finalizers goes.
     fn commit(
         &mut self,
         target: &Target,
         name: &str,
         old: Option<Value>,
         new: Value,
+        write: Write<'_>,
         dry_run: bool,
     ) -> Result<Value> {
         let rt = &target.rt;
         let mut new = Self::view(rt, &target.version, &new);
         self.defaults(rt, &mut new)?;
+        fields::record(target, old.as_ref(), &mut new, write)?;
         if let Some(old) = &old {
             let generation = old
                 .pointer("/metadata/generation")

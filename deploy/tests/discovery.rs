@@ -1,0 +1,201 @@
+//! API discovery per group: an aggregated API that is registered but not available (the
+//! stand-in lists `metrics.k8s.io/v1beta1` in `/apis` and answers 503 under it, as the API
+//! server does while metrics-server is down) stops neither `apply` nor `delete` of kinds from
+//! other groups. A whole discovery (`kube::Discovery::run`) would fail on that one group.
+
+use std::time::Duration;
+
+use testbed::fargate::Profiles;
+use testbed::kubeapi::{KubeApi, Settings};
+use testbed::run::{Run, assert_exit};
+use testbed::sim::DeploymentSim;
+use testbed::{Moto, REGION};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
+
+const METRICS: &str = "metrics.k8s.io/v1beta1";
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: game}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: game}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: game}}
+  template:
+    metadata: {labels: {app: game}}
+    spec:
+      containers: [{name: c, image: example/2048:1}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: game}
+data: {a: b}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w, namespace: game}
+spec: {size: 3}
+"#;
+
+/// The state the runs start from: the cluster's facts, its Fargate namespaces included.
+fn state() -> String {
+    serde_json::json!({
+        "schemaVersion": 1,
+        "cluster": {
+            "name": "demo",
+            "region": REGION,
+            "fargateProfiles": ["fp-default"],
+            "fargateNamespaces": ["game"],
+        }
+    })
+    .to_string()
+}
+
+async fn run(
+    moto: &Moto,
+    kube: &KubeApi,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: String,
+) -> Run {
+    let mut cmd = moto.command(BIN);
+    cmd.args(["--region", REGION])
+        .args(args)
+        .args(["--cluster", "demo", "--kubeconfig"])
+        .arg(kube.kubeconfig())
+        .arg("--manifests")
+        .arg(dir);
+    tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &stdin))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
+    let kube = KubeApi::start_with(
+        0,
+        Settings {
+            unavailable_group_versions: vec![METRICS.to_owned()],
+            ..Settings::default()
+        },
+    )
+    .unwrap();
+
+    // The stand-in shows the broken group as the API server does, and a whole discovery
+    // fails on it.
+    let client = no_retry_client(&kube).await;
+    let groups = client.list_api_groups().await.unwrap();
+    assert!(
+        groups
+            .groups
+            .iter()
+            .any(|g| g.versions.iter().any(|v| v.group_version == METRICS)),
+        "/apis lists {METRICS}"
+    );
+    match client.list_api_group_resources(METRICS).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(
+                (status.code, status.reason.as_str()),
+                (503, "ServiceUnavailable")
+            );
+        }
+        other => panic!("{METRICS} must answer 503: {other:?}"),
+    }
+    assert!(kube::Discovery::new(client).run().await.is_err());
+    let asked_before = kube.requests().len();
+
+    let _pods = DeploymentSim::start_with(
+        kube.client().await,
+        Duration::from_secs(1),
+        Profiles::namespaces(&["game"]),
+    );
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("00-crd.yaml"), CRD).unwrap();
+    std::fs::write(dir.path().join("01-app.yaml"), APP).unwrap();
+
+    let applied = run(
+        &moto,
+        &kube,
+        dir.path(),
+        &["apply", "--timeout", "60s"],
+        state(),
+    )
+    .await;
+    assert_exit(&applied, 0);
+    let kinds: Vec<String> = applied.json()["deploy"]["appliedObjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CustomResourceDefinition",
+            "Namespace",
+            "Deployment",
+            "ConfigMap",
+            "Widget"
+        ]
+    );
+
+    let deleted = run(
+        &moto,
+        &kube,
+        dir.path(),
+        &["delete", "--timeout", "60s"],
+        applied.stdout.clone(),
+    )
+    .await;
+    assert_exit(&deleted, 0);
+    assert!(deleted.json().get("deploy").is_none());
+    let left: Vec<String> = kube
+        .created_objects()
+        .iter()
+        .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(left.is_empty(), "left: {left:?}");
+    // Neither run asked the broken group.
+    let asked: Vec<String> = kube.requests()[asked_before..]
+        .iter()
+        .filter(|r| r.path.starts_with(&format!("/apis/{METRICS}")))
+        .map(|r| format!("{} {} {}", r.method, r.path, r.code))
+        .collect();
+    assert!(asked.is_empty(), "the broken group was asked: {asked:?}");
+}
+
+/// A kube-rs client to the stand-in without kube's retry of 503 answers.
+async fn no_retry_client(kube: &KubeApi) -> kube::Client {
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kube.kubeconfig()).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.default_retry = false;
+    kube::Client::try_from(config).unwrap()
+}

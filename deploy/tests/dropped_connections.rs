@@ -1,0 +1,150 @@
+//! `eks-deploy` finishes in one run through Kubernetes requests that get no answer: the fault
+//! proxy in front of the stand-in closes a quarter of the connections without an answer (before
+//! forwarding the request, or after the server acted on it: a lost answer) or resets them. Every
+//! request `apply` and `delete` make is idempotent (GET, server-side apply, DELETE), so the
+//! client sends it again (`common::kuberetry`).
+
+use std::time::Duration;
+
+use testbed::fargate::Profiles;
+use testbed::kubeapi::KubeApi;
+use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
+use testbed::run::{Run, assert_exit};
+use testbed::sim::DeploymentSim;
+use testbed::{Moto, REGION};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: game}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: game}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: game}}
+  template:
+    metadata: {labels: {app: game}}
+    spec:
+      containers: [{name: c, image: example/2048:1}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: game}
+data: {a: b}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: game}
+spec:
+  selector: {app: game}
+  ports: [{port: 80, targetPort: 80}]
+"#;
+
+fn state() -> String {
+    serde_json::json!({
+        "schemaVersion": 1,
+        "cluster": {
+            "name": "demo",
+            "region": REGION,
+            "fargateProfiles": ["fp-default"],
+            "fargateNamespaces": ["game"],
+        }
+    })
+    .to_string()
+}
+
+async fn run(
+    moto: &Moto,
+    kubeconfig: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: String,
+) -> Run {
+    let mut cmd = moto.command(BIN);
+    cmd.args(["--region", REGION])
+        .args(args)
+        .args(["--cluster", "demo", "--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("--manifests")
+        .arg(dir);
+    tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &stdin))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_delete_finish_through_closed_and_reset_connections() {
+    let kube = KubeApi::start();
+    // The simulators talk to the stand-in directly; only the step goes through the faults.
+    let _pods = DeploymentSim::start_with(
+        kube.client().await,
+        Duration::from_secs(1),
+        Profiles::namespaces(&["game"]),
+    );
+    let plan = KubeFaultPlan::new(0.25, 16).only(&[
+        RequestFault::ClosedBeforeForwarding,
+        RequestFault::ClosedAfterForwarding,
+        RequestFault::Reset,
+    ]);
+    let proxy = KubeFaultProxy::start(&kube.url, plan);
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+
+    let applied = run(
+        &moto,
+        &proxy.kubeconfig(),
+        dir.path(),
+        &["apply", "--timeout", "90s"],
+        state(),
+    )
+    .await;
+    assert_exit(&applied, 0);
+    assert!(
+        applied.stderr.contains("got no answer"),
+        "the retries are logged: {}",
+        applied.stderr
+    );
+    assert_eq!(
+        applied.json()["deploy"]["appliedObjects"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let after_apply = proxy.stats();
+
+    let deleted = run(
+        &moto,
+        &proxy.kubeconfig(),
+        dir.path(),
+        &["delete", "--timeout", "90s"],
+        applied.stdout.clone(),
+    )
+    .await;
+    assert_exit(&deleted, 0);
+    assert!(deleted.json().get("deploy").is_none());
+    let left: Vec<String> = kube
+        .created_objects()
+        .iter()
+        .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(left.is_empty(), "left: {left:?}");
+
+    let stats = proxy.stats();
+    eprintln!("apply: {after_apply:?}; apply and delete: {stats:?}");
+    assert!(
+        after_apply.requests_faulted() >= 3,
+        "apply met faults: {after_apply:?}"
+    );
+    assert!(
+        stats.closed_before_forwarding > 0 && stats.closed_after_forwarding > 0 && stats.resets > 0,
+        "every kind was met: {stats:?}"
+    );
+    assert_eq!(stats.too_many_requests + stats.unavailable, 0);
+}
