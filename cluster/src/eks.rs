@@ -251,7 +251,18 @@ pub async fn delete(eks: &Client, name: &str, timeout: Duration) -> Result<bool,
         &format!("the update in progress on cluster {name} to end before deleting it"),
         timeout,
         is_busy,
-        || async { removed(eks.delete_cluster().name(name).send().await) },
+        || async {
+            // A delete whose answer was lost: EKS may refuse the retry while the cluster is
+            // DELETING; then the delete went through.
+            match removed(eks.delete_cluster().name(name).send().await) {
+                Err(source) if is_busy(&source) => match describe(eks, name).await {
+                    Ok(None) => Ok(false),
+                    Ok(Some(c)) if c.status == "DELETING" => Ok(true),
+                    _ => Err(source),
+                },
+                other => other,
+            }
+        },
     )
     .await;
     sent.map_err(|e| match e {
@@ -430,7 +441,7 @@ pub async fn create_profile(
         timeout.max(ROLE_PROPAGATION),
         create_profile_passing,
         || async {
-            match eks
+            let sent = eks
                 .create_fargate_profile()
                 .cluster_name(&spec.cluster)
                 .fargate_profile_name(&spec.name)
@@ -444,35 +455,37 @@ pub async fn create_profile(
                 ))
                 .client_request_token(&token)
                 .send()
-                .await
+                .await;
+            let source = match sent {
+                Ok(_) => return Ok(false),
+                Err(e) => AwsError::from(e),
+            };
+            // A create whose answer was lost: the SDK's retry (or ours, while EKS says a profile
+            // of the cluster is CREATING: the one we made) meets the profile it made. It is ours
+            // when it carries our tag (the caller found no profile of that name, or deleted it).
+            if (is_busy(&source) || common::owner::is_already_exists(&source))
+                && let Ok(Some(found)) = describe_profile(eks, &spec.cluster, &spec.name).await
+                && found.owner.as_deref() == Some(spec.cluster.as_str())
             {
-                Ok(_) => Ok(()),
-                Err(e) => Err(AwsError::from(e)),
+                return Ok(true);
             }
+            Err(source)
         },
     )
     .await;
     match sent {
-        Ok(()) => {}
+        Ok(false) => {}
+        Ok(true) => tracing::info!(
+            "Fargate profile {} exists and carries our tag: the answer to our CreateFargateProfile was lost; going on with it",
+            spec.name
+        ),
         Err(Retried::Timeout(t)) => return Err(Error::Timeout(t)),
         Err(Retried::Aws(source)) => {
-            // Made by an earlier call whose answer was lost: ours when it carries our tag (the
-            // caller found no profile of that name, or deleted it, before).
-            let lost_answer = common::owner::is_already_exists(&source)
-                && describe_profile(eks, &spec.cluster, &spec.name)
-                    .await?
-                    .is_some_and(|p| p.owner.as_deref() == Some(spec.cluster.as_str()));
-            if !lost_answer {
-                return Err(Error::CreateFargateProfile {
-                    cluster: spec.cluster.clone(),
-                    profile: spec.name.clone(),
-                    source,
-                });
-            }
-            tracing::info!(
-                "Fargate profile {} already exists and carries our tag: the answer to our CreateFargateProfile was lost; going on with it",
-                spec.name
-            );
+            return Err(Error::CreateFargateProfile {
+                cluster: spec.cluster.clone(),
+                profile: spec.name.clone(),
+                source,
+            });
         }
     }
     wait_profile_active(eks, &spec.cluster, &spec.name, timeout).await
@@ -530,13 +543,25 @@ pub async fn delete_profile(
                 timeout,
                 is_busy,
                 || async {
-                    removed(
+                    let sent = removed(
                         eks.delete_fargate_profile()
                             .cluster_name(cluster)
                             .fargate_profile_name(name)
                             .send()
                             .await,
-                    )
+                    );
+                    // A delete whose answer was lost: the retry is told a profile of the cluster
+                    // is DELETING, the very one. Gone or DELETING, the delete went through.
+                    match sent {
+                        Err(source) if is_busy(&source) => {
+                            match describe_profile(eks, cluster, name).await {
+                                Ok(None) => Ok(false),
+                                Ok(Some(p)) if p.status == "DELETING" => Ok(true),
+                                _ => Err(source),
+                            }
+                        }
+                        other => other,
+                    }
                 },
             )
             .await

@@ -5,6 +5,8 @@
 //! `EKS_FA_CLUSTER_BIN` runs these tests against another build of the binary (for example the
 //! previous commit's, to see them fail without the change they cover).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use eks_cluster::profiles::{RESTARTED_AT, profile_name};
@@ -344,6 +346,55 @@ async fn delete_rides_out_an_update_in_progress() {
         gone.stderr
     );
     assert!(gone.json().get("cluster").is_none());
+    let clusters = bed.eks(REGION).await.list_clusters().send().await.unwrap();
+    assert!(clusters.clusters().is_empty(), "{clusters:?}");
+}
+
+/// Loses the answer to the first `method` call on a Fargate profile path (create: POST, delete:
+/// DELETE): EKS made the change, the SDK sends the call again. Returns how many were lost.
+fn lose_first_profile_answer(proxy: &AwsProxy, method: &'static str) -> Arc<AtomicU32> {
+    let lost = Arc::new(AtomicU32::new(0));
+    let count = lost.clone();
+    proxy.rule(move |request| {
+        if request.method == method
+            && request.path.contains("/fargate-profiles")
+            && count.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            testbed::awsproxy::Verdict::ForwardThenDrop
+        } else {
+            testbed::awsproxy::Verdict::Pass
+        }
+    });
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_to_profile_create_and_delete_are_ridden_out() {
+    // The retry of a create whose answer was lost meets EKS's "a profile of the cluster is
+    // CREATING" (the one it made); the retry of such a delete, "… is DELETING". Both are ours.
+    let bed = Bed::new(REGION).await;
+    FargateProfiles::new(3, 3).install(&bed.proxy);
+    let created = lose_first_profile_answer(&bed.proxy, "POST");
+    let made = cluster_in_brought_vpc(&bed, "lostfp").await;
+    let sent = |method: &str| {
+        bed.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.request.method == method && c.request.path.contains("/fargate-profiles"))
+            .count()
+    };
+    assert_eq!(created.load(Ordering::SeqCst), 1, "one answer lost");
+    assert!(sent("POST") >= 2, "the create was sent again");
+    assert!(
+        made.stderr.contains("CreateFargateProfile was lost"),
+        "{}",
+        made.stderr
+    );
+    let deleted = lose_first_profile_answer(&bed.proxy, "DELETE");
+    let gone = bed.run(REGION, &["delete", "--timeout", "60s"], &made.stdout);
+    assert_exit(&gone, 0);
+    assert_eq!(deleted.load(Ordering::SeqCst), 1, "one answer lost");
+    assert!(sent("DELETE") >= 2, "the delete was sent again");
     let clusters = bed.eks(REGION).await.list_clusters().send().await.unwrap();
     assert!(clusters.clusters().is_empty(), "{clusters:?}");
 }

@@ -11,24 +11,11 @@ use testbed::run::{Run, assert_exit};
 use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION, seed};
 
-const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
+mod fixtures;
 
-const CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+use fixtures::CRD;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
 const CONTROLLER: &str = r#"
 apiVersion: v1

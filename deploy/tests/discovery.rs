@@ -11,43 +11,14 @@ use testbed::run::{Run, assert_exit};
 use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION};
 
+mod fixtures;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
 const METRICS: &str = "metrics.k8s.io/v1beta1";
 
-const CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
-
-const APP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: game}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: game}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: game}}
-  template:
-    metadata: {labels: {app: game}}
-    spec:
-      containers: [{name: c, image: example/2048:1}]
----
+/// What follows the game namespace and Deployment: a ConfigMap and a custom resource.
+const AFTER_GAME: &str = r#"
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: game}
@@ -58,20 +29,6 @@ kind: Widget
 metadata: {name: w, namespace: game}
 spec: {size: 3}
 "#;
-
-/// The state the runs start from: the cluster's facts, its Fargate namespaces included.
-fn state() -> String {
-    serde_json::json!({
-        "schemaVersion": 1,
-        "cluster": {
-            "name": "demo",
-            "region": REGION,
-            "fargateProfiles": ["fp-default"],
-            "fargateNamespaces": ["game"],
-        }
-    })
-    .to_string()
-}
 
 async fn run(
     moto: &Moto,
@@ -133,15 +90,19 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
     );
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("00-crd.yaml"), CRD).unwrap();
-    std::fs::write(dir.path().join("01-app.yaml"), APP).unwrap();
+    std::fs::write(dir.path().join("00-crd.yaml"), fixtures::CRD).unwrap();
+    std::fs::write(
+        dir.path().join("01-app.yaml"),
+        fixtures::game_and(AFTER_GAME),
+    )
+    .unwrap();
 
     let applied = run(
         &moto,
         &kube,
         dir.path(),
         &["apply", "--timeout", "60s"],
-        state(),
+        fixtures::state(),
     )
     .await;
     assert_exit(&applied, 0);

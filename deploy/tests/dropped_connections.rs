@@ -13,24 +13,12 @@ use testbed::run::{Run, assert_exit};
 use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION};
 
+mod fixtures;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
-const APP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: game}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: game}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: game}}
-  template:
-    metadata: {labels: {app: game}}
-    spec:
-      containers: [{name: c, image: example/2048:1}]
----
+/// What follows the game namespace and Deployment: a ConfigMap and a Service.
+const AFTER_GAME: &str = r#"
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: game}
@@ -43,19 +31,6 @@ spec:
   selector: {app: game}
   ports: [{port: 80, targetPort: 80}]
 "#;
-
-fn state() -> String {
-    serde_json::json!({
-        "schemaVersion": 1,
-        "cluster": {
-            "name": "demo",
-            "region": REGION,
-            "fargateProfiles": ["fp-default"],
-            "fargateNamespaces": ["game"],
-        }
-    })
-    .to_string()
-}
 
 async fn run(
     moto: &Moto,
@@ -93,14 +68,14 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     let proxy = KubeFaultProxy::start(&kube.url, plan);
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
 
     let applied = run(
         &moto,
         &proxy.kubeconfig(),
         dir.path(),
         &["apply", "--timeout", "90s"],
-        state(),
+        fixtures::state(),
     )
     .await;
     assert_exit(&applied, 0);

@@ -12,24 +12,12 @@ use testbed::run::assert_exit;
 use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION};
 
+mod fixtures;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
-const APP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: game}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: game}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: game}}
-  template:
-    metadata: {labels: {app: game}}
-    spec:
-      containers: [{name: c, image: example/2048:1}]
----
+/// What follows the game namespace and Deployment: a ConfigMap applied after the wait.
+const AFTER_GAME: &str = r#"
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: after-the-wait, namespace: game}
@@ -56,7 +44,7 @@ async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
     );
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
     let state = serde_json::json!({
         "schemaVersion": 1,
         "cluster": {
@@ -118,7 +106,7 @@ async fn the_stand_in_refuses_what_is_not_a_valid_token() {
     .unwrap();
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
     // A kubeconfig with another static token than the stand-in's: 401, said as such.
     let kubeconfig = dir.path().join("kubeconfig");
     let text = std::fs::read_to_string(kube.kubeconfig())

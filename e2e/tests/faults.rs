@@ -1,6 +1,9 @@
 //! The whole pipeline on a flaky AWS and a flaky API server: a seeded share of AWS calls gets
-//! throttled, HTTP 500/503, a dropped connection or a slow answer (through the hardened proxy
-//! in front of moto), and a share of Kubernetes requests gets 429/503 and of watches is cut.
+//! throttled, HTTP 500/503, a dropped connection or a slow answer, and a share of mutating calls
+//! loses its answer after moto made the change (through the hardened proxy in front of moto); a
+//! share of Kubernetes requests gets 429/503, a connection closed before or after the request
+//! went through, or a reset, and a share of watches is cut. Install, a re-run of it and the
+//! teardown each end in one run.
 //! Every step retries within its bounds: install answers 200, teardown leaves nothing, nothing
 //! is made twice. When the faults never stop, the step fails clearly within its timeout and
 //! the teardown still removes what was made. Each run prints the faults injected.
@@ -62,7 +65,12 @@ async fn whole_pipeline_with(rate: f64, seed: u64) {
         1
     );
 
-    let teardown = bed.pipe(TEARDOWN, &installed.stdout);
+    // A re-run of the whole install through the same faults changes nothing and ends in one go.
+    let again = bed.pipe(INSTALL, &installed.stdout);
+    assert_exit(&again, 0);
+    assert!(again.json().get("error").is_none());
+
+    let teardown = bed.pipe(TEARDOWN, &again.stdout);
     bed.finish_cluster_delete(&teardown);
     bed.assert_nothing_left().await;
 
@@ -87,6 +95,15 @@ async fn whole_pipeline_with(rate: f64, seed: u64) {
         kube.watches
     );
     assert!(aws.total() > 0 && kube.total() > 0, "faults were injected");
+    eprintln!("answers lost (moto made the change): {:?}", aws.lost);
+    assert!(
+        !aws.lost.is_empty(),
+        "answers to mutating AWS calls were lost"
+    );
+    assert!(
+        kube.closed_before_forwarding + kube.closed_after_forwarding + kube.resets > 0,
+        "Kubernetes connections were dropped"
+    );
 }
 
 /// The seeds to run: `EKS_FA_FAULT_SEEDS` (comma separated; `make soak` sets several), else

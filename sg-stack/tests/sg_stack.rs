@@ -348,6 +348,67 @@ async fn changed_cidrs_update_the_stack_and_its_rules() {
 }
 
 #[tokio::test]
+async fn a_lost_answer_to_create_stack_makes_one_stack_and_one_group() {
+    let moto = Moto::start();
+    seed::cluster(&moto.sdk_config(REGION).await, "demo", true).await;
+    let proxy = testbed::awsproxy::AwsProxy::in_front_of(&moto);
+    let lost = testbed::faults::lose_first_answers(&proxy, &["CreateStack"]);
+    let made = testbed::run::run(
+        proxy
+            .command(&moto, BIN)
+            .args(["--region", REGION, "create", "--cluster", "demo"]),
+        "",
+    );
+    assert_exit(&made, 0);
+    assert_eq!(*lost.lock().unwrap(), ["cloudformation CreateStack"]);
+    assert!(
+        made.stderr.contains("CreateStack was lost"),
+        "{}",
+        made.stderr
+    );
+    let groups = ec2(&moto)
+        .await
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap();
+    let albs: Vec<(&str, &str)> = groups
+        .security_groups()
+        .iter()
+        .filter(|g| {
+            g.group_name()
+                .is_some_and(|n| n.starts_with("alb-securitygroup"))
+        })
+        .map(|g| {
+            (
+                g.group_id().unwrap_or_default(),
+                g.group_name().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(albs.len(), 1, "{albs:?}");
+    assert_eq!(
+        made.json()["sgStack"]["securityGroupId"].as_str(),
+        Some(albs[0].0),
+        "{albs:?}"
+    );
+    let deleted = run(&moto, &["delete"], &made.stdout);
+    assert_exit(&deleted, 0);
+    let groups = ec2(&moto)
+        .await
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !groups.security_groups().iter().any(|g| g
+            .group_name()
+            .is_some_and(|n| n.starts_with("alb-securitygroup"))),
+        "{groups:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_stack_of_our_name_it_did_not_make_is_refused() {
     let moto = Moto::start();
     seed::cluster(&moto.sdk_config(REGION).await, "demo", true).await;

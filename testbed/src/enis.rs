@@ -375,12 +375,23 @@ impl DependencyRules {
         let Ok(described) = cfn.describe_stacks().stack_name(&stack).send().await else {
             return Verdict::Pass;
         };
-        let Some((id, name)) = described.stacks().first().map(|s| {
-            (
-                s.stack_id().unwrap_or_default().to_owned(),
-                s.stack_name().unwrap_or_default().to_owned(),
-            )
-        }) else {
+        // A deleted stack (a `DeleteStack` sent again after its answer was lost) has nothing
+        // left to block; its resources must not be asked for either: moto 5.2.5 makes a deleted
+        // stack's resources again when `DescribeStackResources` names it by its id.
+        let Some((id, name)) = described
+            .stacks()
+            .first()
+            .filter(|s| {
+                s.stack_status()
+                    .is_some_and(|status| status.as_str() != "DELETE_COMPLETE")
+            })
+            .map(|s| {
+                (
+                    s.stack_id().unwrap_or_default().to_owned(),
+                    s.stack_name().unwrap_or_default().to_owned(),
+                )
+            })
+        else {
             return Verdict::Pass;
         };
         let Ok(resources) = cfn.describe_stack_resources().stack_name(&id).send().await else {
