@@ -6,14 +6,16 @@
 //! profile `fp-<hash of its namespaces>` on the private subnets (a changed one is made and ACTIVE
 //! before the old one is deleted and its Deployments restarted), and moves CoreDNS onto Fargate.
 //! The zones of the VPC it makes are chosen by zone id, leaving out zones without EKS or
-//! Fargate. `delete` removes
-//! the profiles, the cluster, and the stack and roles when it made them. `kubeconfig` merges an
+//! Fargate. A cluster, role, stack or profile of its names that it did not make (not recorded in
+//! the state, not tagged `eks-fargate-alb/cluster`) is refused with exit 2, unless `--adopt`
+//! takes the cluster and roles over. `delete` removes the profiles, the cluster, and the stack
+//! and roles when it made them; of an adopted cluster only what it added. `kubeconfig` merges an
 //! entry whose user runs `eks-cluster token`; `token` prints an ExecCredential;
 //! `template` prints the network template.
 //!
 //! Usage: `eks-cluster [--state FILE] [--region R] create [--cluster NAME] [--kubernetes-version 1.NN]
 //! [--namespace NS]... [--vpc-cidr CIDR] [--azs 2|3] [--vpc-id VPC --private-subnets IDS
-//! [--public-subnets IDS]] [--timeout 30m] [--kubeconfig PATH]`, `eks-cluster delete [--force]`,
+//! [--public-subnets IDS]] [--timeout 30m] [--kubeconfig PATH] [--adopt]`, `eks-cluster delete [--force]`,
 //! `eks-cluster kubeconfig [-o PATH|-]`, `eks-cluster token --cluster NAME`,
 //! `eks-cluster template [--vpc-cidr CIDR] [--azs N]`.
 //!
@@ -66,7 +68,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create (or finish, or adopt) the network, roles, cluster, Fargate profile; CoreDNS on Fargate.
+    /// Create (or finish) the network, roles, cluster, Fargate profile; CoreDNS on Fargate.
     Create(CreateArgs),
     /// Delete the Fargate profiles, the cluster, and the network and roles eks-cluster made.
     Delete(DeleteArgs),

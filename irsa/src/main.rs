@@ -2,7 +2,7 @@
 //!
 //! Usage: `irsa [--region R] ensure --cluster C [--namespace NS] --sa-name SA
 //! [--policy-document FILE|https-URL]... [--policy-sha256 HEX]... [--policy-arn ARN]... [--role-name N]
-//! [--restart] [--kubeconfig PATH]`, `irsa delete --cluster C [--namespace NS] --sa-name SA`,
+//! [--restart] [--adopt] [--kubeconfig PATH]`, `irsa delete --cluster C [--namespace NS] --sa-name SA`,
 //! `irsa list --cluster C`.
 //!
 //! stdin/stdout: with a state document on stdin (or `--state FILE`) it reads the cluster and
