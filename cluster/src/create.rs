@@ -202,10 +202,18 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         state.set_section(SECTION, &section);
     }
 
-    // CoreDNS.
-    let outcome = coredns::move_to_fargate(client, &name, args.timeout).await?;
-    section.core_dns_on_fargate = outcome != coredns::Outcome::Absent;
-    state.set_section(SECTION, &section);
+    // CoreDNS: eks-cluster's to roll onto Fargate on a cluster it made; an adopted cluster's
+    // CoreDNS is left as its owner runs it.
+    if section.cluster_adopted {
+        tracing::warn!(
+            "cluster {name} is adopted: its kube-system/coredns is left as it is; if its pods must run on Fargate, remove the pod template annotation {} and restart it",
+            coredns::COMPUTE_TYPE
+        );
+    } else {
+        let outcome = coredns::move_to_fargate(client, &name, args.timeout).await?;
+        section.core_dns_on_fargate = outcome != coredns::Outcome::Absent;
+        state.set_section(SECTION, &section);
+    }
     tracing::info!(
         "cluster {name} is ready: {} (Fargate profile {}, namespaces {})",
         section
@@ -480,6 +488,10 @@ async fn dry_run_create(
             "once {profile} is ACTIVE, would delete those of the Fargate profile(s) {} that eks-cluster made, and restart the Deployments they ran",
             others.join(", ")
         ));
+    }
+    if claims.cluster == Claim::Adopted {
+        say("would leave kube-system/coredns as it is (an adopted cluster's)".into());
+        return Ok(());
     }
     say(format!(
         "would roll kube-system/coredns out again (remove {}, set {}) unless its pods all run on Fargate{}, and wait until it is available",

@@ -882,6 +882,24 @@ async fn a_cluster_it_did_not_make_is_refused_adopted_on_request_and_left_standi
     let mut profiles = aws.profiles("theirs").await;
     profiles.sort();
     assert_eq!(profiles, [ours.clone(), "their-apps".to_owned()]);
+    assert!(
+        adopted
+            .stderr
+            .contains("its kube-system/coredns is left as it is"),
+        "{}",
+        adopted.stderr
+    );
+    let coredns = bed.coredns().await;
+    let template = coredns.spec.unwrap().template.metadata.unwrap();
+    assert_eq!(
+        template
+            .annotations
+            .unwrap_or_default()
+            .get(COMPUTE_TYPE)
+            .map(String::as_str),
+        Some("ec2"),
+        "an adopted cluster's CoreDNS is not changed"
+    );
 
     // A re-run from the state needs no --adopt and changes nothing.
     bed.moto.start_recording();
