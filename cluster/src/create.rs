@@ -98,11 +98,8 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     section.pod_execution_role_arn = Some(pod_role.arn.clone());
     state.set_section(SECTION, &section);
 
-    // The cluster.
-    let existing = match claims.cluster {
-        Claim::Absent => None,
-        Claim::Ours | Claim::Adopted => eks::describe(&clients.eks, &name).await?,
-    };
+    // The cluster (as the ownership check found it).
+    let existing = claims.existing.clone();
     match claims.cluster {
         Claim::Adopted if !section.cluster_adopted => {
             section.cluster_adopted = true;
@@ -248,6 +245,9 @@ async fn ensure_role(
         });
     }
     state.set_section(SECTION, section);
+    if roles::has_policy(&clients.iam, spec).await? {
+        return Ok(role);
+    }
     if adopted {
         // Recorded before the call: a lost answer must not leave an attachment delete forgets.
         let entry = section
@@ -255,13 +255,12 @@ async fn ensure_role(
             .iter_mut()
             .find(|r| r.name == spec.name)
             .expect("recorded above");
-        let already = roles::has_policy(&clients.iam, spec).await?;
-        if !already && !entry.attached_policies.contains(&spec.policy_arn) {
+        if !entry.attached_policies.contains(&spec.policy_arn) {
             entry.attached_policies.push(spec.policy_arn.clone());
             state.set_section(SECTION, section);
         }
     }
-    roles::ensure_policy(&clients.iam, spec).await?;
+    roles::attach_policy(&clients.iam, spec).await?;
     Ok(role)
 }
 

@@ -24,6 +24,8 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub cluster: Claim,
+    /// The cluster as `DescribeCluster` found it (none when [`Claim::Absent`]).
+    pub existing: Option<eks::Cluster>,
     /// The cluster role and the pod execution role, in that order.
     pub roles: [(String, Claim); 2],
 }
@@ -60,7 +62,8 @@ pub async fn check_create(
     adopt: bool,
 ) -> Result<Claims, Error> {
     let recorded = previous.filter(|p| p.facts.name == name);
-    let cluster = match eks::describe(&clients.eks, name).await? {
+    let existing = eks::describe(&clients.eks, name).await?;
+    let cluster = match &existing {
         None => Claim::Absent,
         Some(c) if c.tagged_ours(name) || recorded.is_some_and(|p| p.cluster_created_by_us) => {
             Claim::Ours
@@ -69,7 +72,7 @@ pub async fn check_create(
         Some(c) => {
             return Err(cluster_not_ours(
                 name,
-                &c,
+                c,
                 "Pass --adopt to use it as it is (eks-cluster delete then leaves it standing and removes only the Fargate profile it added), or choose another --cluster name".into(),
             )
             .into());
@@ -133,6 +136,7 @@ pub async fn check_create(
     let [a, b]: [(String, Claim); 2] = claims.try_into().expect("two roles");
     Ok(Claims {
         cluster,
+        existing,
         roles: [a, b],
     })
 }

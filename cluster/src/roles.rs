@@ -177,9 +177,9 @@ pub fn not_ours(role: &str, existing: &Existing) -> NotOurs {
 
 /// Makes the role, or brings the trust of a role we made to the wanted one; an `adopted` role
 /// (`--adopt`, recorded) is used as it is. No mutating call when nothing differs.
-/// [`ensure_policy`] attaches its policy once its ARN is recorded. A `CreateRole` whose answer
-/// was lost answers `EntityAlreadyExists` on the SDK's retry: the role is then ours when it
-/// carries our tags.
+/// [`has_policy`] and [`attach_policy`] see to its policy once its ARN is recorded. A
+/// `CreateRole` whose answer was lost answers `EntityAlreadyExists` on the SDK's retry: the role
+/// is then ours when it carries our tags.
 pub async fn ensure(
     iam: &Client,
     spec: &RoleSpec,
@@ -301,25 +301,20 @@ pub async fn detach_policy(iam: &Client, role: &str, policy: &str) -> Result<boo
     }
 }
 
-/// Attaches the role's managed policy when it is not; true when it attached it.
-pub async fn ensure_policy(iam: &Client, spec: &RoleSpec) -> Result<bool, Error> {
-    let attached = attached_policies(iam, &spec.name).await?;
-    let mut changed = false;
-    if !attached.contains(&spec.policy_arn) {
-        tracing::info!("attaching {} to IAM role {}", spec.policy_arn, spec.name);
-        iam.attach_role_policy()
-            .role_name(&spec.name)
-            .policy_arn(&spec.policy_arn)
-            .send()
-            .await
-            .map_err(|e| Error::AttachRolePolicy {
-                role: spec.name.clone(),
-                policy: spec.policy_arn.clone(),
-                source: e.into(),
-            })?;
-        changed = true;
-    }
-    Ok(changed)
+/// Attaches the role's managed policy (idempotent: attaching it again changes nothing).
+pub async fn attach_policy(iam: &Client, spec: &RoleSpec) -> Result<(), Error> {
+    tracing::info!("attaching {} to IAM role {}", spec.policy_arn, spec.name);
+    iam.attach_role_policy()
+        .role_name(&spec.name)
+        .policy_arn(&spec.policy_arn)
+        .send()
+        .await
+        .map_err(|e| Error::AttachRolePolicy {
+            role: spec.name.clone(),
+            policy: spec.policy_arn.clone(),
+            source: e.into(),
+        })?;
+    Ok(())
 }
 
 async fn attached_policies(iam: &Client, role: &str) -> Result<Vec<String>, Error> {

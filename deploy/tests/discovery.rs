@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
+use testbed::Moto;
 use testbed::fargate::Profiles;
 use testbed::kubeapi::{KubeApi, Settings};
-use testbed::run::{Run, assert_exit};
+use testbed::run::assert_exit;
 use testbed::sim::DeploymentSim;
-use testbed::{Moto, REGION};
 
 mod fixtures;
-
-const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
 const METRICS: &str = "metrics.k8s.io/v1beta1";
 
@@ -29,25 +27,6 @@ kind: Widget
 metadata: {name: w, namespace: game}
 spec: {size: 3}
 "#;
-
-async fn run(
-    moto: &Moto,
-    kube: &KubeApi,
-    dir: &std::path::Path,
-    args: &[&str],
-    stdin: String,
-) -> Run {
-    let mut cmd = moto.command(BIN);
-    cmd.args(["--region", REGION])
-        .args(args)
-        .args(["--cluster", "demo", "--kubeconfig"])
-        .arg(kube.kubeconfig())
-        .arg("--manifests")
-        .arg(dir);
-    tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &stdin))
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
@@ -97,9 +76,9 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
     )
     .unwrap();
 
-    let applied = run(
+    let applied = fixtures::run(
         &moto,
-        &kube,
+        &kube.kubeconfig(),
         dir.path(),
         &["apply", "--timeout", "60s"],
         fixtures::state(),
@@ -123,9 +102,9 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
         ]
     );
 
-    let deleted = run(
+    let deleted = fixtures::run(
         &moto,
-        &kube,
+        &kube.kubeconfig(),
         dir.path(),
         &["delete", "--timeout", "60s"],
         applied.stdout.clone(),
@@ -133,12 +112,7 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
     .await;
     assert_exit(&deleted, 0);
     assert!(deleted.json().get("deploy").is_none());
-    let left: Vec<String> = kube
-        .created_objects()
-        .iter()
-        .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
-        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
-        .collect();
+    let left = fixtures::objects_left(&kube);
     assert!(left.is_empty(), "left: {left:?}");
     // Neither run asked the broken group.
     let asked: Vec<String> = kube.requests()[asked_before..]

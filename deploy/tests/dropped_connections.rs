@@ -6,16 +6,14 @@
 
 use std::time::Duration;
 
+use testbed::Moto;
 use testbed::fargate::Profiles;
 use testbed::kubeapi::KubeApi;
 use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
-use testbed::run::{Run, assert_exit};
+use testbed::run::assert_exit;
 use testbed::sim::DeploymentSim;
-use testbed::{Moto, REGION};
 
 mod fixtures;
-
-const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
 
 /// What follows the game namespace and Deployment: a ConfigMap and a Service.
 const AFTER_GAME: &str = r#"
@@ -31,25 +29,6 @@ spec:
   selector: {app: game}
   ports: [{port: 80, targetPort: 80}]
 "#;
-
-async fn run(
-    moto: &Moto,
-    kubeconfig: &std::path::Path,
-    dir: &std::path::Path,
-    args: &[&str],
-    stdin: String,
-) -> Run {
-    let mut cmd = moto.command(BIN);
-    cmd.args(["--region", REGION])
-        .args(args)
-        .args(["--cluster", "demo", "--kubeconfig"])
-        .arg(kubeconfig)
-        .arg("--manifests")
-        .arg(dir);
-    tokio::task::spawn_blocking(move || testbed::run::run(&mut cmd, &stdin))
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_and_delete_finish_through_closed_and_reset_connections() {
@@ -70,7 +49,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
 
-    let applied = run(
+    let applied = fixtures::run(
         &moto,
         &proxy.kubeconfig(),
         dir.path(),
@@ -93,7 +72,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     );
     let after_apply = proxy.stats();
 
-    let deleted = run(
+    let deleted = fixtures::run(
         &moto,
         &proxy.kubeconfig(),
         dir.path(),
@@ -103,12 +82,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     .await;
     assert_exit(&deleted, 0);
     assert!(deleted.json().get("deploy").is_none());
-    let left: Vec<String> = kube
-        .created_objects()
-        .iter()
-        .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
-        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
-        .collect();
+    let left = fixtures::objects_left(&kube);
     assert!(left.is_empty(), "left: {left:?}");
 
     let stats = proxy.stats();
