@@ -4,7 +4,7 @@
 # go.etcd.io/etcd/server/v3/embed (./etcd), pinned by this folder's go.mod and go.sum.
 #
 # The binaries are kept in a folder keyed by the pinned versions, the Go toolchain and a hash of
-# go.mod and go.sum (default: target/k8s/<key>/ of the workspace; EKS_FA_K8S_CACHE overrides the
+# go.mod, go.sum and our Go sources (default: target/k8s/<key>/ of the workspace; EKS_FA_K8S_CACHE overrides the
 # parent folder), so only the first build on a machine pays. Prints the folder on stdout.
 # Needs Go and the Go module proxy: a test-bed dependency only, never of `make install`.
 set -euo pipefail
@@ -16,7 +16,7 @@ kubernetes=$(required k8s.io/kubernetes)
 etcd=$(required go.etcd.io/etcd/server/v3)
 command -v go >/dev/null || { echo "k8s/build.sh: Go is needed to build the test bed's control plane (https://go.dev/dl, or your package manager)" >&2; exit 1; }
 toolchain=$(go env GOVERSION)
-sum=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-12)
+sum=$(cat "$here/go.mod" "$here/go.sum" "$here"/etcd/*.go | sha256sum | cut -c1-12)
 out=${EKS_FA_K8S_CACHE:-$workspace/target/k8s}/$kubernetes-etcd$etcd-$toolchain-$sum
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/etcd" ]; then
   echo "$out"

@@ -14,6 +14,7 @@ pub mod albsim;
 pub mod awsproxy;
 pub mod awsrules;
 pub mod cli;
+pub mod controlplane;
 pub mod endpoints;
 pub mod enis;
 pub mod fargate;

@@ -27,6 +27,7 @@ func main() {
 	dataDir := flag.String("data-dir", "", "folder for the member's data (required)")
 	client := flag.String("listen-client-url", "http://127.0.0.1:2379", "where clients connect")
 	peer := flag.String("listen-peer-url", "http://127.0.0.1:2380", "the member's peer URL")
+	removeOnExit := flag.Bool("remove-data-dir", false, "remove --data-dir when stopped by SIGINT or SIGTERM (a test bed's throwaway member)")
 	flag.Parse()
 	if *dataDir == "" {
 		log.Fatal("etcd: --data-dir is required")
@@ -62,5 +63,11 @@ func main() {
 	case err := <-server.Err():
 		log.Fatalf("etcd: %v", err)
 	case <-stop:
+	}
+	server.Close()
+	if *removeOnExit {
+		if err := os.RemoveAll(*dataDir); err != nil {
+			log.Printf("etcd: cannot remove %s: %v", *dataDir, err)
+		}
 	}
 }
