@@ -34,7 +34,7 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv node test soak lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv node k8s kubectl test soak lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
@@ -64,14 +64,23 @@ venv:
 node:
 	tools/setup-node.sh
 
-test: venv node
+# The test bed's Kubernetes control plane (kube-apiserver, kube-controller-manager, etcd), built
+# from their Go modules once per machine into target/k8s (needs Go; never needed by install).
+k8s:
+	testbed/k8s/build.sh >/dev/null
+
+# The real kubectl for the tests that run it (tools/kubectl/kubectl).
+kubectl:
+	tools/setup-kubectl.sh
+
+test: venv node k8s kubectl
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
 
 # The longer fault runs: the whole pipeline at 10% and 30% faults with several seeds, and the
 # kill sweeps (make test runs each with one seed).
 SOAK_SEEDS ?= 1,2,3,4,5
-soak: venv node
+soak: venv node k8s
 	$(CARGO) build --bins
 	EKS_FA_FAULT_SEEDS=$(SOAK_SEEDS) $(CARGO) test -p eks-fa-e2e --test faults --test kill_sweep -- --nocapture
 
@@ -79,7 +88,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-demo: build venv
+demo: build venv k8s
 	tools/demo.sh
 
 # The whole pipeline against AWS, and its teardown; each prints the total time as the seed's

@@ -83,6 +83,29 @@ async fn the_control_plane_is_the_real_one_and_its_controllers_run() {
         "the audit log names the controller manager's pod creations"
     );
     assert_eq!(TESTBED_USER, "testbed");
+
+    // What the test made is told apart from what the controllers made.
+    let left: Vec<String> = cluster
+        .left_by_testbed()
+        .await
+        .iter()
+        .map(testbed::controlplane::objects::key)
+        .collect();
+    assert_eq!(left, ["apps/v1/Deployment/default/web"]);
+    let made: Vec<String> = cluster
+        .objects_made()
+        .await
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        made.iter().filter(|k| *k == "Pod").count(),
+        2,
+        "{made:?}"
+    );
+    assert!(made.iter().any(|k| k == "ReplicaSet"), "{made:?}");
+    let versions = cluster.versions().await;
+    assert_eq!(cluster.versions().await, versions, "nothing changes at rest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,7 @@
 //!   Nothing schedules or runs pods: that is the Fargate simulator's part ([`crate::sim`]).
 
 pub mod authn;
+pub mod objects;
 mod pki;
 pub mod process;
 
@@ -90,6 +91,9 @@ pub struct Requested {
     pub query: String,
     /// The HTTP status answered.
     pub code: u16,
+    /// The object asked about, as the audit log names it: `group/resource` (`/pods` for the
+    /// core group), namespace and name (empty when none).
+    pub object: (String, String, String),
 }
 
 impl Requested {
@@ -110,6 +114,8 @@ pub struct ControlPlane {
     apiserver: Child,
     controller_manager: Option<Child>,
     authenticator: authn::Authenticator,
+    /// The objects there when it was ready ([`objects::key`]).
+    baseline: std::collections::BTreeSet<String>,
 }
 
 impl ControlPlane {
@@ -218,12 +224,22 @@ impl ControlPlane {
             controller_manager: None,
             authenticator,
             dir,
+            baseline: Default::default(),
         };
         cluster.write_kubeconfig(&cluster.kubeconfig(), TESTBED_TOKEN);
         cluster.write_kubeconfig(&cluster.dir.path().join("simulators.yaml"), SIMULATOR_TOKEN);
         if settings.controller_manager {
             cluster.start_controller_manager(bin);
         }
+        let kubeconfig = cluster.kubeconfig();
+        cluster.baseline = on_a_thread(async {
+            let client = client_from(&kubeconfig).await;
+            objects::all_objects(&client)
+                .await
+                .iter()
+                .map(|(_, o)| objects::key(o))
+                .collect()
+        });
         cluster
     }
 
@@ -344,6 +360,19 @@ fn audited(event: &Value) -> Requested {
             .as_u64()
             .and_then(|c| u16::try_from(c).ok())
             .unwrap_or(0),
+        object: {
+            let reference = &event["objectRef"];
+            let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            (
+                format!(
+                    "{}/{}",
+                    text(&reference["apiGroup"]),
+                    text(&reference["resource"])
+                ),
+                text(&reference["namespace"]),
+                text(&reference["name"]),
+            )
+        },
     }
 }
 
@@ -375,26 +404,31 @@ preferences: {{}}
     std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
-/// Whether a GET of `path` through `kubeconfig` answers 200 (from a thread of its own with a
-/// runtime of its own, so it works inside a test's runtime too).
+/// Whether a GET of `path` through `kubeconfig` answers 200.
 fn answers(kubeconfig: &Path, path: &str) -> bool {
+    on_a_thread(async {
+        let client = client_from(kubeconfig).await;
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .expect("a probe request");
+        client.request_text(request).await.is_ok()
+    })
+}
+
+/// Runs `work` to its end on a runtime of its own, on a thread of its own (so a caller inside a
+/// test's runtime may block on it).
+fn on_a_thread<T: Send>(work: impl Future<Output = T> + Send) -> T {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
+                tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .expect("a runtime for the probe");
-                runtime.block_on(async {
-                    let client = client_from(kubeconfig).await;
-                    let request = http::Request::get(path)
-                        .body(Vec::new())
-                        .expect("a probe request");
-                    client.request_text(request).await.is_ok()
-                })
+                    .expect("a runtime")
+                    .block_on(work)
             })
             .join()
-            .unwrap_or(false)
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
