@@ -101,7 +101,7 @@ impl AwsProxy {
     pub fn start(upstream: &str) -> AwsProxy {
         let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
         let inner = Arc::new(Inner::default());
-        let (serving, client) = (inner.clone(), upstream_client());
+        let (serving, client) = (inner.clone(), upstream_client(None));
         let server = LoopbackServer::start("awsproxy", move |request| {
             let (inner, upstream, client) = (serving.clone(), upstream.clone(), client.clone());
             async move { handle(request, &upstream, &inner, &client).await }

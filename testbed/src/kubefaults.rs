@@ -24,6 +24,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 
 use crate::faults::Generator;
+use crate::controlplane::ControlPlane;
 use crate::loopback::{ConnectionReset, LoopbackServer, UpstreamClient, upstream_client};
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -153,16 +154,18 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 }
 
 impl KubeFaultProxy {
-    /// Starts a proxy to the API server at `upstream` (`http://127.0.0.1:<port>`).
-    pub fn start(upstream: &str, plan: KubeFaultPlan) -> KubeFaultProxy {
-        let upstream: hyper::Uri = upstream.parse().expect("an http:// upstream");
+    /// Starts a proxy to the API server of `cluster`: clients speak plain HTTP to the proxy,
+    /// which speaks HTTPS to the API server (trusting the cluster's CA) and passes the
+    /// client's bearer token on.
+    pub fn start(cluster: &ControlPlane, plan: KubeFaultPlan) -> KubeFaultProxy {
+        let upstream: hyper::Uri = cluster.url.parse().expect("the API server's URL");
         let inner = Arc::new(Mutex::new(Inner {
             generator: Generator::new(plan.seed),
             plan,
             stats: KubeFaultStats::default(),
             enabled: true,
         }));
-        let (serving, client) = (inner.clone(), upstream_client());
+        let (serving, client) = (inner.clone(), upstream_client(Some(&cluster.ca_pem())));
         let server = LoopbackServer::start("kubefaults", move |request| {
             let (inner, upstream, client) = (serving.clone(), upstream.clone(), client.clone());
             handle(request, upstream, inner, client)
@@ -182,7 +185,7 @@ impl KubeFaultProxy {
 
     /// Writes a kubeconfig for the proxy to `path`.
     pub fn write_kubeconfig(&self, path: &Path) {
-        std::fs::write(path, crate::kubeapi::kubeconfig_yaml(&self.url))
+        std::fs::write(path, crate::controlplane::kubeconfig_yaml(&self.url, None))
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 

@@ -21,12 +21,31 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-/// The plain-HTTP client a proxy forwards with.
-pub(crate) type UpstreamClient = HttpClient<HttpConnector, Full<Bytes>>;
+/// The client a proxy forwards with: plain HTTP, or HTTPS to a server whose CA it is given.
+pub(crate) type UpstreamClient =
+    HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A client for forwarding to an upstream on loopback.
-pub(crate) fn upstream_client() -> UpstreamClient {
-    HttpClient::builder(TokioExecutor::new()).build_http()
+/// A client for forwarding to an upstream on loopback, over HTTP or over HTTPS trusting
+/// `ca_pem` (a PEM bundle; none: no HTTPS upstream is trusted).
+pub(crate) fn upstream_client(ca_pem: Option<&str>) -> UpstreamClient {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or("").as_bytes()).flatten() {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    HttpClient::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Asks for the connection of a request to end with a TCP reset (found in each request's

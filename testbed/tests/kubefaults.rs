@@ -1,4 +1,4 @@
-//! The Kubernetes fault proxy in front of the stand-in: 429/503 as an overloaded API server
+//! The Kubernetes fault proxy in front of the real API server: 429/503 as an overloaded API server
 //! answers them, connections closed without an answer (before or after forwarding) or reset,
 //! watch streams cut short, everything else passed through.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
 
 const REFUSALS: [RequestFault; 2] = [RequestFault::TooManyRequests, RequestFault::Unavailable];
@@ -35,8 +35,8 @@ fn config_map(name: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn passes_through_when_quiet_and_refuses_when_told() {
-    let api = KubeApi::start();
-    let proxy = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(0.0, 1));
+    let api = ControlPlane::start();
+    let proxy = KubeFaultProxy::start(&api, KubeFaultPlan::new(0.0, 1));
     let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
     maps.create(&PostParams::default(), &config_map("one"))
         .await
@@ -44,7 +44,7 @@ async fn passes_through_when_quiet_and_refuses_when_told() {
     assert!(maps.get_opt("one").await.unwrap().is_some());
     assert_eq!(proxy.stats().total(), 0);
 
-    let loud = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(1.0, 1).only(&REFUSALS));
+    let loud = KubeFaultProxy::start(&api, KubeFaultPlan::new(1.0, 1).only(&REFUSALS));
     let maps: Api<ConfigMap> =
         Api::namespaced(client_with(&loud.kubeconfig(), false).await, "default");
     let mut codes = Vec::new();
@@ -67,36 +67,46 @@ async fn passes_through_when_quiet_and_refuses_when_told() {
 
 #[tokio::test]
 async fn kube_s_default_retries_ride_out_a_third_of_requests_refused() {
-    let api = KubeApi::start();
+    let api = ControlPlane::start();
     let mut plan = KubeFaultPlan::new(0.3, 5).only(&REFUSALS);
     plan.watch_cut_rate = 0.0;
-    let proxy = KubeFaultProxy::start(&api.url, plan);
+    let proxy = KubeFaultProxy::start(&api, plan);
     let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
     for i in 0..10 {
         maps.create(&PostParams::default(), &config_map(&format!("m{i}")))
             .await
             .expect("retried through 429/503");
     }
-    assert_eq!(
-        maps.list(&Default::default()).await.unwrap().items.len(),
-        10
-    );
+    // `kube-root-ca.crt` is there too: the root CA publisher puts it in every namespace.
+    let names: Vec<String> = maps
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .filter(|n| n.starts_with('m'))
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
     assert!(proxy.stats().total() > 0, "{:?}", proxy.stats());
 }
 
 #[tokio::test]
 async fn cut_watches_end_early_and_whole_ones_stream() {
-    let api = KubeApi::start();
+    let api = ControlPlane::start();
     let mut plan = KubeFaultPlan::new(0.0, 3);
     plan.watch_cut_rate = 1.0;
     plan.watch_cut_after = Duration::from_millis(400);
-    let proxy = KubeFaultProxy::start(&api.url, plan);
+    let proxy = KubeFaultProxy::start(&api, plan);
     let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
     let direct: Api<ConfigMap> = Api::namespaced(api.client().await, "default");
 
     let started = Instant::now();
     let mut stream = maps
-        .watch(&WatchParams::default().timeout(30), "0")
+        .watch(
+            &WatchParams::default().fields("metadata.name=seen").timeout(30),
+            "0",
+        )
         .await
         .expect("the watch starts")
         .boxed();
@@ -121,7 +131,7 @@ async fn cut_watches_end_early_and_whole_ones_stream() {
 
 #[tokio::test]
 async fn closed_and_reset_connections_get_no_answer() {
-    let api = KubeApi::start();
+    let api = ControlPlane::start();
     let kinds = [
         (
             RequestFault::ClosedBeforeForwarding,
@@ -136,7 +146,7 @@ async fn closed_and_reset_connections_get_no_answer() {
         (RequestFault::Reset, false, "reset"),
     ];
     for (fault, forwarded, words) in kinds {
-        let proxy = KubeFaultProxy::start(&api.url, KubeFaultPlan::new(1.0, 2).only(&[fault]));
+        let proxy = KubeFaultProxy::start(&api, KubeFaultPlan::new(1.0, 2).only(&[fault]));
         let maps: Api<ConfigMap> = Api::namespaced(client(&proxy.kubeconfig()).await, "default");
         let name = format!("{fault:?}").to_lowercase();
         let err = maps
@@ -163,7 +173,7 @@ async fn closed_and_reset_connections_get_no_answer() {
 
 #[tokio::test]
 async fn the_steps_client_sends_idempotent_requests_again() {
-    let api = KubeApi::start();
+    let api = ControlPlane::start();
     let direct: Api<ConfigMap> = Api::namespaced(api.client().await, "default");
     direct
         .create(&PostParams::default(), &config_map("there"))
@@ -174,7 +184,7 @@ async fn the_steps_client_sends_idempotent_requests_again() {
         RequestFault::ClosedAfterForwarding,
         RequestFault::Reset,
     ]);
-    let proxy = KubeFaultProxy::start(&api.url, plan);
+    let proxy = KubeFaultProxy::start(&api, plan);
     let client = common::kube::client_from_kubeconfig(&proxy.kubeconfig(), None)
         .await
         .unwrap();

@@ -293,6 +293,11 @@ impl ControlPlane {
         self.dir.path().join("kubeconfig")
     }
 
+    /// The cluster's CA, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
     /// The CA as EKS reports it: base64 of the PEM.
     pub fn ca_data(&self) -> String {
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &self.ca_pem)
@@ -378,19 +383,32 @@ fn audited(event: &Value) -> Requested {
 
 /// Writes a kubeconfig for the API server at `url` (CA `ca_pem`) with `token` to `path`.
 fn write_kubeconfig(path: &Path, url: &str, ca_pem: &str, token: &str) {
-    let ca = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca_pem);
-    let text = format!(
+    let text = kubeconfig_yaml(url, Some(ca_pem)).replace(TESTBED_TOKEN, token);
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// A kubeconfig (YAML) with one cluster at `server` (trusting `ca_pem` when it serves HTTPS),
+/// the user `testbed` with its static token, and one context for them, selected.
+pub fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>) -> String {
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem)
+            )
+        })
+        .unwrap_or_default();
+    format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: testbed
   cluster:
-    certificate-authority-data: {ca}
-    server: {url}
+{ca}    server: {server}
 users:
 - name: testbed
   user:
-    token: {token}
+    token: {TESTBED_TOKEN}
 contexts:
 - name: testbed
   context:
@@ -400,8 +418,7 @@ contexts:
 current-context: testbed
 preferences: {{}}
 "
-    );
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    )
 }
 
 /// Whether a GET of `path` through `kubeconfig` answers 200.
