@@ -10,9 +10,9 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 use testbed::fargate::Profiles;
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-cluster");
@@ -28,8 +28,8 @@ fn run(moto: &Moto, args: &[&str], stdin: &str) -> Run {
 /// simulator that rolls Deployments out.
 struct Bed {
     moto: Moto,
-    kube: KubeApi,
-    sim: Option<DeploymentSim>,
+    kube: ControlPlane,
+    _sim: Option<FargateSim>,
 }
 
 impl Bed {
@@ -41,7 +41,7 @@ impl Bed {
     /// pods by the Fargate profiles moto holds (none until eks-cluster makes one).
     async fn with_coredns(with_sim: bool, annotations: Value) -> Bed {
         let moto = Moto::start();
-        let kube = KubeApi::start();
+        let kube = ControlPlane::start();
         let client = kube.client().await;
         let coredns: Deployment = serde_json::from_value(json!({
             "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
@@ -63,8 +63,13 @@ impl Bed {
             .await
             .expect("seed coredns");
         let profiles = Profiles::eks(&moto.sdk_config(REGION).await);
-        let sim = with_sim.then(|| DeploymentSim::start(client, profiles));
-        Bed { moto, kube, sim }
+        let simulator = kube.simulator_client().await;
+        let sim = with_sim.then(|| FargateSim::start(simulator, profiles));
+        Bed {
+            moto,
+            kube,
+            _sim: sim,
+        }
     }
 
     fn kubeconfig(&self) -> String {
@@ -344,7 +349,7 @@ async fn create_from_nothing_rerun_and_delete() {
         .unwrap_or_default();
     assert!(!annotations.contains_key(COMPUTE_TYPE), "{annotations:?}");
     assert_eq!(
-        bed.sim.as_ref().unwrap().rollouts("kube-system", "coredns"),
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap(),
         2
     );
 
@@ -372,7 +377,7 @@ async fn create_from_nothing_rerun_and_delete() {
     assert!(moved.stderr.contains("kept as it is"), "{}", moved.stderr);
     assert!(bed.moto.mutating_calls().is_empty());
     assert_eq!(
-        bed.sim.as_ref().unwrap().rollouts("kube-system", "coredns"),
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap(),
         2
     );
 
@@ -543,8 +548,8 @@ async fn killed_during_create_then_rerun_converges() {
     assert!(output.stdout.is_empty(), "killed: no state written");
 
     // The state is lost; a re-run from nothing finds what it made by our tags.
-    let _sim = DeploymentSim::start(
-        bed.kube.client().await,
+    let _sim = FargateSim::start(
+            bed.kube.simulator_client().await,
         Profiles::eks(&bed.moto.sdk_config(REGION).await),
     );
     let rerun = bed.create(&["--cluster", "demo"], "");
@@ -1232,7 +1237,7 @@ async fn token_is_an_exec_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeconfig_merges_and_its_exec_user_works() {
     let moto = Moto::start();
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");
     let other = "apiVersion: v1
@@ -1626,16 +1631,16 @@ async fn coredns_made_before_the_profile_is_rolled_onto_fargate() {
         );
     }
     assert_eq!(
-        bed.sim.as_ref().unwrap().rollouts("kube-system", "coredns"),
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap(),
         2
     );
 
     // Healthy now: a re-run writes nothing to Kubernetes.
-    let version = bed.kube.resource_version();
+    let version = bed.kube.versions().await;
     let again = bed.create(&[], &made.stdout);
     assert_exit(&again, 0);
     assert_eq!(
-        bed.kube.resource_version(),
+        bed.kube.versions().await,
         version,
         "a re-run on a CoreDNS on Fargate changes nothing"
     );

@@ -21,9 +21,9 @@ use testbed::awsrules::{
     cluster_update_in_progress, zone_capacity,
 };
 use testbed::fargate::{PROFILE_LABEL, Profiles};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION};
 
 fn bin() -> String {
@@ -40,15 +40,15 @@ fn strings(names: &[&str]) -> Vec<String> {
 struct Bed {
     moto: Moto,
     proxy: AwsProxy,
-    kube: KubeApi,
-    sim: DeploymentSim,
+    kube: ControlPlane,
+    _sim: FargateSim,
 }
 
 impl Bed {
     async fn new(region: &str) -> Bed {
         let moto = Moto::start();
         let proxy = AwsProxy::in_front_of(&moto);
-        let kube = KubeApi::start();
+        let kube = ControlPlane::start();
         let client = kube.client().await;
         deployment(
             &client,
@@ -58,12 +58,15 @@ impl Bed {
         )
         .await;
         // The simulator reads moto directly: its describes are not the binary's.
-        let sim = DeploymentSim::start(client, Profiles::eks(&moto.sdk_config(region).await));
+        let sim = FargateSim::start(
+            kube.simulator_client().await,
+            Profiles::eks(&moto.sdk_config(region).await),
+        );
         Bed {
             moto,
             proxy,
             kube,
-            sim,
+            _sim: sim,
         }
     }
 
@@ -202,8 +205,8 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
     deployment(&client, "apps", "api", None).await;
     deployment(&client, "web", "site", None).await;
     wait_pods_on(&client, "apps", "api", &old).await;
-    let coredns_rollouts = bed.sim.rollouts("kube-system", "coredns");
-    assert_eq!(bed.sim.rollouts("apps", "api"), 1);
+    let coredns_rollouts = testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap();
+    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 1);
 
     // Another namespace: a new profile, made and ACTIVE before the old one goes.
     bed.proxy.clear_calls();
@@ -280,9 +283,9 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .await
         .unwrap();
     assert!(restarted_at(&api).is_some(), "apps/api was not restarted");
-    assert_eq!(bed.sim.rollouts("apps", "api"), 2);
+    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 2);
     assert_eq!(
-        bed.sim.rollouts("kube-system", "coredns"),
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap(),
         coredns_rollouts + 1
     );
     let site: Deployment = Api::namespaced(client.clone(), "web")
@@ -290,7 +293,7 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .await
         .unwrap();
     assert!(restarted_at(&site).is_none());
-    assert_eq!(bed.sim.rollouts("web", "site"), 1);
+    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "web", "site").await.unwrap(), 1);
     wait_pods_on(&client, "apps", "api", &new).await;
     assert!(
         changed.stderr.contains(&format!("deleting {old}")),
@@ -307,7 +310,7 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         mutating.is_empty(),
         "mutating calls on a re-run: {mutating:?}"
     );
-    assert_eq!(bed.sim.rollouts("apps", "api"), 2);
+    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 2);
     assert_eq!(again.json()["cluster"]["fargateProfiles"], json!([new]));
 }
 

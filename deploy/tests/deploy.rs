@@ -1,14 +1,14 @@
-//! The real `eks-deploy` binary against the Kubernetes stand-in, with simulators of the cluster
-//! (Deployments roll out, Services get endpoints) and of the AWS Load Balancer Controller (adds
+//! The real `eks-deploy` binary against the real Kubernetes control plane, with the Fargate
+//! simulator (pods placed and run; the controllers make them, their endpoints and statuses) and of the AWS Load Balancer Controller (adds
 //! its finalizer, sets the ALB host name, serves HTTP 200 on loopback, releases the finalizer).
 
 use std::path::Path;
 
-use testbed::albsim::{AlbControllerSim, EndpointsSim};
+use testbed::albsim::AlbControllerSim;
 use testbed::fargate::Profiles;
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION, seed};
 
 mod fixtures;
@@ -104,7 +104,7 @@ fn manifests(dir: &Path) {
 /// The Kubernetes stand-in, the manifests, and moto: every AWS call a run makes goes to moto,
 /// which holds the cluster `demo` with a Fargate profile selecting the manifests' namespaces.
 struct Bed {
-    kube: KubeApi,
+    kube: ControlPlane,
     dir: tempfile::TempDir,
     moto: Moto,
     cluster: seed::SeededCluster,
@@ -124,7 +124,7 @@ impl Bed {
         let cluster = seed::cluster(&config, "demo", false).await;
         seed::fargate_profile(&config, "demo", "fp-test", &cluster.subnet_ids, selectors).await;
         Bed {
-            kube: KubeApi::start(),
+            kube: ControlPlane::start(),
             dir,
             moto,
             cluster,
@@ -132,9 +132,9 @@ impl Bed {
     }
 
     /// The cluster simulator, placing pods by the profiles moto holds for `demo`.
-    async fn deployments(&self) -> DeploymentSim {
-        DeploymentSim::start(
-            self.kube.client().await,
+    async fn deployments(&self) -> FargateSim {
+        FargateSim::start(
+            self.kube.simulator_client().await,
             Profiles::eks_cluster(&self.moto.sdk_config(REGION).await, "demo"),
         )
     }
@@ -154,20 +154,9 @@ impl Bed {
         testbed::run::run(self.moto.command(BIN).args(&all), stdin)
     }
 
-    fn ours(&self) -> Vec<String> {
-        self.kube
-            .created_objects()
-            .iter()
-            // What the cluster's endpoint controllers make (and garbage-collect) is not ours.
-            .filter(|o| o["kind"] != "Endpoints" && o["kind"] != "EndpointSlice")
-            .map(|o| {
-                format!(
-                    "{} {}",
-                    o["kind"].as_str().unwrap_or("?"),
-                    o["metadata"]["name"].as_str().unwrap_or("?")
-                )
-            })
-            .collect()
+    /// What the binary (the kubeconfig's user) made and left in the cluster, `Kind name`.
+    async fn ours(&self) -> Vec<String> {
+        fixtures::objects_left(&self.kube).await
     }
 }
 
@@ -182,7 +171,6 @@ async fn apply_reapply_and_delete_in_order() {
     let bed = Bed::new().await;
     let client = bed.kube.client().await;
     let _deployments = bed.deployments().await;
-    let _endpoints = EndpointsSim::start(client.clone());
     let alb = AlbControllerSim::start(client.clone());
 
     // The ALB's loopback port is known only once the simulator made it: a first apply with a
@@ -244,12 +232,12 @@ async fn apply_reapply_and_delete_in_order() {
     );
 
     // Again: nothing written anywhere.
-    let version = bed.kube.resource_version();
+    let version = bed.kube.versions().await;
     let again = bed.run(&["apply", "--connect-to", &route], &applied.stdout);
     assert_exit(&again, 0);
     assert!(again.stderr.contains("nothing changed"), "{}", again.stderr);
     assert_eq!(
-        bed.kube.resource_version(),
+        bed.kube.versions().await,
         version,
         "a second apply changes nothing"
     );
@@ -265,7 +253,7 @@ async fn apply_reapply_and_delete_in_order() {
         .collect();
     assert!(order[0].contains("deleting Ingress game/app"), "{order:?}");
     assert_eq!(alb.count(), 0, "the ALB is gone");
-    assert!(bed.ours().is_empty(), "left: {:?}", bed.ours());
+    assert!(bed.ours().await.is_empty(), "left: {:?}", bed.ours().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +261,6 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
     let bed = Bed::new().await;
     let client = bed.kube.client().await;
     let deployments = bed.deployments().await;
-    let _endpoints = EndpointsSim::start(client.clone());
     deployments.stop();
     // No Deployment ever becomes available: the controller wait times out.
     let stuck = bed.run(&["apply", "--timeout", "3s"], "");
@@ -372,7 +359,7 @@ async fn waits_time_out_and_a_stuck_ingress_needs_force() {
         "{}",
         forced.stderr
     );
-    assert!(bed.ours().is_empty(), "left: {:?}", bed.ours());
+    assert!(bed.ours().await.is_empty(), "left: {:?}", bed.ours().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +401,7 @@ async fn bad_input_applies_nothing() {
         .unwrap();
     assert_eq!(no_patch.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_patch.stderr).contains("run eks-patch first"));
-    assert!(bed.ours().is_empty(), "nothing applied: {:?}", bed.ours());
+    assert!(bed.ours().await.is_empty(), "nothing applied: {:?}", bed.ours().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,7 +445,7 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
     // The profile selects kube-system, and in `game` only pods labelled tier=web.
     let bed = Bed::with_profile(&[("kube-system", &[]), ("game", &[("tier", "web")])]).await;
     let _deployments = bed.deployments().await;
-    let version = bed.kube.resource_version();
+    let version = bed.kube.versions().await;
     let refused = bed.run(&["apply"], "");
     assert_exit(&refused, 2);
     for needle in [
@@ -476,11 +463,11 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
     }
     assert_eq!(refused.json()["error"]["exitCode"], 2);
     assert_eq!(
-        bed.kube.resource_version(),
+        bed.kube.versions().await,
         version,
         "the stand-in is unchanged"
     );
-    assert!(bed.ours().is_empty(), "nothing applied: {:?}", bed.ours());
+    assert!(bed.ours().await.is_empty(), "nothing applied: {:?}", bed.ours().await);
 
     // The profile eks-cluster made, as its state records it: no EKS call needed.
     let state = serde_json::json!({"schemaVersion": 1, "cluster": {
@@ -502,7 +489,7 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
         calls.iter().all(|c| !c.path.contains("fargate-profiles")),
         "{calls:?}"
     );
-    assert_eq!(bed.kube.resource_version(), version);
+    assert_eq!(bed.kube.versions().await, version);
 
     // A cluster EKS does not have cannot be checked: bad input.
     let kubeconfig = bed.kube.kubeconfig();
@@ -528,7 +515,7 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
         "{}",
         ghost.stderr
     );
-    assert_eq!(bed.kube.resource_version(), version);
+    assert_eq!(bed.kube.versions().await, version);
 }
 
 const ADDS_CAPABILITIES: &str = r#"

@@ -1,15 +1,15 @@
-//! API discovery per group: an aggregated API that is registered but not available (the
-//! stand-in lists `metrics.k8s.io/v1beta1` in `/apis` and answers 503 under it, as the API
-//! server does while metrics-server is down) stops neither `apply` nor `delete` of kinds from
+//! API discovery per group: an aggregated API that is registered but not available (an
+//! APIService for `metrics.k8s.io/v1beta1` whose Service does not exist: the real API server
+//! lists the group in `/apis` and answers 503 under it, as while metrics-server is down) stops neither `apply` nor `delete` of kinds from
 //! other groups. A whole discovery (`kube::Discovery::run`) would fail on that one group.
 
 use std::time::Duration;
 
 use testbed::Moto;
 use testbed::fargate::Profiles;
-use testbed::kubeapi::{KubeApi, Settings};
+use testbed::controlplane::ControlPlane;
 use testbed::run::assert_exit;
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 
 mod fixtures;
 
@@ -30,18 +30,42 @@ spec: {size: 3}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
-    let kube = KubeApi::start_with(
-        0,
-        Settings {
-            unavailable_group_versions: vec![METRICS.to_owned()],
-            ..Settings::default()
-        },
-    )
+    let kube = ControlPlane::start();
+    let services: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        kube.client().await,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "apiregistration.k8s.io",
+            "v1",
+            "APIService",
+        )),
+    );
+    let registration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1",
+            "service": {"namespace": "kube-system", "name": "metrics-server", "port": 443},
+            "insecureSkipTLSVerify": true, "groupPriorityMinimum": 100, "versionPriority": 100}
+    }))
     .unwrap();
+    services
+        .create(&Default::default(), &registration)
+        .await
+        .unwrap();
 
-    // The stand-in shows the broken group as the API server does, and a whole discovery
-    // fails on it.
+    // The API server shows the broken group, and a whole discovery fails on it.
     let client = no_retry_client(&kube).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !client
+        .list_api_groups()
+        .await
+        .unwrap()
+        .groups
+        .iter()
+        .any(|g| g.name == "metrics.k8s.io")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let groups = client.list_api_groups().await.unwrap();
     assert!(
         groups
@@ -62,8 +86,8 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
     assert!(kube::Discovery::new(client).run().await.is_err());
     let asked_before = kube.requests().len();
 
-    let _pods = DeploymentSim::start_with(
-        kube.client().await,
+    let _pods = FargateSim::start_with(
+        kube.simulator_client().await,
         Duration::from_secs(1),
         Profiles::namespaces(&["game"]),
     );
@@ -112,19 +136,19 @@ async fn an_unavailable_aggregated_api_stops_neither_apply_nor_delete() {
     .await;
     assert_exit(&deleted, 0);
     assert!(deleted.json().get("deploy").is_none());
-    let left = fixtures::objects_left(&kube);
+    let left = fixtures::objects_left(&kube).await;
     assert!(left.is_empty(), "left: {left:?}");
     // Neither run asked the broken group.
     let asked: Vec<String> = kube.requests()[asked_before..]
         .iter()
-        .filter(|r| r.path.starts_with(&format!("/apis/{METRICS}")))
+        .filter(|r| r.user == "testbed" && r.path.starts_with(&format!("/apis/{METRICS}")))
         .map(|r| format!("{} {} {}", r.method, r.path, r.code))
         .collect();
     assert!(asked.is_empty(), "the broken group was asked: {asked:?}");
 }
 
-/// A kube-rs client to the stand-in without kube's retry of 503 answers.
-async fn no_retry_client(kube: &KubeApi) -> kube::Client {
+/// A kube-rs client without kube's retry of 503 answers.
+async fn no_retry_client(kube: &ControlPlane) -> kube::Client {
     let mut config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(kube.kubeconfig()).unwrap(),
         &Default::default(),

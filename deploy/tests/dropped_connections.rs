@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use testbed::Moto;
 use testbed::fargate::Profiles;
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
 use testbed::run::assert_exit;
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 
 mod fixtures;
 
@@ -32,10 +32,10 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_and_delete_finish_through_closed_and_reset_connections() {
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     // The simulators talk to the stand-in directly; only the step goes through the faults.
-    let _pods = DeploymentSim::start_with(
-        kube.client().await,
+    let _pods = FargateSim::start_with(
+            kube.simulator_client().await,
         Duration::from_secs(1),
         Profiles::namespaces(&["game"]),
     );
@@ -44,7 +44,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
         RequestFault::ClosedAfterForwarding,
         RequestFault::Reset,
     ]);
-    let proxy = KubeFaultProxy::start(&kube.url, plan);
+    let proxy = KubeFaultProxy::start(&kube, plan);
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
@@ -82,7 +82,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     .await;
     assert_exit(&deleted, 0);
     assert!(deleted.json().get("deploy").is_none());
-    let left = fixtures::objects_left(&kube);
+    let left = fixtures::objects_left(&kube).await;
     assert!(left.is_empty(), "left: {left:?}");
 
     let stats = proxy.stats();

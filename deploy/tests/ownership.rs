@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
 
 const MANIFESTS: &str = r#"
@@ -48,7 +48,7 @@ fn binary() -> PathBuf {
 }
 
 struct Bed {
-    kube: KubeApi,
+    kube: ControlPlane,
     dir: tempfile::TempDir,
 }
 
@@ -58,7 +58,7 @@ impl Bed {
         std::fs::create_dir(dir.path().join("manifests")).unwrap();
         std::fs::write(dir.path().join("manifests/00-ctl.yaml"), MANIFESTS).unwrap();
         Bed {
-            kube: KubeApi::start(),
+            kube: ControlPlane::start(),
             dir,
         }
     }
@@ -154,7 +154,7 @@ async fn a_helm_owned_object_is_refused_then_adopted_and_kept_on_delete() {
     let state = json!({"schemaVersion": 1, "cluster": {"name": "demo", "region": "us-east-2"}});
     write_state(&bed.state_file(), &state);
     let state_bytes = std::fs::read(bed.state_file()).unwrap();
-    let version = bed.kube.resource_version();
+    let version = bed.kube.versions().await;
 
     // Refused: exit 2, naming the object, helm as the server named it, and --adopt.
     let refused = bed.run(&["apply", "--timeout", "20s"], true);
@@ -169,7 +169,7 @@ async fn a_helm_owned_object_is_refused_then_adopted_and_kept_on_delete() {
         ],
     );
     assert_eq!(
-        bed.kube.resource_version(),
+        bed.kube.versions().await,
         version,
         "nothing was written to the cluster"
     );
@@ -266,7 +266,7 @@ async fn delete_with_no_state_refuses_what_it_cannot_prove_ours() {
     .unwrap();
     bed.helm_made_service_account().await;
     write_state(&bed.state_file(), &json!({"schemaVersion": 1}));
-    let version = bed.kube.resource_version();
+    let version = bed.kube.versions().await;
 
     let refused = bed.run(&["delete", "--timeout", "20s"], true);
     assert_exit(&refused, 2);
@@ -286,7 +286,7 @@ async fn delete_with_no_state_refuses_what_it_cannot_prove_ours() {
         "ours is not refused: {}",
         refused.stderr
     );
-    assert_eq!(bed.kube.resource_version(), version, "nothing was deleted");
+    assert_eq!(bed.kube.versions().await, version, "nothing was deleted");
     assert!(bed.config_map().await.is_some() && bed.service_account().await.is_some());
 
     // Without helm's object, what the managedFields prove ours goes.

@@ -1,15 +1,17 @@
 //! The EKS token path of `eks-deploy` (no `--kubeconfig`: the cluster's endpoint and CA from the
-//! state, a bearer token presigned from the AWS credentials) against a stand-in that serves TLS
-//! with a CA of its own and, like the EKS authenticator, refuses tokens older than a given age.
+//! state, a bearer token presigned from the AWS credentials) against the real API server, which
+//! serves TLS with a CA of its own and asks the test bed's EKS authenticator (a TokenReview
+//! webhook) about each token; like aws-iam-authenticator it refuses tokens older than a given age.
 //! Here the age is 3 s and the run lasts longer (pods take 5 s to run), so a token made once per
 //! run is refused part-way; the client must sign a new one.
 
 use std::time::Duration;
 
 use testbed::fargate::Profiles;
-use testbed::kubeapi::{KubeApi, Settings};
+use testbed::controlplane::authn::Refusal;
+use testbed::controlplane::{ControlPlane, Settings};
 use testbed::run::assert_exit;
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION};
 
 mod fixtures;
@@ -26,23 +28,18 @@ data: {applied: "after the Deployment is available"}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
-    let kube = KubeApi::start_with(
-        0,
-        Settings {
-            tls: true,
-            eks_token_max_age: Some(Duration::from_secs(3)),
-            ..Settings::default()
-        },
-    )
-    .unwrap();
+    let moto = Moto::start();
+    let kube = ControlPlane::start_with(Settings {
+        eks_token_max_age: Duration::from_secs(3),
+        sts_endpoint: Some(moto.endpoint.clone()),
+        ..Settings::default()
+    });
     assert!(kube.url.starts_with("https://127.0.0.1:"), "{}", kube.url);
-    let client = kube.client().await;
-    let _pods = DeploymentSim::start_with(
-        client,
+    let _pods = FargateSim::start_with(
+        kube.simulator_client().await,
         Duration::from_secs(5),
         Profiles::namespaces(&["game"]),
     );
-    let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
     let state = serde_json::json!({
@@ -51,7 +48,7 @@ async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
             "name": "demo",
             "region": REGION,
             "endpoint": kube.url,
-            "certificateAuthorityData": kube.ca_data().unwrap(),
+            "certificateAuthorityData": kube.ca_data(),
             "fargateProfiles": ["fp-default"],
             "fargateNamespaces": ["game"],
         }
@@ -77,9 +74,17 @@ async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
         "the refused token was replaced: {}",
         applied.stderr
     );
+    let refused = kube.refused_tokens();
+    assert!(
+        refused.iter().any(|r| matches!(r, Refusal::Expired { .. })),
+        "the authenticator refused the aged token: {refused:?}"
+    );
     let requests = kube.requests();
-    let refused = requests.iter().filter(|r| r.code == 401).count();
-    assert!(refused >= 1, "the stand-in refused the aged token");
+    assert!(
+        requests.iter().any(|r| r.user.starts_with("arn:aws:") && r.code == 200),
+        "the EKS token's caller is who moto's STS says: {:?}",
+        requests.iter().map(|r| &r.user).collect::<std::collections::BTreeSet<_>>()
+    );
     assert!(
         requests.iter().any(|r| r.method == "PATCH"
             && r.path.ends_with("/configmaps/after-the-wait")
@@ -94,20 +99,16 @@ async fn a_run_longer_than_the_token_s_life_signs_a_new_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stand_in_refuses_what_is_not_a_valid_token() {
-    let kube = KubeApi::start_with(
-        0,
-        Settings {
-            tls: true,
-            eks_token_max_age: Some(Duration::from_secs(3)),
-            ..Settings::default()
-        },
-    )
-    .unwrap();
+async fn the_api_server_refuses_what_is_not_a_valid_token() {
+    let kube = ControlPlane::start_with(Settings {
+        eks_token_max_age: Duration::from_secs(3),
+        ..Settings::default()
+    });
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.yaml"), fixtures::game_and(AFTER_GAME)).unwrap();
-    // A kubeconfig with another static token than the stand-in's: 401, said as such.
+    // A kubeconfig with a token neither the static list nor the EKS authenticator accepts: 401,
+    // said as such.
     let kubeconfig = dir.path().join("kubeconfig");
     let text = std::fs::read_to_string(kube.kubeconfig())
         .unwrap()
@@ -137,5 +138,5 @@ async fn the_stand_in_refuses_what_is_not_a_valid_token() {
         "{}",
         refused.stderr
     );
-    assert!(kube.created_objects().is_empty());
+    assert!(kube.objects_made().await.is_empty());
 }

@@ -1,6 +1,8 @@
-//! The real `eks-deploy` binary against the Kubernetes stand-in enforcing the controller's
-//! fail-closed admission webhooks (as the API server does), with the cluster's simulators
-//! (Deployments and their pods, EndpointSlices) and the AWS Load Balancer Controller simulator
+//! The real `eks-deploy` binary against the real API server enforcing the controller's
+//! fail-closed admission webhooks: it calls them over TLS, through its egress proxy, at the
+//! controller pods' addresses, checking the certificate eks-patch makes against the `caBundle`.
+//! Beside it the Fargate simulator (the controller's pods run) and the webhook server it serves,
+//! and the AWS Load Balancer Controller simulator
 //! (finalizers, TargetGroupBindings, the "ALB"): it waits on EndpointSlices (never reading the
 //! deprecated v1 Endpoints), deletes the webhook configurations before the controller, and with
 //! `--force` gets rid of an Ingress and its TargetGroupBindings while the controller is down.
@@ -11,11 +13,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use testbed::albsim::{AlbControllerSim, EndpointsSim};
+use testbed::albsim::AlbControllerSim;
+use testbed::controlplane::ControlPlane;
 use testbed::fargate::Profiles;
-use testbed::kubeapi::KubeApi;
+use testbed::webhooksim::WebhookSim;
 use testbed::run::{Run, assert_exit};
-use testbed::sim::DeploymentSim;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION, seed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eks-deploy");
@@ -48,15 +51,22 @@ spec:
 "#;
 
 /// A controller with webhooks like the real one's: fail closed on Ingresses, Services and
-/// TargetGroupBindings, the pod mutator fail open; its own objects exempt.
+/// TargetGroupBindings, the pod mutator fail open; its own objects exempt. `CA_BUNDLE`, `TLS_CRT`
+/// and `TLS_KEY` are replaced by a certificate eks-patch makes ([`controller`]).
 const CONTROLLER: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: aws-load-balancer-tls, namespace: kube-system}
+type: kubernetes.io/tls
+data: {ca.crt: CA_BUNDLE, tls.crt: TLS_CRT, tls.key: TLS_KEY}
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: ctl, namespace: kube-system}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: ctl-webhook, namespace: kube-system, labels: {app: ctl}}
+metadata: {name: aws-load-balancer-webhook-service, namespace: kube-system, labels: {app: ctl}}
 spec:
   selector: {app: ctl}
   ports: [{name: webhook-server, port: 443, targetPort: webhook-server}]
@@ -69,21 +79,21 @@ webhooks:
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Ignore
-    clientConfig: {service: {namespace: kube-system, name: ctl-webhook, path: /mutate-v1-pod}}
+    clientConfig: {caBundle: CA_BUNDLE, service: {namespace: kube-system, name: aws-load-balancer-webhook-service, path: /mutate-v1-pod}}
     namespaceSelector: {matchExpressions: [{key: elbv2.k8s.aws/pod-readiness-gate-inject, operator: In, values: [enabled]}]}
     rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
   - name: mservice.ctl.example.com
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Fail
-    clientConfig: {service: {namespace: kube-system, name: ctl-webhook, path: /mutate-v1-service}}
+    clientConfig: {caBundle: CA_BUNDLE, service: {namespace: kube-system, name: aws-load-balancer-webhook-service, path: /mutate-v1-service}}
     objectSelector: {matchExpressions: [{key: app, operator: NotIn, values: [ctl]}]}
     rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [services]}]
   - name: mtargetgroupbinding.ctl.example.com
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Fail
-    clientConfig: {service: {namespace: kube-system, name: ctl-webhook, path: /mutate-elbv2-k8s-aws-v1beta1-targetgroupbinding}}
+    clientConfig: {caBundle: CA_BUNDLE, service: {namespace: kube-system, name: aws-load-balancer-webhook-service, path: /mutate-elbv2-k8s-aws-v1beta1-targetgroupbinding}}
     rules: [{apiGroups: [elbv2.k8s.aws], apiVersions: [v1beta1], operations: [CREATE, UPDATE], resources: [targetgroupbindings]}]
 ---
 apiVersion: admissionregistration.k8s.io/v1
@@ -94,14 +104,14 @@ webhooks:
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Fail
-    clientConfig: {service: {namespace: kube-system, name: ctl-webhook, path: /validate-elbv2-k8s-aws-v1beta1-targetgroupbinding}}
+    clientConfig: {caBundle: CA_BUNDLE, service: {namespace: kube-system, name: aws-load-balancer-webhook-service, path: /validate-elbv2-k8s-aws-v1beta1-targetgroupbinding}}
     rules: [{apiGroups: [elbv2.k8s.aws], apiVersions: [v1beta1], operations: [CREATE, UPDATE], resources: [targetgroupbindings]}]
   - name: vingress.ctl.example.com
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Fail
     matchPolicy: Equivalent
-    clientConfig: {service: {namespace: kube-system, name: ctl-webhook, path: /validate-networking-v1-ingress}}
+    clientConfig: {caBundle: CA_BUNDLE, service: {namespace: kube-system, name: aws-load-balancer-webhook-service, path: /validate-networking-v1-ingress}}
     rules: [{apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [ingresses]}]
 ---
 apiVersion: apps/v1
@@ -111,7 +121,7 @@ spec:
   replicas: 2
   selector: {matchLabels: {app: ctl}}
   template:
-    metadata: {labels: {app: ctl}}
+    metadata: {labels: {app: ctl, app.kubernetes.io/name: aws-load-balancer-controller}}
     spec:
       serviceAccountName: ctl
       containers: [{name: c, image: example/ctl:1, ports: [{name: webhook-server, containerPort: 9443}]}]
@@ -156,8 +166,20 @@ spec:
           - {path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}
 "#;
 
+/// [`CONTROLLER`] with a webhook certificate and CA eks-patch makes (for the names of the
+/// webhook Service).
+fn controller() -> String {
+    use base64::Engine;
+    let pair = eks_patch::tls::make(chrono::Utc::now()).unwrap();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    CONTROLLER
+        .replace("CA_BUNDLE", &b64(&pair.record.ca_pem))
+        .replace("TLS_CRT", &b64(&pair.record.cert_pem))
+        .replace("TLS_KEY", &b64(&pair.key_pem))
+}
+
 struct Bed {
-    kube: KubeApi,
+    kube: ControlPlane,
     dir: tempfile::TempDir,
     moto: Moto,
 }
@@ -166,10 +188,10 @@ impl Bed {
     fn new() -> Bed {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("00-crds.yaml"), CRDS).unwrap();
-        std::fs::write(dir.path().join("01-controller.yaml"), CONTROLLER).unwrap();
+        std::fs::write(dir.path().join("01-controller.yaml"), controller()).unwrap();
         std::fs::write(dir.path().join("02-app.yaml"), APP).unwrap();
         Bed {
-            kube: KubeApi::start(),
+            kube: ControlPlane::start(),
             dir,
             moto: Moto::start(),
         }
@@ -190,10 +212,11 @@ impl Bed {
         testbed::run::run(self.moto.command(BIN).args(&all), stdin)
     }
 
-    /// Objects of the given kinds left in the stand-in.
-    fn left(&self, kinds: &[&str]) -> Vec<String> {
+    /// Objects of the given kinds in the cluster that were not there at its start.
+    async fn left(&self, kinds: &[&str]) -> Vec<String> {
         self.kube
-            .created_objects()
+            .objects_made()
+            .await
             .iter()
             .filter(|o| kinds.iter().any(|k| o["kind"] == *k))
             .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
@@ -201,28 +224,26 @@ impl Bed {
     }
 }
 
-/// The simulators of a cluster running the controller; the "ALBs" answer on one port.
+/// The simulators of a cluster running the controller (its pods on Fargate, their webhook
+/// server); the "ALBs" answer on one port.
 struct Cluster {
-    _deployments: DeploymentSim,
-    _endpoints: EndpointsSim,
+    _pods: FargateSim,
+    _webhooks: WebhookSim,
     alb: AlbControllerSim,
 }
 
 impl Cluster {
-    async fn start(client: &kube::Client) -> Cluster {
+    async fn start(kube: &ControlPlane) -> Cluster {
+        let client = kube.simulator_client().await;
         Cluster {
-            _deployments: DeploymentSim::start(
+            _pods: FargateSim::start(
                 client.clone(),
                 Profiles::namespaces(&["kube-system", "game"]),
             ),
-            _endpoints: EndpointsSim::start(client.clone()),
-            alb: AlbControllerSim::start_shared(
-                client.clone(),
-                AlbControllerSim::DEFAULT_DELAY,
-                REGION,
-            )
-            .await
-            .unwrap(),
+            _webhooks: WebhookSim::start(client.clone(), kube.egress().unwrap().routes()),
+            alb: AlbControllerSim::start_shared(client, AlbControllerSim::DEFAULT_DELAY, REGION)
+                .await
+                .unwrap(),
         }
     }
 
@@ -248,24 +269,24 @@ async fn until(mut probe: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
-fn position(kube: &KubeApi, method: &str, path_end: &str) -> usize {
+fn position(kube: &ControlPlane, method: &str, path_end: &str) -> usize {
     kube.requests()
         .iter()
         .position(|r| r.method == method && r.path.ends_with(path_end) && r.code < 300)
-        .unwrap_or_else(|| panic!("no {method} …{path_end} in the stand-in's request log"))
+        .unwrap_or_else(|| panic!("no {method} …{path_end} in the API server's audit log"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller() {
     let bed = Bed::new();
     let client = bed.kube.client().await;
-    let cluster = Cluster::start(&client).await;
+    let cluster = Cluster::start(&bed.kube).await;
     let applied = bed.run(&["apply", "--connect-to", &cluster.connect_to()], STATE);
     assert_exit(&applied, 0);
     assert!(
         applied
             .stderr
-            .contains("webhook Service kube-system/ctl-webhook to have ready endpoints"),
+            .contains("webhook Service kube-system/aws-load-balancer-webhook-service to have ready endpoints"),
         "{}",
         applied.stderr
     );
@@ -279,13 +300,15 @@ async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller
         .await,
         "a TargetGroupBinding for game/app"
     );
-    // eks-deploy read EndpointSlices, never the deprecated v1 Endpoints (the simulators write
-    // Endpoints but do not read them, so any GET of one is eks-deploy's).
+    // eks-deploy read EndpointSlices, never the deprecated v1 Endpoints.
     let log = bed.kube.requests();
     let endpoint_reads: Vec<String> = log
         .iter()
         .filter(|r| {
-            r.method == "GET" && r.path.starts_with("/api/v1/") && r.path.contains("/endpoints")
+            r.user == "testbed"
+                && r.method == "GET"
+                && r.path.starts_with("/api/v1/")
+                && r.path.contains("/endpoints")
         })
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
@@ -297,13 +320,13 @@ async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller
         log.iter().any(|r| r.method == "GET"
             && r.path == "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices"
             && r.query
-                .contains("kubernetes.io%2Fservice-name%3Dctl-webhook")),
+                .contains("kubernetes.io%2Fservice-name%3Daws-load-balancer-webhook-service")),
         "eks-deploy listed the webhook Service's EndpointSlices"
     );
 
     let deleted = bed.run(&["delete"], &applied.stdout);
     assert_exit(&deleted, 0);
-    // The stand-in's view: the webhook configurations went before the controller Deployment
+    // The API server's view: the webhook configurations went before the controller Deployment
     // (and after the Ingress).
     let ingress = position(&bed.kube, "DELETE", "/namespaces/game/ingresses/app");
     let validating = position(&bed.kube, "DELETE", "/validatingwebhookconfigurations/ctl");
@@ -328,7 +351,7 @@ async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
             "Deployment"
-        ])
+        ]).await
         .is_empty(),
         "{:?}",
         bed.left(&[
@@ -337,7 +360,7 @@ async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
             "Deployment"
-        ])
+        ]).await
     );
 }
 
@@ -345,7 +368,7 @@ async fn waits_on_endpoint_slices_and_deletes_the_webhooks_before_the_controller
 async fn force_gets_rid_of_the_ingress_and_its_bindings_while_the_controller_is_down() {
     let bed = Bed::new();
     let client = bed.kube.client().await;
-    let cluster = Cluster::start(&client).await;
+    let cluster = Cluster::start(&bed.kube).await;
     let applied = bed.run(&["apply", "--connect-to", &cluster.connect_to()], STATE);
     assert_exit(&applied, 0);
     let tgbs = bindings(&client);
@@ -380,7 +403,7 @@ async fn force_gets_rid_of_the_ingress_and_its_bindings_while_the_controller_is_
     assert!(
         until(async || matches!(
             ingresses.patch("app", &PatchParams::default(), &Patch::Merge(&refusal)).await,
-            Err(kube::Error::Api(ref s)) if s.code == 500 && s.message.contains("no endpoints available for service \"ctl-webhook\"")
+            Err(kube::Error::Api(ref s)) if s.code == 500 && s.message.contains("no endpoints available for service \"aws-load-balancer-webhook-service\"")
         ))
         .await,
         "the webhooks refuse Ingress updates once the controller has no ready endpoint"
@@ -439,7 +462,7 @@ async fn force_gets_rid_of_the_ingress_and_its_bindings_while_the_controller_is_
         "TargetGroupBinding",
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
-    ]);
+    ]).await;
     assert!(left.is_empty(), "left: {left:?}");
     assert!(forced.json().get("deploy").is_none());
     // The webhook configurations went before the finalizer patches.

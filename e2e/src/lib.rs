@@ -1,21 +1,22 @@
 //! Dev-only crate for the end-to-end tests in `tests/`: the whole pipeline of step binaries,
 //! chained in a shell pipe, on the local test bed. This library is the bed those tests share:
-//! moto behind the hardened AWS proxy ([`testbed::hardened`]), the Kubernetes stand-in with the
-//! simulators of the cluster (Fargate scheduling by moto's profiles) and of the AWS Load
-//! Balancer Controller, optionally with faults on the way to either.
+//! moto behind the hardened AWS proxy ([`testbed::hardened`]), the real Kubernetes control plane
+//! with the simulators of what EKS runs beside it (Fargate by moto's profiles, the controller's
+//! webhook server; [`testbed::eks`]) and of the AWS Load Balancer Controller, optionally with
+//! faults on the way to either.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use testbed::albsim::{AlbControllerSim, EndpointsSim};
+use testbed::albsim::AlbControllerSim;
+use testbed::controlplane::Settings;
+use testbed::eks::EksCluster;
 use testbed::fargate::Profiles;
 use testbed::faults::{FaultPlan, Faults};
 use testbed::hardened::HardAws;
-use testbed::kubeapi::KubeApi;
 use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy};
 use testbed::run::{Run, assert_exit};
-use testbed::sim::DeploymentSim;
 use testbed::{Moto, REGION};
 
 /// The cluster the tests make.
@@ -66,12 +67,11 @@ pub struct FaultSetting {
 pub struct Bed {
     pub moto: Moto,
     pub aws: HardAws,
-    pub kube: KubeApi,
     pub alb: AlbControllerSim,
-    pub deployments: DeploymentSim,
     pub aws_faults: Option<Faults>,
     pub kube_faults: Option<KubeFaultProxy>,
-    _endpoints: EndpointsSim,
+    /// The cluster: `eks.kube` is the control plane, `eks.fargate` its pods' simulator.
+    pub eks: EksCluster,
     pub work: tempfile::TempDir,
     pub bin: PathBuf,
 }
@@ -86,31 +86,33 @@ impl Bed {
     /// and the stand-in).
     pub async fn with_faults(faults: FaultSetting) -> Bed {
         let moto = Moto::start();
-        let kube = KubeApi::start();
-        let client = kube.client().await;
+        // The cluster eks-cluster makes in moto: its pods run on Fargate by the profiles moto
+        // holds, and EKS tokens name who moto's STS says.
+        let eks = EksCluster::start_with(
+            Settings {
+                sts_endpoint: Some(moto.endpoint.clone()),
+                ..Settings::default()
+            },
+            testbed::sim::FargateSim::DEFAULT_DELAY,
+            Profiles::eks(&moto.sdk_config(REGION).await),
+        )
+        .await;
+        let client = eks.kube.simulator_client().await;
         let aws = HardAws::start(&moto, client.clone(), REGION);
         let aws_faults = faults.aws.map(|plan| Faults::install(&aws.proxy, plan));
         let kube_faults = faults
             .kube
-            .map(|plan| KubeFaultProxy::start(&kube.url, plan));
-        let alb =
-            AlbControllerSim::start_shared(client.clone(), AlbControllerSim::DEFAULT_DELAY, REGION)
-                .await
-                .expect("the ALB simulator");
+            .map(|plan| KubeFaultProxy::start(&eks.kube, plan));
+        let alb = AlbControllerSim::start_shared(client, AlbControllerSim::DEFAULT_DELAY, REGION)
+            .await
+            .expect("the ALB simulator");
         Bed {
-            // The stand-in is the cluster eks-cluster makes in moto: its pods run on Fargate by
-            // the profiles moto holds.
-            deployments: DeploymentSim::start(
-                client.clone(),
-                Profiles::eks(&moto.sdk_config(REGION).await),
-            ),
-            _endpoints: EndpointsSim::start(client),
             alb,
             aws,
             aws_faults,
             kube_faults,
             moto,
-            kube,
+            eks,
             work: tempfile::tempdir().expect("a work folder"),
             bin: bin_dir(),
         }
@@ -120,7 +122,7 @@ impl Bed {
     pub fn kubeconfig(&self) -> PathBuf {
         match &self.kube_faults {
             Some(proxy) => proxy.kubeconfig(),
-            None => self.kube.kubeconfig(),
+            None => self.eks.kube.kubeconfig(),
         }
     }
 
@@ -255,12 +257,11 @@ impl Bed {
             .collect();
         assert!(albs.is_empty(), "ALB security groups left: {albs:?}");
         let ours: Vec<String> = self
+            .eks
             .kube
-            .created_objects()
+            .left_by_testbed()
+            .await
             .iter()
-            .filter(|o| {
-                !["Endpoints", "EndpointSlice", "Event"].contains(&o["kind"].as_str().unwrap_or(""))
-            })
             .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
             .collect();
         assert!(ours.is_empty(), "Kubernetes objects left: {ours:?}");

@@ -14,27 +14,15 @@ use testbed::REGION;
 /// Kill moments per command: fractions i/(KILLS+1) of the uninterrupted run's duration.
 const KILLS: u32 = 5;
 
-/// What the stand-in holds that a step made, by kind, namespace and name (what simulators make
-/// for them, pods, events, endpoints, bindings, left out).
-fn objects(bed: &Bed) -> BTreeSet<String> {
-    bed.kube
-        .created_objects()
+/// What the binaries made and left in the cluster (by the audit log: what the simulators and
+/// controllers make for them, pods, events, endpoints, bindings, is not theirs), by kind,
+/// namespace and name.
+async fn objects(bed: &Bed) -> BTreeSet<String> {
+    bed.eks
+        .kube
+        .left_by_testbed()
+        .await
         .iter()
-        .filter(|o| {
-            ![
-                "Pod",
-                "Event",
-                "Endpoints",
-                "EndpointSlice",
-                "TargetGroupBinding",
-            ]
-            .contains(&o["kind"].as_str().unwrap_or_default())
-        })
-        .filter(|o| {
-            !o["metadata"]["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("coredns"))
-        })
         .map(|o| {
             format!(
                 "{} {}/{}",
@@ -120,18 +108,18 @@ async fn eks_deploy_apply_and_delete_killed_anywhere_converge() {
     );
     testbed::run::assert_exit(&before, 0);
     let state = bed.work.path().join("state.json");
-    let before_apply = objects(&bed);
+    let before_apply = objects(&bed).await;
 
     // Uninterrupted: what apply makes and how long each takes.
     std::fs::write(&state, &before.stdout).unwrap();
     let apply_time = run_ok(deploy(&bed, &state, &["apply"]), "apply");
-    let applied = objects(&bed);
+    let applied = objects(&bed).await;
     let applied_state = std::fs::read_to_string(&state).unwrap();
     assert!(applied.len() > before_apply.len(), "apply made objects");
     let delete_time = run_ok(deploy(&bed, &state, &["delete"]), "delete");
     // What an uninterrupted delete leaves (it removes the controller's ServiceAccount too, which
     // its manifests declare).
-    let base = objects(&bed);
+    let base = objects(&bed).await;
     assert!(
         base.is_subset(&before_apply),
         "delete leaves nothing apply made: {base:?}"
@@ -147,14 +135,14 @@ async fn eks_deploy_apply_and_delete_killed_anywhere_converge() {
             check_file(&state, &before.stdout, &format!("of apply at {at:?}"));
             run_ok(deploy(&bed, &state, &["apply"]), "apply after a kill");
             assert_eq!(
-                objects(&bed),
+                objects(&bed).await,
                 applied,
                 "apply killed at {at:?} then run again"
             );
             converged += 1;
         }
         run_ok(deploy(&bed, &state, &["delete"]), "delete");
-        assert_eq!(objects(&bed), base);
+        assert_eq!(objects(&bed).await, base);
 
         // delete, killed at i/(KILLS+1) of its time, then run again.
         std::fs::write(&state, &before.stdout).unwrap();
@@ -166,13 +154,13 @@ async fn eks_deploy_apply_and_delete_killed_anywhere_converge() {
             check_file(&state, &old, &format!("of delete at {at:?}"));
             run_ok(deploy(&bed, &state, &["delete"]), "delete after a kill");
             assert_eq!(
-                objects(&bed),
+                objects(&bed).await,
                 base,
                 "delete killed at {at:?} then run again"
             );
             converged += 1;
         } else {
-            assert_eq!(objects(&bed), base);
+            assert_eq!(objects(&bed).await, base);
         }
     }
     eprintln!(

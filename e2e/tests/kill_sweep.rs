@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use testbed::awsproxy::AwsProxy;
 use testbed::fargate::Profiles;
 use testbed::killsweep::{Inventory, KillSwitch, SweepReport};
-use testbed::kubeapi::KubeApi;
-use testbed::sim::DeploymentSim;
+use testbed::controlplane::ControlPlane;
+use testbed::sim::FargateSim;
 use testbed::{Moto, REGION, seed};
 
 const CLUSTER: &str = "kill";
@@ -25,7 +25,7 @@ struct Bed {
     moto: Moto,
     proxy: AwsProxy,
     switch: KillSwitch,
-    kube: KubeApi,
+    kube: ControlPlane,
     work: tempfile::TempDir,
     bin: PathBuf,
     policy: PathBuf,
@@ -33,7 +33,7 @@ struct Bed {
     /// Keep the account between runs (the chain's teardown brings it back to the base) rather
     /// than resetting moto and seeding a cluster.
     keep_account: bool,
-    _sim: Option<DeploymentSim>,
+    _sim: Option<FargateSim>,
 }
 
 /// One step command: binary and arguments (after `--state FILE --region R`).
@@ -48,7 +48,7 @@ impl Bed {
             moto,
             proxy,
             switch,
-            kube: KubeApi::start(),
+            kube: ControlPlane::start(),
             work: tempfile::tempdir().unwrap(),
             bin: eks_fa_e2e::bin_dir(),
             policy: Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -193,7 +193,10 @@ impl Bed {
         .create(&Default::default(), &coredns)
         .await
         .expect("seed coredns");
-        bed._sim = Some(DeploymentSim::start(client, Profiles::eks(&config)));
+        bed._sim = Some(FargateSim::start(
+            bed.kube.simulator_client().await,
+            Profiles::eks(&config),
+        ));
         (bed, network)
     }
 
@@ -292,10 +295,11 @@ impl Bed {
         }
         let left: Vec<String> = self
             .kube
-            .created_objects()
+            .left_by_testbed()
+            .await
             .iter()
             .filter(|o| !(o["kind"] == "Namespace" && o["metadata"]["name"] == "kube-system"))
-            // EKS's own CoreDNS (seeded for the eks-cluster sweep), its pods and their events.
+            // EKS's own CoreDNS (seeded for the eks-cluster sweep).
             .filter(|o| {
                 !o["metadata"]["name"]
                     .as_str()

@@ -104,7 +104,7 @@ async fn foreign_resources_are_refused_then_adopted_and_left_standing() {
         }
     }))
     .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(bed.kube.client().await, "kube-system");
+    let deployments: Api<Deployment> = Api::namespaced(bed.eks.kube.client().await, "kube-system");
     deployments
         .patch(
             CONTROLLER,

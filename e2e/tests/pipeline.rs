@@ -39,11 +39,11 @@ async fn install_as_a_pipe_answers_200_and_teardown_leaves_nothing() {
     }
 
     // The same pipe again changes nothing.
-    let version = bed.kube.resource_version();
+    let version = bed.eks.kube.versions().await;
     let again = bed.pipe(INSTALL, &installed.stdout);
     assert_exit(&again, 0);
     assert_eq!(
-        bed.kube.resource_version(),
+        bed.eks.kube.versions().await,
         version,
         "a second install writes nothing to Kubernetes"
     );
@@ -67,7 +67,7 @@ async fn a_failure_mid_pipe_stops_it_and_teardown_still_cleans_up() {
     let cluster = bed.create_cluster().await;
     // The controller is "down": its Deployment never becomes available in the stand-in, so
     // eks-deploy's wait fails; nothing after it runs, and the state says what was made.
-    bed.deployments.stop();
+    bed.eks.fargate.stop();
     let installed = bed.pipe(
         &INSTALL.replace("--timeout 60s", "--timeout 3s"),
         &cluster.to_string(),

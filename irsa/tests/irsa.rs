@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 
@@ -22,7 +22,7 @@ fn alb_policy() -> PathBuf {
 /// moto, the Kubernetes stand-in, a cluster and its OIDC provider (as `eks-oidc ensure` makes it).
 struct Bed {
     moto: Moto,
-    kube: KubeApi,
+    kube: ControlPlane,
     provider_arn: String,
 }
 
@@ -56,7 +56,7 @@ impl Bed {
             .open_id_connect_provider_arn()
             .unwrap()
             .to_owned();
-        let kube = KubeApi::start();
+        let kube = ControlPlane::start();
         let client = kube.client().await;
         let ns: Api<Namespace> = Api::all(client);
         ns.create(
@@ -310,11 +310,25 @@ async fn an_existing_service_account_keeps_everything_else() {
 async fn restart_rolls_the_deployments_that_use_the_account() {
     let bed = Bed::new("roll").await;
     let client = bed.kube.client().await;
-    // Fargate selects kube-system here: this is about which Deployments roll, not where.
-    let sim = testbed::sim::DeploymentSim::start(
-        client.clone(),
-        testbed::fargate::Profiles::namespaces(&["kube-system"]),
-    );
+    // The Deployment controller makes one ReplicaSet per pod template it rolls out.
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "kube-system");
+    let rollouts = || async {
+        replica_sets
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "Deployment" && o.name == "uses-it")
+            })
+            .count()
+    };
     let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
     for (name, account) in [("uses-it", "app"), ("other", "someone")] {
         let d = json!({
@@ -370,14 +384,10 @@ async fn restart_rolls_the_deployments_that_use_the_account() {
             .is_none()
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while sim.rollouts("kube-system", "uses-it") < 2 && std::time::Instant::now() < deadline {
+    while rollouts().await < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        sim.rollouts("kube-system", "uses-it"),
-        2,
-        "created, then restarted"
-    );
+    assert_eq!(rollouts().await, 2, "created, then restarted");
 
     let again = bed.run(
         &[
@@ -436,7 +446,7 @@ async fn long_cluster_names_give_a_valid_stable_role_name() {
 async fn no_provider_means_no_role() {
     let moto = Moto::start();
     seed::cluster(&moto.sdk_config(REGION).await, "bare", true).await;
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let kubeconfig = kube.kubeconfig();
     let out = moto
         .command(BIN)

@@ -11,7 +11,7 @@ use serde_json::json;
 use testbed::albsim::AlbControllerSim;
 use testbed::awsproxy::{AwsProxy, Verdict};
 use testbed::enis::{DependencyRules, ElbInterfaceSim};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 
@@ -107,7 +107,7 @@ async fn delete_right_after_the_alb_waits_for_its_network_interfaces() {
     let (state, group) = stack(&proxy, &moto).await;
 
     // The ALB: an Ingress naming the group, the controller simulator, and ELB's interfaces.
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let client = kube.client().await;
     let _controller = AlbControllerSim::start(client.clone());
     let elb = ElbInterfaceSim::start(

@@ -6,18 +6,24 @@ use serde_json::json;
 
 use crate::{Moto, seed};
 
-/// Starts moto and the Kubernetes stand-in and keeps them until SIGINT or SIGTERM. The
-/// stand-in plays the EKS cluster(s) moto has in `region`: pods run on Fargate by the Fargate
+/// Starts moto and the Kubernetes control plane and keeps them until SIGINT or SIGTERM. The
+/// control plane plays the EKS cluster(s) moto has in `region`: pods run on Fargate by the Fargate
 /// profiles moto holds there (what `eks-cluster create` made). The binaries reach moto through
 /// the hardened proxy ([`crate::hardened`]), as hard as AWS where the test bed knows how.
 pub async fn serve(region: &str) -> ExitCode {
     let moto = Moto::start();
-    let kube = crate::kubeapi::KubeApi::start();
-    let client = kube.client().await;
+    let eks = crate::eks::EksCluster::start_with(
+        crate::controlplane::Settings {
+            sts_endpoint: Some(moto.endpoint.clone()),
+            ..Default::default()
+        },
+        crate::sim::FargateSim::DEFAULT_DELAY,
+        crate::fargate::Profiles::eks(&moto.sdk_config(region).await),
+    )
+    .await;
+    let kube = &eks.kube;
+    let client = kube.simulator_client().await;
     let hard = crate::hardened::HardAws::start(&moto, client.clone(), region);
-    let profiles = crate::fargate::Profiles::eks(&moto.sdk_config(region).await);
-    let _deployments = crate::sim::DeploymentSim::start(client.clone(), profiles);
-    let _endpoints = crate::albsim::EndpointsSim::start(client.clone());
     let alb = match crate::albsim::AlbControllerSim::start_shared(
         client,
         crate::albsim::AlbControllerSim::DEFAULT_DELAY,
@@ -48,7 +54,7 @@ pub async fn serve(region: &str) -> ExitCode {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     eprintln!(
-        "moto is serving at {} (through the hardened proxy at {}), the Kubernetes stand-in at {}; stop with SIGINT or SIGTERM",
+        "moto is serving at {} (through the hardened proxy at {}), the Kubernetes API server at {}; stop with SIGINT or SIGTERM",
         moto.endpoint,
         hard.endpoint(),
         kube.url
@@ -61,7 +67,7 @@ pub async fn serve(region: &str) -> ExitCode {
     }
     drop(alb);
     drop(hard);
-    drop(kube);
+    drop(eks);
     drop(moto);
     eprintln!("test bed stopped");
     ExitCode::SUCCESS

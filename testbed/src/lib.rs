@@ -15,20 +15,20 @@ pub mod awsproxy;
 pub mod awsrules;
 pub mod cli;
 pub mod controlplane;
-pub mod endpoints;
+pub mod eks;
 pub mod enis;
 pub mod fargate;
 pub mod faults;
 pub mod hardened;
 pub mod iamrules;
 pub mod killsweep;
-pub mod kubeapi;
 pub mod kubefaults;
 mod loopback;
 mod moto;
 pub mod run;
 pub mod seed;
 pub mod sim;
+pub mod webhooksim;
 
 pub use moto::{Call, Moto};
 

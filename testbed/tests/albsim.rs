@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use testbed::albsim::{AlbControllerSim, FINALIZER, TGB_FINALIZER};
-use testbed::kubeapi::KubeApi;
+use testbed::controlplane::ControlPlane;
 
 fn ingress(name: &str, class: &str) -> serde_json::Value {
     json!({
@@ -52,7 +52,7 @@ fn hostname(ingress: &Ingress) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_lifecycle_with_finalizer() {
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let client = kube.client().await;
     let sim = AlbControllerSim::start(client.clone());
     let api: Api<Ingress> = Api::namespaced(client, "default");
@@ -121,7 +121,7 @@ async fn alb_lifecycle_with_finalizer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_controller_the_ingress_stays() {
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let client = kube.client().await;
     let sim = AlbControllerSim::start(client.clone());
     let api: Api<Ingress> = Api::namespaced(client, "default");
@@ -171,7 +171,7 @@ async fn binding_crd(client: &kube::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_group_bindings_are_made_and_released_with_the_alb() {
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let client = kube.client().await;
     binding_crd(&client).await;
     let sim = AlbControllerSim::start(client.clone());
@@ -232,7 +232,7 @@ async fn target_group_bindings_are_made_and_released_with_the_alb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_controller_leaves_the_binding_finalizers() {
-    let kube = KubeApi::start();
+    let kube = ControlPlane::start();
     let client = kube.client().await;
     binding_crd(&client).await;
     let sim = AlbControllerSim::start(client.clone());

@@ -19,9 +19,10 @@
 //! - **The log** ([`EgressProxy::connects`]) keeps every CONNECT with where it went, for tests.
 //! - **The transport is a Unix socket.** kube-apiserver v1.37 dials an HTTPConnect proxy of a
 //!   `tcp` transport always with TLS and a client certificate (`tls.Dialer` with the
-//!   `tlsConfig`'s client pair; an `http://` URL passes validation but has no `tlsConfig` to
-//!   dial with), while the `uds` transport is plain HTTP CONNECT: the Unix socket keeps the
-//!   proxy free of certificates and of a port.
+//!   `tlsConfig`'s client pair, which validation requires for `https://`); an `http://` URL
+//!   passes validation, but without a `tlsConfig` v1.37.2 panics as it starts (a nil pointer in
+//!   `egressselector.getTLSConfig`, seen here). The `uds` transport is plain HTTP CONNECT: the
+//!   Unix socket keeps the proxy free of certificates and of a port.
 //! - Only the `cluster` selection goes through it ([`selector_configuration`]); `controlplane`
 //!   (URL webhooks, the TokenReview webhook) and `etcd` stay direct.
 
@@ -61,7 +62,9 @@ pub struct Routes(Arc<Mutex<Table>>);
 
 impl Routes {
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends connections to `target` (a pod's `IP:port`) to `to` (a loopback address) from now

@@ -24,6 +24,7 @@
 //!   Nothing schedules or runs pods: that is the Fargate simulator's part ([`crate::sim`]).
 
 pub mod authn;
+pub mod egress;
 pub mod objects;
 mod pki;
 pub mod process;
@@ -66,6 +67,12 @@ pub struct Settings {
     pub sts_endpoint: Option<String>,
     /// Run kube-controller-manager (off: nothing makes pods, slices or tokens).
     pub controller_manager: bool,
+    /// Reach pods as EKS's control plane does: webhook and aggregated-API Services resolved to
+    /// their EndpointSlices' pod addresses (`--enable-aggregator-routing`), and the API
+    /// server's `cluster` traffic sent through the egress proxy ([`egress`],
+    /// `--egress-selector-config-file`), whose routes lead pod addresses to servers on loopback
+    /// ([`ControlPlane::egress`]).
+    pub egress: bool,
 }
 
 impl Default for Settings {
@@ -74,6 +81,7 @@ impl Default for Settings {
             eks_token_max_age: Duration::from_secs(15 * 60),
             sts_endpoint: None,
             controller_manager: true,
+            egress: true,
         }
     }
 }
@@ -114,6 +122,7 @@ pub struct ControlPlane {
     apiserver: Child,
     controller_manager: Option<Child>,
     authenticator: authn::Authenticator,
+    egress: Option<egress::EgressProxy>,
     /// The objects there when it was ready ([`objects::key`]).
     baseline: std::collections::BTreeSet<String>,
 }
@@ -164,7 +173,17 @@ impl ControlPlane {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let args: Vec<String> = [
+        let egress = settings.egress.then(|| {
+            let proxy = egress::EgressProxy::start(&dir.path().join("egress.sock"))
+                .unwrap_or_else(|e| panic!("cannot start the egress proxy: {e}"));
+            write(
+                dir.path(),
+                "egress-selector.json",
+                &proxy.selector_configuration(),
+            );
+            proxy
+        });
+        let mut args: Vec<String> = [
             ("--etcd-servers", etcd.to_owned()),
             ("--etcd-prefix", prefix),
             ("--bind-address", "127.0.0.1".to_owned()),
@@ -205,6 +224,13 @@ impl ControlPlane {
         .into_iter()
         .map(|(flag, value)| format!("{flag}={value}"))
         .collect();
+        if egress.is_some() {
+            args.push(format!(
+                "--egress-selector-config-file={}",
+                path("egress-selector.json")
+            ));
+            args.push("--enable-aggregator-routing=true".to_owned());
+        }
         let log = dir.path().join("kube-apiserver.log");
         let mut apiserver = process::spawn(&bin.join("kube-apiserver"), &args, &log)
             .unwrap_or_else(|e| panic!("cannot start kube-apiserver: {e}"));
@@ -223,6 +249,7 @@ impl ControlPlane {
             apiserver,
             controller_manager: None,
             authenticator,
+            egress,
             dir,
             baseline: Default::default(),
         };
@@ -296,6 +323,13 @@ impl ControlPlane {
     /// The cluster's CA, PEM.
     pub fn ca_pem(&self) -> String {
         self.ca_pem.clone()
+    }
+
+    /// The egress proxy the API server reaches pods through ([`Settings::egress`]): route a pod
+    /// address to a loopback server with [`egress::EgressProxy::route`] (or its
+    /// [`egress::EgressProxy::routes`] handle); None when the setting is off.
+    pub fn egress(&self) -> Option<&egress::EgressProxy> {
+        self.egress.as_ref()
     }
 
     /// The CA as EKS reports it: base64 of the PEM.
