@@ -168,6 +168,19 @@ pub async fn conflict(resolver: &mut Resolver, doc: &Doc) -> Result<Option<Strin
     }
 }
 
+/// `get_opt`, with every 404 as "not there": the real API server answers a bare `404 page not
+/// found` (no Status, so not kube's `NotFound`) for a kind it no longer serves, as once its CRD
+/// is deleted.
+pub async fn get_live(
+    api: &Api<DynamicObject>,
+    name: &str,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    match api.get_opt(name).await {
+        Err(e) if kube_not_found(&e) => Ok(None),
+        other => other,
+    }
+}
+
 /// The live object, if it exists (`None` also while its kind is not served, as before its CRD
 /// is applied).
 pub async fn live(resolver: &mut Resolver, doc: &Doc) -> Result<Option<DynamicObject>, Error> {
@@ -176,7 +189,7 @@ pub async fn live(resolver: &mut Resolver, doc: &Doc) -> Result<Option<DynamicOb
         Err(Error::UnknownKind { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    api.get_opt(&doc.name)
+    get_live(&api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))
 }
@@ -184,8 +197,7 @@ pub async fn live(resolver: &mut Resolver, doc: &Doc) -> Result<Option<DynamicOb
 /// The resourceVersion of the live object, if it exists.
 pub async fn live_version(resolver: &mut Resolver, doc: &Doc) -> Result<Option<String>, Error> {
     let api = resolver.api(doc).await?;
-    Ok(api
-        .get_opt(&doc.name)
+    Ok(get_live(&api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))?
         .and_then(|o| o.metadata.resource_version))
@@ -202,8 +214,7 @@ pub async fn delete(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> 
 
 /// True once the object is gone (also when its kind is no longer served).
 pub async fn is_gone(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> {
-    Ok(api
-        .get_opt(&doc.name)
+    Ok(get_live(&api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))?
         .is_none())
@@ -211,8 +222,7 @@ pub async fn is_gone(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error>
 
 /// The finalizers still holding an object that is being deleted.
 pub async fn finalizers(api: &Api<DynamicObject>, doc: &Doc) -> Result<Vec<String>, Error> {
-    Ok(api
-        .get_opt(&doc.name)
+    Ok(get_live(&api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))?
         .and_then(|o| o.metadata.finalizers)

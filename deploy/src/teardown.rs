@@ -215,7 +215,7 @@ async fn ours<'a>(
             Some(applied) if applied.adopted => kept.push(doc),
             Some(_) => targets.push((doc, api)),
             None => {
-                let live = api.get_opt(&doc.name).await.map_err(|source| Error::Kube {
+                let live = kubeops::get_live(&api, &doc.name).await.map_err(|source| Error::Kube {
                     action: "read",
                     target: doc.label(),
                     source: Box::new(source),

@@ -1,14 +1,17 @@
 //! EKS on Fargate as the test bed models it: Fargate profiles (a static list, or read from the
 //! EKS API the binaries talk to), which pods a profile selects, and which pod specs Fargate
-//! refuses. [`crate::sim::DeploymentSim`] applies these rules to every pod it makes, at the
-//! moment it makes it, as EKS does:
+//! refuses. [`crate::sim::FargateSim`] applies these rules to every new pod once, when it first
+//! sees it, as EKS does when the pod is made:
 //!
 //! - EKS's admission webhook gives a new pod `schedulerName: fargate-scheduler` (and the label
 //!   `eks.amazonaws.com/fargate-profile`) when an ACTIVE profile selects it (namespace, and every
 //!   label of the selector; `*` and `?` wildcards) and it does not carry the annotation
 //!   `eks.amazonaws.com/compute-type: ec2`. Otherwise the pod keeps `default-scheduler`, which
 //!   has no node that fits on a Fargate-only cluster, and stays Pending for good: a profile made
-//!   later does not move it (it must be made again, e.g. by a rollout).
+//!   later does not move it (it must be made again, e.g. by a rollout). The test bed's control
+//!   plane has no such webhook and `schedulerName` is immutable once the pod exists, so there
+//!   every pod keeps `default-scheduler`; the simulator adds the profile label, and its
+//!   `FailedScheduling` Events name the scheduler that refused.
 //! - The Fargate scheduler refuses what Fargate cannot run (privileged containers, added Linux
 //!   capabilities, privilege escalation asked for, hostNetwork/hostPID/hostIPC, host ports,
 //!   hostPath volumes) with a `FailedScheduling` event "Pod not supported on Fargate: ...",
@@ -93,7 +96,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Where a simulator gets the Fargate profiles from, each time it makes a pod.
+/// Where a simulator gets the Fargate profiles from, each time it places a pod.
 #[derive(Debug, Clone)]
 pub enum Profiles {
     /// A fixed list (tests of something other than the profiles).
@@ -365,7 +368,7 @@ pub fn refusal(spec: &PodSpec) -> Option<String> {
 }
 
 /// kube-scheduler's message for a pod no node fits on a cluster of `fargate_nodes` Fargate
-/// nodes (one per running Fargate pod, each tainted so only Fargate pods go there).
+/// nodes (one per Fargate pod, each tainted so only Fargate pods go there).
 pub fn unschedulable_message(fargate_nodes: usize) -> String {
     if fargate_nodes == 0 {
         return NO_NODES.to_owned();

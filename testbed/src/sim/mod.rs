@@ -48,7 +48,7 @@ pub struct Placements {
 
 type Counts = Arc<Mutex<BTreeMap<String, Placements>>>;
 
-pub(crate) struct Shared {
+struct Shared {
     client: Client,
     delay: Duration,
     profiles: Profiles,
@@ -103,10 +103,6 @@ pub struct FargateSim {
     task: tokio::task::JoinHandle<()>,
     counts: Counts,
 }
-
-/// The simulator's former name, when it also played the Deployment controller; kept for the
-/// call sites that have not moved to [`FargateSim`] yet.
-pub type DeploymentSim = FargateSim;
 
 impl FargateSim {
     /// The delay [`FargateSim::start`] uses before a Fargate pod runs (and before a deleted

@@ -243,20 +243,22 @@ fn code(error: &kube::Error) -> Option<u16> {
     }
 }
 
-const ATTEMPTS: u32 = 6;
+/// How long a request is sent again while it fails transiently.
+const PERSEVERANCE: Duration = Duration::from_secs(30);
 
-/// Sends a request until it is answered other than transiently (at most [`ATTEMPTS`] times).
+/// Sends a request until it is answered other than transiently, for at most [`PERSEVERANCE`]
+/// (backing off from 100 ms to 2 s): a pod is placed once, so a passing fault must not leave it
+/// half done.
 async fn retrying<T, F: Future<Output = Result<T, kube::Error>>>(
     mut send: impl FnMut() -> F,
 ) -> Result<T, kube::Error> {
+    let began = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(100);
-    let mut attempt = 1;
     loop {
         match send().await {
-            Err(e) if transient(&e) && attempt < ATTEMPTS => {
+            Err(e) if transient(&e) && began.elapsed() < PERSEVERANCE => {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));
-                attempt += 1;
             }
             other => return other,
         }
@@ -296,8 +298,10 @@ async fn profiles_now(shared: &Shared, pod: &Pod) -> Option<Vec<Profile>> {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(2));
         match current(shared, pod).await {
-            Ok(Some(p)) if p.metadata.deletion_timestamp.is_none() => {}
-            _ => return None,
+            Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => return None,
+            Ok(None) => return None,
+            // Still there, or unknown for now: it still waits.
+            Ok(Some(_)) | Err(_) => {}
         }
     }
 }
