@@ -20,8 +20,8 @@ use testbed::awsrules::{
     AccountZones, EKS_UNSUPPORTED_ZONE_IDS, FargateProfiles, cluster_gone_as_client_exception,
     cluster_update_in_progress, zone_capacity,
 };
-use testbed::fargate::{PROFILE_LABEL, Profiles};
 use testbed::controlplane::ControlPlane;
+use testbed::fargate::{PROFILE_LABEL, Profiles};
 use testbed::run::{Run, assert_exit};
 use testbed::sim::FargateSim;
 use testbed::{Moto, REGION};
@@ -205,8 +205,16 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
     deployment(&client, "apps", "api", None).await;
     deployment(&client, "web", "site", None).await;
     wait_pods_on(&client, "apps", "api", &old).await;
-    let coredns_rollouts = testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap();
-    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 1);
+    let coredns_rollouts =
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns")
+            .await
+            .unwrap();
+    assert_eq!(
+        testbed::sim::rollouts(&bed.kube.client().await, "apps", "api")
+            .await
+            .unwrap(),
+        1
+    );
 
     // Another namespace: a new profile, made and ACTIVE before the old one goes.
     bed.proxy.clear_calls();
@@ -283,9 +291,16 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .await
         .unwrap();
     assert!(restarted_at(&api).is_some(), "apps/api was not restarted");
-    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 2);
     assert_eq!(
-        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns").await.unwrap(),
+        testbed::sim::rollouts(&bed.kube.client().await, "apps", "api")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        testbed::sim::rollouts(&bed.kube.client().await, "kube-system", "coredns")
+            .await
+            .unwrap(),
         coredns_rollouts + 1
     );
     let site: Deployment = Api::namespaced(client.clone(), "web")
@@ -293,7 +308,12 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .await
         .unwrap();
     assert!(restarted_at(&site).is_none());
-    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "web", "site").await.unwrap(), 1);
+    assert_eq!(
+        testbed::sim::rollouts(&bed.kube.client().await, "web", "site")
+            .await
+            .unwrap(),
+        1
+    );
     wait_pods_on(&client, "apps", "api", &new).await;
     assert!(
         changed.stderr.contains(&format!("deleting {old}")),
@@ -310,7 +330,12 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         mutating.is_empty(),
         "mutating calls on a re-run: {mutating:?}"
     );
-    assert_eq!(testbed::sim::rollouts(&bed.kube.client().await, "apps", "api").await.unwrap(), 2);
+    assert_eq!(
+        testbed::sim::rollouts(&bed.kube.client().await, "apps", "api")
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(again.json()["cluster"]["fargateProfiles"], json!([new]));
 }
 

@@ -214,7 +214,7 @@ pub async fn delete(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> 
 
 /// True once the object is gone (also when its kind is no longer served).
 pub async fn is_gone(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error> {
-    Ok(get_live(&api, &doc.name)
+    Ok(get_live(api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))?
         .is_none())
@@ -222,7 +222,7 @@ pub async fn is_gone(api: &Api<DynamicObject>, doc: &Doc) -> Result<bool, Error>
 
 /// The finalizers still holding an object that is being deleted.
 pub async fn finalizers(api: &Api<DynamicObject>, doc: &Doc) -> Result<Vec<String>, Error> {
-    Ok(get_live(&api, &doc.name)
+    Ok(get_live(api, &doc.name)
         .await
         .map_err(kube_error("read", doc.label()))?
         .and_then(|o| o.metadata.finalizers)

@@ -215,11 +215,14 @@ async fn ours<'a>(
             Some(applied) if applied.adopted => kept.push(doc),
             Some(_) => targets.push((doc, api)),
             None => {
-                let live = kubeops::get_live(&api, &doc.name).await.map_err(|source| Error::Kube {
-                    action: "read",
-                    target: doc.label(),
-                    source: Box::new(source),
-                })?;
+                let live =
+                    kubeops::get_live(&api, &doc.name)
+                        .await
+                        .map_err(|source| Error::Kube {
+                            action: "read",
+                            target: doc.label(),
+                            source: Box::new(source),
+                        })?;
                 if live.as_ref().is_some_and(ownership::is_marked_adopted) {
                     kept.push(doc);
                     continue;

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use testbed::albsim::AlbControllerSim;
-use testbed::fargate::Profiles;
 use testbed::controlplane::ControlPlane;
+use testbed::fargate::Profiles;
 use testbed::run::{Run, assert_exit};
 use testbed::sim::FargateSim;
 use testbed::{Moto, REGION, seed};
@@ -401,7 +401,11 @@ async fn bad_input_applies_nothing() {
         .unwrap();
     assert_eq!(no_patch.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_patch.stderr).contains("run eks-patch first"));
-    assert!(bed.ours().await.is_empty(), "nothing applied: {:?}", bed.ours().await);
+    assert!(
+        bed.ours().await.is_empty(),
+        "nothing applied: {:?}",
+        bed.ours().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +471,11 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
         version,
         "the stand-in is unchanged"
     );
-    assert!(bed.ours().await.is_empty(), "nothing applied: {:?}", bed.ours().await);
+    assert!(
+        bed.ours().await.is_empty(),
+        "nothing applied: {:?}",
+        bed.ours().await
+    );
 
     // The profile eks-cluster made, as its state records it: no EKS call needed.
     let state = serde_json::json!({"schemaVersion": 1, "cluster": {

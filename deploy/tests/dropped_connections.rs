@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use testbed::Moto;
-use testbed::fargate::Profiles;
 use testbed::controlplane::ControlPlane;
+use testbed::fargate::Profiles;
 use testbed::kubefaults::{KubeFaultPlan, KubeFaultProxy, RequestFault};
 use testbed::run::assert_exit;
 use testbed::sim::FargateSim;
@@ -35,7 +35,7 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     let kube = ControlPlane::start();
     // The simulators talk to the stand-in directly; only the step goes through the faults.
     let _pods = FargateSim::start_with(
-            kube.simulator_client().await,
+        kube.simulator_client().await,
         Duration::from_secs(1),
         Profiles::namespaces(&["game"]),
     );

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testbed::awsproxy::AwsProxy;
+use testbed::controlplane::ControlPlane;
 use testbed::fargate::Profiles;
 use testbed::killsweep::{Inventory, KillSwitch, SweepReport};
-use testbed::controlplane::ControlPlane;
 use testbed::sim::FargateSim;
 use testbed::{Moto, REGION, seed};
 

@@ -10,8 +10,8 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use testbed::albsim::AlbControllerSim;
 use testbed::awsproxy::{AwsProxy, Verdict};
-use testbed::enis::{DependencyRules, ElbInterfaceSim};
 use testbed::controlplane::ControlPlane;
+use testbed::enis::{DependencyRules, ElbInterfaceSim};
 use testbed::run::{Run, assert_exit};
 use testbed::{Moto, REGION, seed};
 

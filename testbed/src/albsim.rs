@@ -27,7 +27,6 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-
 /// The controller's Ingress finalizer.
 pub const FINALIZER: &str = "ingress.k8s.aws/resources";
 /// The controller's TargetGroupBinding finalizer.

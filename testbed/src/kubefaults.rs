@@ -23,8 +23,8 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 
-use crate::faults::Generator;
 use crate::controlplane::ControlPlane;
+use crate::faults::Generator;
 use crate::loopback::{ConnectionReset, LoopbackServer, UpstreamClient, upstream_client};
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;

@@ -98,14 +98,14 @@ async fn the_control_plane_is_the_real_one_and_its_controllers_run() {
         .iter()
         .map(|o| o["kind"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        made.iter().filter(|k| *k == "Pod").count(),
-        2,
-        "{made:?}"
-    );
+    assert_eq!(made.iter().filter(|k| *k == "Pod").count(), 2, "{made:?}");
     assert!(made.iter().any(|k| k == "ReplicaSet"), "{made:?}");
     let versions = cluster.versions().await;
-    assert_eq!(cluster.versions().await, versions, "nothing changes at rest");
+    assert_eq!(
+        cluster.versions().await,
+        versions,
+        "nothing changes at rest"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,7 +104,9 @@ async fn cut_watches_end_early_and_whole_ones_stream() {
     let started = Instant::now();
     let mut stream = maps
         .watch(
-            &WatchParams::default().fields("metadata.name=seen").timeout(30),
+            &WatchParams::default()
+                .fields("metadata.name=seen")
+                .timeout(30),
             "0",
         )
         .await

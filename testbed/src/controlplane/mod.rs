@@ -204,6 +204,8 @@ impl ControlPlane {
             ("--authentication-token-webhook-version", "v1".to_owned()),
             ("--authentication-token-webhook-cache-ttl", "0s".to_owned()),
             ("--authorization-mode", "Node,RBAC".to_owned()),
+            // As EKS runs it: privileged specs reach Fargate, which refuses them itself.
+            ("--allow-privileged", "true".to_owned()),
             (
                 "--enable-admission-plugins",
                 EKS_ADMISSION_PLUGINS.to_owned(),

@@ -58,7 +58,7 @@ pub(crate) async fn all_objects(client: &kube::Client) -> Vec<(String, Value)> {
 impl ControlPlane {
     /// Every object stored (Events and Leases left out), as JSON with `apiVersion` and `kind`.
     pub async fn objects(&self) -> Vec<Value> {
-        all_objects(&self.client().await)
+        all_objects(&self.simulator_client().await)
             .await
             .into_iter()
             .map(|(_, o)| o)
@@ -75,7 +75,7 @@ impl ControlPlane {
             .into_iter()
             .map(|r| r.object)
             .collect();
-        all_objects(&self.client().await)
+        all_objects(&self.simulator_client().await)
             .await
             .into_iter()
             .filter(|(resource, o)| {

@@ -32,16 +32,17 @@ pub fn binaries() -> &'static Path {
 }
 
 type Spawned = std::io::Result<Child>;
+/// A command to start and where to send the child.
+type SpawnRequest = (Command, mpsc::Sender<Spawned>);
 
 /// Starts `command` so that it gets SIGTERM when this process ends, however it ends (a test
 /// binary killed by a timeout included): through `setpriv --pdeathsig`, from one long-lived
 /// thread (the parent-death signal follows the thread that forked, so a test's own thread would
 /// take its children with it when the test ends).
 pub fn spawn(program: &Path, args: &[String], log: &Path) -> Spawned {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<(Command, mpsc::Sender<Spawned>)>>> =
-        OnceLock::new();
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<(Command, mpsc::Sender<Spawned>)>();
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
         std::thread::Builder::new()
             .name("controlplane-spawner".into())
             .spawn(move || {

@@ -436,21 +436,23 @@ async fn make_node(shared: &Shared) -> Result<(String, String), kube::Error> {
             nodes.create(&params, &node)
         })
         .await;
-        match made {
-            Ok(_) => return ready(&nodes, &node).await.map(|()| (name, ip)),
+        let outcome = match made {
+            Ok(_) => ready(&nodes, &node).await,
             // Made by the first try, whose answer was lost.
-            Err(e) if code(&e) == Some(409) && sent > 1 => {
-                return ready(&nodes, &node).await.map(|()| (name, ip));
-            }
+            Err(e) if code(&e) == Some(409) && sent > 1 => ready(&nodes, &node).await,
             // Someone else's (a simulator before this one): the next address.
             Err(e) if code(&e) == Some(409) => {
                 lock(&shared.unbound_nodes).remove(&name);
+                continue;
             }
-            Err(e) => {
-                lock(&shared.unbound_nodes).remove(&name);
-                return Err(e);
-            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            lock(&shared.unbound_nodes).remove(&name);
+            let _ = delete_node(shared, &name).await;
+            return Err(e);
         }
+        return Ok((name, ip));
     }
 }
 
