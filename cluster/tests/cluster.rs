@@ -64,7 +64,11 @@ impl Bed {
             .expect("seed coredns");
         let profiles = Profiles::eks(&moto.sdk_config(REGION).await);
         let simulator = kube.simulator_client().await;
-        let sim = with_sim.then(|| FargateSim::start(simulator, profiles));
+        let sim = if with_sim {
+            Some(FargateSim::start(simulator, profiles).await)
+        } else {
+            None
+        };
         Bed {
             moto,
             kube,
@@ -209,7 +213,6 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-#[ignore = "issue 17 continues: needs EKS's Fargate mutating webhook in the test bed (schedulerName: fargate-scheduler), which the CoreDNS rule reads"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_from_nothing_rerun_and_delete() {
     let bed = Bed::new(true).await;
@@ -556,7 +559,8 @@ async fn killed_during_create_then_rerun_converges() {
     let _sim = FargateSim::start(
         bed.kube.simulator_client().await,
         Profiles::eks(&bed.moto.sdk_config(REGION).await),
-    );
+    )
+    .await;
     let rerun = bed.create(&["--cluster", "demo"], "");
     assert_exit(&rerun, 0);
     assert!(
@@ -1602,7 +1606,6 @@ fn unschedulable(pod: &Pod) -> Option<String> {
 /// has no compute-type annotation, yet its pods, made when no profile selected them, stay
 /// Pending under default-scheduler, and a profile made later does not move them. `create` must
 /// roll CoreDNS out again; a re-run on the healthy CoreDNS then changes nothing.
-#[ignore = "issue 17 continues: needs EKS's Fargate mutating webhook in the test bed (schedulerName: fargate-scheduler), which the CoreDNS rule reads"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coredns_made_before_the_profile_is_rolled_onto_fargate() {
     let bed = Bed::with_coredns(true, json!({})).await;

@@ -61,7 +61,8 @@ impl Bed {
         let sim = FargateSim::start(
             kube.simulator_client().await,
             Profiles::eks(&moto.sdk_config(region).await),
-        );
+        )
+        .await;
         Bed {
             moto,
             proxy,

@@ -137,6 +137,7 @@ impl Bed {
             self.kube.simulator_client().await,
             Profiles::eks_cluster(&self.moto.sdk_config(REGION).await, "demo"),
         )
+        .await
     }
 
     fn run(&self, args: &[&str], stdin: &str) -> Run {
@@ -593,8 +594,7 @@ async fn the_shipped_2048_app_runs_on_fargate() {
     assert_eq!(list.len(), 4);
     for pod in list {
         let spec = pod.spec.unwrap();
-        // On Fargate: bound to a Fargate node of its own. (EKS's own mutating webhook also sets
-        // `schedulerName: fargate-scheduler` at creation; the test bed does not model it yet.)
+        assert_eq!(spec.scheduler_name.as_deref(), Some("fargate-scheduler"));
         assert!(spec.node_name.unwrap().starts_with("fargate-ip-"));
         assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Running"));
     }

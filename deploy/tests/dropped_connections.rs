@@ -38,7 +38,8 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
         kube.simulator_client().await,
         Duration::from_secs(1),
         Profiles::namespaces(&["game"]),
-    );
+    )
+    .await;
     let plan = KubeFaultPlan::new(0.25, 16).only(&[
         RequestFault::ClosedBeforeForwarding,
         RequestFault::ClosedAfterForwarding,

@@ -193,10 +193,9 @@ impl Bed {
         .create(&Default::default(), &coredns)
         .await
         .expect("seed coredns");
-        bed._sim = Some(FargateSim::start(
-            bed.kube.simulator_client().await,
-            Profiles::eks(&config),
-        ));
+        bed._sim = Some(
+            FargateSim::start(bed.kube.simulator_client().await, Profiles::eks(&config)).await,
+        );
         (bed, network)
     }
 

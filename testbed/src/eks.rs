@@ -36,7 +36,7 @@ impl EksCluster {
             .expect("the control plane's egress proxy (Settings::egress)")
             .routes();
         EksCluster {
-            fargate: FargateSim::start_with(client.clone(), delay, profiles),
+            fargate: FargateSim::start_with(client.clone(), delay, profiles).await,
             webhooks: WebhookSim::start(client, routes),
             kube,
         }

@@ -105,10 +105,21 @@ fn access_key(query: &str) -> Option<String> {
         .and_then(|(_, v)| v.split('/').next().map(str::to_owned))
 }
 
-/// Who STS at `endpoint` says signed the presigned `query`: the `Arn` of its answer.
+/// Who STS at `endpoint` (moto) says signed the presigned `query`: the `Arn` of its answer.
+/// moto takes the service and caller from an `Authorization` header, not from a presigned
+/// query, so the call carries the query's credential scope there (moto checks no signature).
 fn caller_arn(endpoint: &str, query: &str) -> Option<String> {
-    let url = format!("{}/?{query}", endpoint.trim_end_matches('/'));
-    let mut answer = ureq::get(&url).call().ok()?;
+    let credential = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "X-Amz-Credential")
+        .map(|(_, v)| v.into_owned())?;
+    let mut answer = ureq::post(endpoint)
+        .header(
+            "Authorization",
+            format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=0"),
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send("Action=GetCallerIdentity&Version=2011-06-15")
+        .ok()?;
     let text = answer.body_mut().read_to_string().ok()?;
     let start = text.find("<Arn>")? + "<Arn>".len();
     let end = text[start..].find("</Arn>")? + start;

@@ -260,9 +260,9 @@ impl ControlPlane {
         if settings.controller_manager {
             cluster.start_controller_manager(bin);
         }
-        let kubeconfig = cluster.kubeconfig();
+        let simulators = cluster.dir.path().join("simulators.yaml");
         cluster.baseline = on_a_thread(async {
-            let client = client_from(&kubeconfig).await;
+            let client = client_from(&simulators).await;
             objects::all_objects(&client)
                 .await
                 .iter()

@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::{Discovery, verbs};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::Value;
 
 use super::ControlPlane;
@@ -24,22 +23,48 @@ pub fn key(object: &Value) -> String {
     )
 }
 
-/// Every object `client` can list (preferred version of each group), Events and Leases left out,
-/// each with its `group/plural` (as the audit log names resources).
+/// The listable resources of `group_version` (`v1` for the core group): none when the
+/// group-version does not answer (an aggregated API that is down), as a client going group by
+/// group sees it.
+async fn listable(client: &kube::Client, group_version: &str) -> Vec<ApiResource> {
+    let answer = if group_version == "v1" {
+        client.list_core_api_resources("v1").await
+    } else {
+        client.list_api_group_resources(group_version).await
+    };
+    let Ok(list) = answer else {
+        return Vec::new();
+    };
+    let (group, version) = group_version.split_once('/').unwrap_or(("", group_version));
+    list.resources
+        .into_iter()
+        .filter(|r| !r.name.contains('/') && r.verbs.iter().any(|v| v == "list"))
+        .filter(|r| !CHURN.contains(&r.kind.as_str()))
+        .map(|r| ApiResource {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            api_version: group_version.to_owned(),
+            kind: r.kind,
+            plural: r.name,
+        })
+        .collect()
+}
+
+/// Every object `client` can list (the preferred version of each group, group by group, so an
+/// unavailable aggregated API hides only itself), Events and Leases left out, each with its
+/// `group/plural` (as the audit log names resources).
 pub(crate) async fn all_objects(client: &kube::Client) -> Vec<(String, Value)> {
-    let discovery = Discovery::new(client.clone())
-        .run()
-        .await
-        .expect("discovery of the control plane");
+    let mut group_versions = vec!["v1".to_owned()];
+    if let Ok(groups) = client.list_api_groups().await {
+        group_versions.extend(groups.groups.into_iter().filter_map(|g| {
+            g.preferred_version
+                .map(|v| v.group_version)
+                .or_else(|| g.versions.first().map(|v| v.group_version.clone()))
+        }));
+    }
     let mut objects = Vec::new();
-    for group in discovery.groups() {
-        for (resource, capabilities) in group.recommended_resources() {
-            if !capabilities.supports_operation(verbs::LIST)
-                || CHURN.contains(&resource.kind.as_str())
-                || resource.plural.contains('/')
-            {
-                continue;
-            }
+    for group_version in group_versions {
+        for resource in listable(client, &group_version).await {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let Ok(list) = api.list(&ListParams::default()).await else {
                 continue;
@@ -56,9 +81,21 @@ pub(crate) async fn all_objects(client: &kube::Client) -> Vec<(String, Value)> {
 }
 
 impl ControlPlane {
+    /// The simulators' client without kube's retries of 429/503/504: a listing goes past a
+    /// group-version that does not answer instead of waiting on it.
+    async fn listing_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.dir().join("simulators.yaml"))
+            .expect("the simulators' kubeconfig reads");
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("the simulators' kubeconfig loads");
+        config.default_retry = false;
+        kube::Client::try_from(config).expect("a kube client")
+    }
+
     /// Every object stored (Events and Leases left out), as JSON with `apiVersion` and `kind`.
     pub async fn objects(&self) -> Vec<Value> {
-        all_objects(&self.simulator_client().await)
+        all_objects(&self.listing_client().await)
             .await
             .into_iter()
             .map(|(_, o)| o)
@@ -75,7 +112,7 @@ impl ControlPlane {
             .into_iter()
             .map(|r| r.object)
             .collect();
-        all_objects(&self.simulator_client().await)
+        all_objects(&self.listing_client().await)
             .await
             .into_iter()
             .filter(|(resource, o)| {

@@ -24,7 +24,10 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::fargate::Profiles;
 
+mod admission;
 mod pods;
+
+pub use admission::WEBHOOK as FARGATE_ADMISSION_WEBHOOK;
 
 /// The annotation the Deployment controller keeps on a Deployment: its revision, one more for
 /// each pod template it rolled out.
@@ -102,6 +105,7 @@ struct Shared {
 pub struct FargateSim {
     task: tokio::task::JoinHandle<()>,
     counts: Counts,
+    _admission: Option<admission::FargateAdmission>,
 }
 
 impl FargateSim {
@@ -111,13 +115,30 @@ impl FargateSim {
 
     /// Starts the simulator with [`FargateSim::DEFAULT_DELAY`], placing pods by the Fargate
     /// profiles `profiles` gives. Call inside a tokio runtime.
-    pub fn start(client: Client, profiles: Profiles) -> FargateSim {
-        FargateSim::start_with(client, FargateSim::DEFAULT_DELAY, profiles)
+    pub async fn start(client: Client, profiles: Profiles) -> FargateSim {
+        FargateSim::start_with(client, FargateSim::DEFAULT_DELAY, profiles).await
     }
 
     /// Starts the simulator; a Fargate pod is bound and runs `delay` after it was placed, and a
     /// deleted one is removed `delay` after its deletion began. Call inside a tokio runtime.
-    pub fn start_with(client: Client, delay: Duration, profiles: Profiles) -> FargateSim {
+    ///
+    /// First it registers EKS's Fargate admission webhook ([`FARGATE_ADMISSION_WEBHOOK`]),
+    /// served by this simulator: pods a profile selects at their creation get `schedulerName:
+    /// fargate-scheduler`, and only those are Fargate's to place.
+    pub async fn start_with(client: Client, delay: Duration, profiles: Profiles) -> FargateSim {
+        let admission = match admission::FargateAdmission::start(profiles.clone()) {
+            Ok(admission) => match admission.register(&client).await {
+                Ok(()) => Some(admission),
+                Err(e) => {
+                    eprintln!("fargate simulator: cannot register its admission webhook: {e}");
+                    None
+                }
+            },
+            Err(e) => {
+                eprintln!("fargate simulator: cannot serve its admission webhook: {e}");
+                None
+            }
+        };
         let counts: Counts = Arc::default();
         let region = match &profiles {
             Profiles::Eks { eks, .. } => eks
@@ -140,7 +161,11 @@ impl FargateSim {
             next_event: AtomicU32::new(0),
         });
         let task = tokio::spawn(run(shared));
-        FargateSim { task, counts }
+        FargateSim {
+            task,
+            counts,
+            _admission: admission,
+        }
     }
 
     /// Stops the simulator (and any change it was about to make). Idempotent.

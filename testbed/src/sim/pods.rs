@@ -316,7 +316,12 @@ pub(super) async fn place(shared: Arc<Shared>, pod: Pod) {
     let labels = pod.metadata.labels.as_ref().unwrap_or(&none);
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&none);
     let spec = pod.spec.clone().unwrap_or_default();
-    let placement = fargate::place(&namespace, labels, annotations, &spec, &profiles);
+    // Fargate's only when EKS's admission made it so at the pod's creation.
+    let placement = if spec.scheduler_name.as_deref() == Some(fargate::FARGATE_SCHEDULER) {
+        fargate::place(&namespace, labels, annotations, &spec, &profiles)
+    } else {
+        Placement::Unselected
+    };
     let done = match placement {
         Placement::Fargate { profile } => on_fargate(&shared, &pod, &profile).await.map(|run| {
             if run {
