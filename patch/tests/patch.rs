@@ -985,3 +985,75 @@ fn a_certificate_close_to_expiry_is_rotated_without_a_gap() {
     assert_eq!(fresh.len(), 1);
     assert!(!accepted(&fresh, &old.record.cert_pem));
 }
+
+/// The real kubectl (`make kubectl`), run on `kubeconfig` with `args`.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> testbed::run::Run {
+    let path = testbed::repo_root().join("tools/kubectl/kubectl");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make kubectl` (make test does)",
+        path.display()
+    );
+    let mut command = assert_cmd::Command::new(path);
+    command.arg("--kubeconfig").arg(kubeconfig).args(args);
+    testbed::run::run(&mut command, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rendered_manifest_passes_a_server_side_dry_run_of_the_real_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = first_render(dir.path());
+    let cluster = testbed::controlplane::ControlPlane::start();
+    let kubeconfig = cluster.kubeconfig();
+    // What later documents need to exist: the CRDs (their kinds are then served) and the
+    // namespaces, made for real; everything is then dry-run on the server, which runs its
+    // validation, defaulting and admission on each object without storing it.
+    let crds = out.join("00-crds.yaml");
+    let made = kubectl(&kubeconfig, &["apply", "-f", crds.to_str().unwrap()]);
+    testbed::run::assert_exit(&made, 0);
+    let waited = kubectl(
+        &kubeconfig,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ],
+    );
+    testbed::run::assert_exit(&waited, 0);
+    for doc in all_docs(&out).iter().filter(|d| d["kind"] == "Namespace") {
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let created = kubectl(&kubeconfig, &["create", "namespace", name]);
+        testbed::run::assert_exit(&created, 0);
+    }
+    let files = rendered_files(&out);
+    assert!(files.len() >= 8, "{files:?}");
+    for file in &files {
+        let dry = kubectl(
+            &kubeconfig,
+            &[
+                "apply",
+                "--dry-run=server",
+                "--server-side",
+                "--field-manager=eks-deploy",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            dry.code,
+            0,
+            "{}: {}{}",
+            file.display(),
+            dry.stdout,
+            dry.stderr
+        );
+        assert!(
+            dry.stdout.contains("(server dry run)"),
+            "{}: {}",
+            file.display(),
+            dry.stdout
+        );
+    }
+}
