@@ -105,7 +105,8 @@ async fn foreign_resources_are_refused_then_adopted_and_left_standing() {
     }))
     .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(bed.eks.kube.client().await, "kube-system");
-    deployments
+    // As stored: the API server defaults what Helm left out.
+    let helms = deployments
         .patch(
             CONTROLLER,
             &PatchParams::apply("helm"),
@@ -172,7 +173,7 @@ async fn foreign_resources_are_refused_then_adopted_and_left_standing() {
     );
     // (its status moves on, as the cluster runs its pods; its spec and owners do not.)
     let after = deployments.get(CONTROLLER).await.unwrap();
-    assert_eq!(after.spec, helm.spec, "Helm's Deployment unchanged");
+    assert_eq!(after.spec, helms.spec, "Helm's Deployment unchanged");
     let managers: Vec<String> = after
         .metadata
         .managed_fields
