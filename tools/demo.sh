@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the whole pipeline through `make install` and `make clean`, the same targets and
-# binaries a user runs against AWS, on the local test bed: moto for AWS, a Kubernetes API stand-in
+# binaries a user runs against AWS, on the local test bed: moto for AWS, the real Kubernetes control plane
 # and simulators of the cluster and of the AWS Load Balancer Controller, all on loopback. No AWS
 # account, nothing leaves this machine.
 set -euo pipefail

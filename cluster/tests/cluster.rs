@@ -1,5 +1,5 @@
 //! The real `eks-cluster` binary against moto (CloudFormation, EC2, IAM, EKS, STS) and the
-//! Kubernetes stand-in with the Deployment simulator.
+//! real Kubernetes control plane with the Fargate simulator.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ fn run(moto: &Moto, args: &[&str], stdin: &str) -> Run {
     testbed::run::run(moto.command(BIN).args(&all), stdin)
 }
 
-/// moto, the Kubernetes stand-in with EKS's CoreDNS Deployment (pinned to EC2), and the
+/// moto, the Kubernetes control plane with EKS's CoreDNS Deployment (pinned to EC2), and the
 /// simulator that rolls Deployments out.
 struct Bed {
     moto: Moto,
@@ -1364,19 +1364,7 @@ current-context: other
     );
 
     // The real kubectl (v1.36, `make kubectl`) accepts the kubeconfig and its exec credential.
-    let kubectl = testbed::repo_root().join("tools/kubectl/kubectl");
-    assert!(
-        kubectl.is_file(),
-        "{} is missing: run `make kubectl` (make test does)",
-        kubectl.display()
-    );
-    let got = testbed::run::run(
-        assert_cmd::Command::new(&kubectl)
-            .arg("--kubeconfig")
-            .arg(&with_env_path)
-            .args(["get", "namespaces", "-o", "name"]),
-        "",
-    );
+    let got = testbed::run::kubectl(&with_env_path, &["get", "namespaces", "-o", "name"]);
     assert_exit(&got, 0);
     assert!(
         got.stdout.contains("namespace/kube-system"),

@@ -35,7 +35,7 @@ fn strings(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// moto behind the proxy, the Kubernetes stand-in with EKS's CoreDNS Deployment, and the
+/// moto behind the proxy, the Kubernetes control plane with EKS's CoreDNS Deployment, and the
 /// Deployment simulator placing pods by moto's Fargate profiles.
 struct Bed {
     moto: Moto,

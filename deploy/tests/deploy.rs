@@ -101,7 +101,7 @@ fn manifests(dir: &Path) {
     std::fs::write(dir.join("02-app.yaml"), APP).unwrap();
 }
 
-/// The Kubernetes stand-in, the manifests, and moto: every AWS call a run makes goes to moto,
+/// The Kubernetes control plane, the manifests, and moto: every AWS call a run makes goes to moto,
 /// which holds the cluster `demo` with a Fargate profile selecting the manifests' namespaces.
 struct Bed {
     kube: ControlPlane,
@@ -470,7 +470,7 @@ async fn a_namespace_no_profile_selects_is_refused_before_anything_is_applied() 
     assert_eq!(
         bed.kube.versions().await,
         version,
-        "the stand-in is unchanged"
+        "the cluster is unchanged"
     );
     assert!(
         bed.ours().await.is_empty(),

@@ -1,5 +1,5 @@
 //! `eks-deploy` finishes in one run through Kubernetes requests that get no answer: the fault
-//! proxy in front of the stand-in closes a quarter of the connections without an answer (before
+//! proxy in front of the API server closes a quarter of the connections without an answer (before
 //! forwarding the request, or after the server acted on it: a lost answer) or resets them. Every
 //! request `apply` and `delete` make is idempotent (GET, server-side apply, DELETE), so the
 //! client sends it again (`common::kuberetry`).
@@ -33,7 +33,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     let kube = ControlPlane::start();
-    // The simulators talk to the stand-in directly; only the step goes through the faults.
+    // The simulators talk to the API server directly; only the step goes through the faults.
     let _pods = FargateSim::start_with(
         kube.simulator_client().await,
         Duration::from_secs(1),

@@ -83,7 +83,7 @@ impl Bed {
     }
 
     /// A bed whose binaries meet `faults` (the simulators and the checks go straight to moto
-    /// and the stand-in).
+    /// and the control plane).
     pub async fn with_faults(faults: FaultSetting) -> Bed {
         let moto = Moto::start();
         // The cluster eks-cluster makes in moto: its pods run on Fargate by the profiles moto
@@ -216,7 +216,7 @@ impl Bed {
         resumed
     }
 
-    /// After the teardown: nothing of ours in moto or the stand-in.
+    /// After the teardown: nothing of ours in moto or the cluster.
     pub async fn assert_nothing_left(&self) {
         let sdk = self.sdk().await;
         let stacks = sdk

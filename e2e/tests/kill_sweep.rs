@@ -167,7 +167,7 @@ impl Bed {
     }
 
     /// A bed for `eks-cluster`: moto keeps a brought network (with the group EKS would tag),
-    /// the stand-in holds EKS's CoreDNS, and the simulator places pods by moto's profiles.
+    /// the cluster holds EKS's CoreDNS, and the simulator places pods by moto's profiles.
     async fn for_cluster() -> (Bed, seed::SeededNetwork) {
         let mut bed = Bed::new().await;
         bed.keep_account = true;

@@ -1,5 +1,5 @@
 //! The whole pipeline as users chain it in a shell, on the local test bed: moto behind the
-//! hardened AWS proxy, the Kubernetes stand-in with simulators of the cluster and of the AWS
+//! hardened AWS proxy, the real Kubernetes control plane with simulators of EKS and of the AWS
 //! Load Balancer Controller (the bed is `eks_fa_e2e::Bed`). The binaries are the workspace's
 //! own (`make test` builds them first).
 
@@ -65,7 +65,7 @@ async fn install_as_a_pipe_answers_200_and_teardown_leaves_nothing() {
 async fn a_failure_mid_pipe_stops_it_and_teardown_still_cleans_up() {
     let bed = Bed::new().await;
     let cluster = bed.create_cluster().await;
-    // The controller is "down": its Deployment never becomes available in the stand-in, so
+    // The controller is "down": its Deployment never becomes available (no pod runs), so
     // eks-deploy's wait fails; nothing after it runs, and the state says what was made.
     bed.eks.fargate.stop();
     let installed = bed.pipe(

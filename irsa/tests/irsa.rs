@@ -1,4 +1,4 @@
-//! The real `irsa` binary against moto (IAM, EKS) and the Kubernetes stand-in.
+//! The real `irsa` binary against moto (IAM, EKS) and the real Kubernetes control plane.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ fn alb_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/aws-load-balancer-controller.json")
 }
 
-/// moto, the Kubernetes stand-in, a cluster and its OIDC provider (as `eks-oidc ensure` makes it).
+/// moto, the Kubernetes control plane, a cluster and its OIDC provider (as `eks-oidc ensure` makes it).
 struct Bed {
     moto: Moto,
     kube: ControlPlane,
@@ -310,26 +310,7 @@ async fn an_existing_service_account_keeps_everything_else() {
 async fn restart_rolls_the_deployments_that_use_the_account() {
     let bed = Bed::new("roll").await;
     let client = bed.kube.client().await;
-    // The Deployment controller makes one ReplicaSet per pod template it rolls out.
-    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
-        Api::namespaced(client.clone(), "kube-system");
-    let rollouts = || async {
-        replica_sets
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .filter(|rs| {
-                rs.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.kind == "Deployment" && o.name == "uses-it")
-            })
-            .count()
-    };
-    let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
     for (name, account) in [("uses-it", "app"), ("other", "someone")] {
         let d = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -384,10 +365,12 @@ async fn restart_rolls_the_deployments_that_use_the_account() {
             .is_none()
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rollouts().await < 2 && std::time::Instant::now() < deadline {
+    // The Deployment controller's revision: one per pod template it rolled out.
+    let rollouts = || testbed::sim::rollouts(&client, "kube-system", "uses-it");
+    while rollouts().await.unwrap() < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(rollouts().await, 2, "created, then restarted");
+    assert_eq!(rollouts().await.unwrap(), 2, "created, then restarted");
 
     let again = bed.run(
         &[

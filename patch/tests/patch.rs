@@ -986,19 +986,6 @@ fn a_certificate_close_to_expiry_is_rotated_without_a_gap() {
     assert!(!accepted(&fresh, &old.record.cert_pem));
 }
 
-/// The real kubectl (`make kubectl`), run on `kubeconfig` with `args`.
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> testbed::run::Run {
-    let path = testbed::repo_root().join("tools/kubectl/kubectl");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make kubectl` (make test does)",
-        path.display()
-    );
-    let mut command = assert_cmd::Command::new(path);
-    command.arg("--kubeconfig").arg(kubeconfig).args(args);
-    testbed::run::run(&mut command, "")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rendered_manifest_passes_a_server_side_dry_run_of_the_real_api_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -1009,9 +996,9 @@ async fn every_rendered_manifest_passes_a_server_side_dry_run_of_the_real_api_se
     // namespaces, made for real; everything is then dry-run on the server, which runs its
     // validation, defaulting and admission on each object without storing it.
     let crds = out.join("00-crds.yaml");
-    let made = kubectl(&kubeconfig, &["apply", "-f", crds.to_str().unwrap()]);
+    let made = testbed::run::kubectl(&kubeconfig, &["apply", "-f", crds.to_str().unwrap()]);
     testbed::run::assert_exit(&made, 0);
-    let waited = kubectl(
+    let waited = testbed::run::kubectl(
         &kubeconfig,
         &[
             "wait",
@@ -1024,13 +1011,13 @@ async fn every_rendered_manifest_passes_a_server_side_dry_run_of_the_real_api_se
     testbed::run::assert_exit(&waited, 0);
     for doc in all_docs(&out).iter().filter(|d| d["kind"] == "Namespace") {
         let name = doc["metadata"]["name"].as_str().unwrap();
-        let created = kubectl(&kubeconfig, &["create", "namespace", name]);
+        let created = testbed::run::kubectl(&kubeconfig, &["create", "namespace", name]);
         testbed::run::assert_exit(&created, 0);
     }
     let files = rendered_files(&out);
     assert!(files.len() >= 8, "{files:?}");
     for file in &files {
-        let dry = kubectl(
+        let dry = testbed::run::kubectl(
             &kubeconfig,
             &[
                 "apply",

@@ -102,7 +102,7 @@ pub enum Profiles {
     /// A fixed list (tests of something other than the profiles).
     Static(Vec<Profile>),
     /// The EKS API (moto in the test bed): the ACTIVE profiles of `cluster`, or of every
-    /// cluster of the client's region when `None` (the stand-in is then "the" cluster).
+    /// cluster of the client's region when `None` (the control plane is then "the" cluster).
     Eks {
         eks: aws_sdk_eks::Client,
         cluster: Option<String>,

@@ -32,7 +32,7 @@ pub struct HardAws {
 
 impl HardAws {
     /// Starts the proxy in front of `moto` with every rule installed; `kube` is the cluster
-    /// (the stand-in) whose pods a deleted profile evicts and whose Ingresses get ALB network
+    /// whose pods a deleted profile evicts and whose Ingresses get ALB network
     /// interfaces. Call inside a tokio runtime.
     pub fn start(moto: &Moto, kube: kube::Client, region: &str) -> HardAws {
         let proxy = AwsProxy::in_front_of(moto);

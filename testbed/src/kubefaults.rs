@@ -1,4 +1,4 @@
-//! A fault proxy in front of a Kubernetes API server (the stand-in or any other), as an
+//! A fault proxy in front of a Kubernetes API server (the test bed's control plane, over HTTPS), as an
 //! overloaded or restarting API server and a flaky network behave. On a seeded share of
 //! non-watch requests it does one of the [`RequestFault`]s, each as likely:
 //! - answers `429 TooManyRequests` (with `Retry-After`, as API priority and fairness does) or

@@ -1,11 +1,12 @@
 //! `eks-testbed`: the local test bed by hand, for `make demo` and for trying the binaries with
 //! no AWS account. Dev-only.
 //!
-//! - `eks-testbed serve [--region R]`: starts the moto AWS emulator and the Kubernetes API
-//!   stand-in on free loopback ports, with the simulators of what the cluster and the AWS Load
-//!   Balancer Controller do (Deployments roll out into pods that run on Fargate only as the
-//!   Fargate profiles moto holds in the region allow, Services get endpoints, Ingresses of class `alb` get a finalizer, a
-//!   host name and an "ALB" answering HTTP 200 on one loopback port); prints the environment to
+//! - `eks-testbed serve [--region R]`: starts the moto AWS emulator and the real Kubernetes
+//!   control plane (kube-apiserver, kube-controller-manager, etcd) on free loopback ports, with
+//!   the simulators of what EKS and the AWS Load Balancer Controller do (pods run on Fargate only
+//!   as the Fargate profiles moto holds in the region allow, the controller's webhooks answer,
+//!   Ingresses of class `alb` get a finalizer, a host name and an "ALB" answering HTTP 200 on one
+//!   loopback port); prints the environment to
 //!   reach them (`export AWS_ENDPOINT_URL=...`, `EKS_FA_KUBECONFIG=...`, `EKS_FA_ALB_ADDR=...`
 //!   lines) on stdout, and runs until SIGINT or SIGTERM, then stops them.
 //! - `eks-testbed seed-cluster --name NAME --region R`: makes, through the AWS API at
@@ -33,9 +34,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start moto on loopback; print its environment; stop it on SIGINT/SIGTERM.
+    /// Start moto and the Kubernetes control plane on loopback; print their environment; stop them on SIGINT/SIGTERM.
     Serve {
-        /// The region whose EKS clusters the Kubernetes stand-in plays (Fargate profiles).
+        /// The region whose EKS clusters the Kubernetes control plane plays (Fargate profiles).
         #[arg(long, default_value = testbed::REGION)]
         region: String,
     },

@@ -88,3 +88,17 @@ pub fn check_contract(manifest_dir: &str, bin: &str, permissions: &[&str]) {
         assert!(help.contains(flag), "--help lacks {flag}: {help}");
     }
 }
+
+/// Runs the real kubectl (`tools/kubectl/kubectl`, `make kubectl`) with `--kubeconfig
+/// kubeconfig` and `args`; panics with the way to get it when it is missing.
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Run {
+    let path = crate::repo_root().join("tools/kubectl/kubectl");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make kubectl` (make test does)",
+        path.display()
+    );
+    let mut command = assert_cmd::Command::new(path);
+    command.arg("--kubeconfig").arg(kubeconfig).args(args);
+    run(&mut command, "")
+}

@@ -1,4 +1,4 @@
-//! The AWS Load Balancer Controller simulator against the Kubernetes stand-in.
+//! The AWS Load Balancer Controller simulator against the real Kubernetes control plane.
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -98,20 +98,22 @@ pub fn check(
     Ok(query.to_owned())
 }
 
-/// The access key id of a presigned query (`X-Amz-Credential=<key>/<date>/...`).
-fn access_key(query: &str) -> Option<String> {
+/// The `X-Amz-Credential` of a presigned query: `<access key id>/<date>/<region>/sts/aws4_request`.
+fn credential(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "X-Amz-Credential")
-        .and_then(|(_, v)| v.split('/').next().map(str::to_owned))
+        .map(|(_, v)| v.into_owned())
 }
 
-/// Who STS at `endpoint` (moto) says signed the presigned `query`: the `Arn` of its answer.
-/// moto takes the service and caller from an `Authorization` header, not from a presigned
-/// query, so the call carries the query's credential scope there (moto checks no signature).
-fn caller_arn(endpoint: &str, query: &str) -> Option<String> {
-    let credential = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "X-Amz-Credential")
-        .map(|(_, v)| v.into_owned())?;
+/// The access key id of a credential scope.
+fn access_key(credential: &str) -> &str {
+    credential.split('/').next().unwrap_or(credential)
+}
+
+/// Who STS at `endpoint` (moto) says signed with `credential`: the `Arn` of its answer. moto
+/// takes the service and caller from an `Authorization` header, not from a presigned query, so
+/// the call carries the token's credential scope there (moto checks no signature).
+fn caller_arn(endpoint: &str, credential: &str) -> Option<String> {
     let mut answer = ureq::post(endpoint)
         .header(
             "Authorization",
@@ -218,8 +220,9 @@ current-context: webhook
 /// The `status.user` of an accepted token.
 fn review_status(token: &str, max_age: Duration, sts: Option<&str>) -> Result<Value, Refusal> {
     let query = check(token, max_age, chrono::Utc::now())?;
-    let key = access_key(&query).ok_or(Refusal::Malformed("no X-Amz-Credential"))?;
-    let arn = sts.and_then(|endpoint| caller_arn(endpoint, &query));
+    let credential = credential(&query).ok_or(Refusal::Malformed("no X-Amz-Credential"))?;
+    let key = access_key(&credential);
+    let arn = sts.and_then(|endpoint| caller_arn(endpoint, &credential));
     let username = arn.unwrap_or_else(|| format!("aws:{key}"));
     Ok(json!({
         "username": username,
@@ -255,7 +258,10 @@ mod tests {
             Err(Refusal::Expired { age_seconds: 5 })
         );
         let query = check(&token, max, at("2026-12-02T12:00:00Z")).unwrap();
-        assert_eq!(access_key(&query).as_deref(), Some("AKIAEXAMPLE"));
+        assert_eq!(
+            credential(&query).as_deref().map(access_key),
+            Some("AKIAEXAMPLE")
+        );
     }
 
     #[test]

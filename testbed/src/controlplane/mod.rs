@@ -262,7 +262,7 @@ impl ControlPlane {
         }
         let simulators = cluster.dir.path().join("simulators.yaml");
         cluster.baseline = on_a_thread(async {
-            let client = client_from(&simulators).await;
+            let client = client_with(&simulators, false).await;
             objects::all_objects(&client)
                 .await
                 .iter()
@@ -486,11 +486,18 @@ fn on_a_thread<T: Send>(work: impl Future<Output = T> + Send) -> T {
 }
 
 async fn client_from(path: &Path) -> kube::Client {
+    client_with(path, true).await
+}
+
+/// A kube-rs client through the kubeconfig at `path`; `retry`: kube's own retries of 429, 503
+/// and 504 answers.
+pub(crate) async fn client_with(path: &Path, retry: bool) -> kube::Client {
     let kubeconfig =
         kube::config::Kubeconfig::read_from(path).expect("the control plane's kubeconfig reads");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("the control plane's kubeconfig loads");
+    config.default_retry = retry;
     kube::Client::try_from(config).expect("a kube client")
 }
 

@@ -84,13 +84,7 @@ impl ControlPlane {
     /// The simulators' client without kube's retries of 429/503/504: a listing goes past a
     /// group-version that does not answer instead of waiting on it.
     async fn listing_client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.dir().join("simulators.yaml"))
-            .expect("the simulators' kubeconfig reads");
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("the simulators' kubeconfig loads");
-        config.default_retry = false;
-        kube::Client::try_from(config).expect("a kube client")
+        super::client_with(&self.dir().join("simulators.yaml"), false).await
     }
 
     /// Every object stored (Events and Leases left out), as JSON with `apiVersion` and `kind`.
