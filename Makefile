@@ -5,10 +5,18 @@ CLUSTER      ?= eks-fargate
 REGION       ?= us-east-2
 STATE        ?= state.json
 ALLOWED_CIDR ?= 0.0.0.0/0
+# Pod ports the ALB may reach (the Services' target ports; the 2048 app serves on 80).
+TARGET_PORTS ?= 80
 # Bring your own network instead of the VPC stack (all three, subnets comma separated).
 VPC_ID          ?=
 PRIVATE_SUBNETS ?=
 PUBLIC_SUBNETS  ?=
+# Who may reach the cluster's public API endpoint (comma separated; empty: the state's, else 0.0.0.0/0).
+PUBLIC_ACCESS_CIDRS ?=
+# IAM roles or users that may also reach the cluster and tear it down (space separated ARNs).
+ADMINS ?=
+# EKS support policy of a new cluster: STANDARD or EXTENDED (empty: the state's, else STANDARD).
+SUPPORT_TYPE ?=
 # Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md);
 # eks-cluster's default is the same list.
 FARGATE_NAMESPACES ?= default kube-system game-2048
@@ -34,7 +42,7 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv node k8s kubectl test soak lint demo depcheck install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv node k8s kubectl test soak lint demo depcheck leftovers install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
@@ -42,7 +50,8 @@ help:
 	@echo "make soak         the fault runs with SOAK_SEEDS=$(SOAK_SEEDS) and the kill sweeps (longer)"
 	@echo "make depcheck     preflight: binaries, identity, IAM permissions, room for a VPC and an EIP (changes nothing)"
 	@echo "make install      every step against AWS: cluster, OIDC, IRSA, security group, manifests, deploy"
-	@echo "make clean        the teardown, in the exact reverse order"
+	@echo "make clean        the teardown, in the exact reverse order, then the leftovers check"
+	@echo "make leftovers    list what is still tagged for CLUSTER in REGION (exit 1 if anything is)"
 	@echo "make cluster-create  VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)"
 	@echo "make kubeconfig   merge the cluster into ~/.kube/config (kubectl then works, no aws CLI needed)"
 	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
@@ -101,14 +110,21 @@ install:
 clean:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete && \
+	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER) && \
 	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
 depcheck: $(BUILD)
 	$(BIN)/eks-preflight --region $(REGION) --cluster $(CLUSTER)
 
+# After clean: everything still tagged for CLUSTER in REGION (exit 1 if anything is).
+leftovers: $(BUILD)
+	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER)
+
 cluster-create: $(BUILD)
 	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE) \
-	  $(if $(VPC_ID),--vpc-id $(VPC_ID) --private-subnets $(PRIVATE_SUBNETS) $(if $(PUBLIC_SUBNETS),--public-subnets $(PUBLIC_SUBNETS)))
+	  $(if $(VPC_ID),--vpc-id $(VPC_ID) --private-subnets $(PRIVATE_SUBNETS) $(if $(PUBLIC_SUBNETS),--public-subnets $(PUBLIC_SUBNETS))) \
+	  $(if $(PUBLIC_ACCESS_CIDRS),--public-access-cidrs $(PUBLIC_ACCESS_CIDRS)) $(if $(SUPPORT_TYPE),--support-type $(SUPPORT_TYPE)) \
+	  $(foreach a,$(ADMINS),--admin $(a))
 
 cluster-delete: $(BUILD)
 	$(BIN)/eks-cluster $(STEP) delete --cluster $(CLUSTER)
@@ -132,7 +148,7 @@ irsa-list: $(BUILD)
 	@$(BIN)/irsa --state $(STATE) --region $(REGION) list --cluster $(CLUSTER)
 
 sg-create: $(BUILD)
-	$(BIN)/eks-sg-stack $(STEP) create --cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))
+	$(BIN)/eks-sg-stack $(STEP) create --cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) $(foreach p,$(TARGET_PORTS),--target-port $(p))
 
 sg-delete: $(BUILD)
 	$(BIN)/eks-sg-stack $(STEP) delete --cluster $(CLUSTER)
@@ -147,4 +163,4 @@ delete-deployment: $(BUILD)
 	$(BIN)/eks-deploy $(STEP) delete --cluster $(CLUSTER) $(KUBE)
 
 sg-template: $(BUILD)
-	@$(BIN)/eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c))
+	@$(BIN)/eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) $(foreach p,$(TARGET_PORTS),--target-port $(p))

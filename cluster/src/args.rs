@@ -39,10 +39,62 @@ pub struct CreateArgs {
     /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// CIDR allowed to reach the cluster's public API endpoint (kubectl, these steps); repeatable
+    /// or comma separated, public IPv4 only (default: the state's, else 0.0.0.0/0, open to all,
+    /// with a warning). Pods reach the cluster through its private endpoint.
+    #[arg(
+        long = "public-access-cidrs",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub public_access_cidrs: Vec<String>,
+    /// EKS support policy of a new cluster: STANDARD (a version is upgraded when its standard
+    /// support ends) or EXTENDED (paid extended support). Default: the state's, else STANDARD.
+    #[arg(long, value_name = "STANDARD|EXTENDED", value_enum, ignore_case = true)]
+    pub support_type: Option<SupportType>,
+    /// IAM role or user ARN to make a cluster administrator besides the creator (an EKS access
+    /// entry with AmazonEKSClusterAdminPolicy on the cluster scope), so it can run the teardown
+    /// too; repeatable (default: the state's, else none).
+    #[arg(long = "admin", value_name = "ARN")]
+    pub admins: Vec<String>,
+    /// Remove the administrators eks-cluster added with --admin (the state's list).
+    #[arg(long, conflicts_with = "admins")]
+    pub no_admins: bool,
     /// Take over an existing cluster or IAM role of our names that eks-fargate-alb did not make:
     /// used as it is and recorded as adopted; delete leaves it standing.
     #[arg(long)]
     pub adopt: bool,
+}
+
+/// `upgradePolicy.supportType` of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SupportType {
+    // No doc comments on the values: clap would switch `--help` to its long layout.
+    // Standard support only: EKS upgrades the cluster when it ends.
+    #[value(name = "STANDARD")]
+    Standard,
+    // Extended support, charged per cluster hour once standard support ends.
+    #[value(name = "EXTENDED")]
+    Extended,
+}
+
+impl SupportType {
+    /// The name EKS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupportType::Standard => "STANDARD",
+            SupportType::Extended => "EXTENDED",
+        }
+    }
+
+    /// The support type EKS names `text`, if it is one.
+    pub fn parse(text: &str) -> Option<SupportType> {
+        match text {
+            "STANDARD" => Some(SupportType::Standard),
+            "EXTENDED" => Some(SupportType::Extended),
+            _ => None,
+        }
+    }
 }
 
 /// Flags of `delete`.

@@ -157,7 +157,10 @@ pub async fn move_to_fargate(
             tracing::info!(
                 "rolling kube-system/coredns out again so its pods run on Fargate: {why}"
             );
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            // Milliseconds, not kubectl's seconds: a roll repeated within the same second (a
+            // re-run right after a run stopped here) must still make a new pod template, else
+            // the Deployment keeps waiting for the Pending pod of the template it has.
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
                 COMPUTE_TYPE: null,
                 RESTARTED_AT: now,

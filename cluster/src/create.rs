@@ -7,14 +7,14 @@ use common::cfn::{Phase, phase};
 use common::cluster::AccessError;
 use common::{Context, State};
 
-use crate::inputs::Ipv4Net;
+use crate::inputs::{self, Ipv4Net};
 use crate::network::{self, Network};
 use crate::ownership::{self, Claim, Claims};
 use crate::plan::{CreatePlan, NetworkPlan, check_region, plan_create};
 use crate::section::AdoptedRole;
 use crate::{
-    Clients, CreateArgs, Error, SECTION, Section, brought, coredns, eks, profiles, roles, template,
-    zones,
+    Clients, CreateArgs, Error, SECTION, Section, access, brought, coredns, eks, profiles,
+    refusals, roles, template, zones,
 };
 
 /// `eks-cluster create`.
@@ -26,6 +26,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     let name = plan.cluster.clone();
     ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
+    access::check_principals(ctx, &clients.iam, &plan, previous.as_ref()).await?;
     // Every name we would make is ours, absent, or adopted (`--adopt`), before anything is made.
     let claims = ownership::check_create(
         &clients,
@@ -36,9 +37,10 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         args.adopt,
     )
     .await?;
+    access::check_mode(&name, claims.existing.as_ref(), &plan.admins)?;
 
     if ctx.dry_run {
-        return dry_run_create(&clients, ctx, args, &plan, &claims).await;
+        return dry_run_create(&clients, ctx, args, &plan, &claims, previous.as_ref()).await;
     }
 
     let mut section = previous.unwrap_or_default();
@@ -52,18 +54,29 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             vpc_id,
             private,
             public,
-        } => Ok(brought::validate_brought(&clients.ec2, vpc_id, private, public).await?),
+        } => Ok(
+            brought::validate_brought(&clients.ec2, &ctx.region, vpc_id, private, public).await?,
+        ),
         NetworkPlan::Stack { cidr, azs } => Err((
             *cidr,
             *azs,
-            zones_for_new_stack(&clients, &ctx.region, &name, *azs).await?,
+            zones_for_new_stack(
+                &clients,
+                &ctx.region,
+                &name,
+                *azs,
+                &section.refused_zone_ids,
+            )
+            .await?,
         )),
     };
+
+    warn_if_open(&plan.public_access_cidrs);
 
     let account: roles::Account = ctx.caller().await?.clone().into();
     section.facts.account_id = Some(account.id.clone());
 
-    // The network: brought, or our stack.
+    // The network: brought, or our stack; without the zones EKS refused for this cluster.
     let net: Network = match checked {
         Ok(net) => {
             section.network_created_by_us = false;
@@ -83,6 +96,16 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             .await?
         }
     };
+    let mut net = refusals::fit(
+        &clients,
+        &section,
+        &ctx.region,
+        &plan.network,
+        net,
+        None,
+        args.timeout,
+    )
+    .await?;
     section.facts.vpc_id = Some(net.vpc_id.clone());
     section.facts.public_subnet_ids = net.public_subnet_ids.clone();
     section.facts.private_subnet_ids = net.private_subnet_ids.clone();
@@ -129,24 +152,39 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                     plan.version
                 );
             }
+            leave_settings(&name, c, &plan);
+            if let Some(support) = &c.support_type {
+                section.support_type = Some(support.clone());
+            }
             section.facts.arn = Some(c.arn.clone());
         }
         None => {
-            let subnets = net.cluster_subnet_ids();
             tracing::info!(
                 "creating cluster {name} (Kubernetes {}) in {} with role {}",
                 plan.version,
                 net.vpc_id,
                 cluster_role.arn
             );
-            let made = eks::create(
-                &clients.eks,
-                &eks::ClusterSpec {
+            section.public_access_cidrs = plan.public_access_cidrs.clone();
+            section.support_type = Some(plan.support_type.as_str().to_owned());
+            state.set_section(SECTION, &section);
+            // Zones EKS refuses are recorded and left out, and the cluster made in others.
+            let made = refusals::create_cluster(
+                state,
+                &mut section,
+                &clients,
+                &ctx.region,
+                &plan.network,
+                &mut net,
+                eks::ClusterSpec {
                     name: name.clone(),
                     version: plan.version.clone(),
                     role_arn: cluster_role.arn.clone(),
-                    subnet_ids: subnets,
+                    subnet_ids: Vec::new(),
+                    public_access_cidrs: plan.public_access_cidrs.clone(),
+                    support_type: plan.support_type,
                 },
+                args.timeout,
             )
             .await?;
             section.cluster_created_by_us = true;
@@ -171,8 +209,29 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     }
     section.facts.cluster_security_group_id = active.cluster_security_group_id.clone();
     state.set_section(SECTION, &section);
+    reconcile_public_access(
+        state,
+        &mut section,
+        &clients.eks,
+        &active,
+        &plan,
+        args.timeout,
+    )
+    .await?;
+    // The administrators, before the steps that need Kubernetes: should one of those fail, they
+    // can already finish or tear down.
+    access::reconcile(
+        state,
+        &mut section,
+        &clients.eks,
+        &plan.admins,
+        active.authentication_mode.as_deref(),
+        &account.partition,
+    )
+    .await?;
 
-    // The Fargate profile: a changed one is made anew before the old one goes.
+    // The Fargate profile: a changed one is made anew, the workloads moved onto it, and only
+    // then the old one goes.
     let profile = eks::ProfileSpec {
         cluster: name.clone(),
         name: profiles::profile_name(&plan.namespaces),
@@ -182,22 +241,19 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     };
     section.fargate_namespaces = plan.namespaces.clone();
     state.set_section(SECTION, &section);
-    profiles::reconcile(state, &mut section, &clients.eks, &profile, args.timeout).await?;
-
-    // The Deployments an old profile ran are restarted onto the new one.
+    let replaced =
+        profiles::reconcile(state, &mut section, &clients.eks, &profile, args.timeout).await?;
     let client = kube_client(ctx, &section, args.kubeconfig.as_deref()).await?;
-    if !section.fargate_restart_namespaces.is_empty() {
-        let restarted =
-            profiles::restart_deployments(&client, &name, &section.fargate_restart_namespaces)
-                .await?;
-        tracing::info!(
-            "restarted {restarted} Deployment(s) in {} onto Fargate profile {}",
-            section.fargate_restart_namespaces.join(", "),
-            profile.name
-        );
-        section.fargate_restart_namespaces.clear();
-        state.set_section(SECTION, &section);
-    }
+    profiles::finish(
+        state,
+        &mut section,
+        &clients.eks,
+        &client,
+        &profile,
+        &replaced,
+        args.timeout,
+    )
+    .await?;
 
     // CoreDNS: eks-cluster's to roll onto Fargate on a cluster it made; an adopted cluster's
     // CoreDNS is left as its owner runs it.
@@ -206,6 +262,12 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
             "cluster {name} is adopted: its kube-system/coredns is left as it is; if its pods must run on Fargate, remove the pod template annotation {} and restart it",
             coredns::COMPUTE_TYPE
         );
+    } else if !plan.namespaces.iter().any(|ns| ns == "kube-system") {
+        tracing::warn!(
+            "the Fargate profile does not select kube-system: kube-system/coredns has no place to run (DNS in the cluster stops once its pods go); it is left as it is. Add --namespace kube-system"
+        );
+        section.core_dns_on_fargate = false;
+        state.set_section(SECTION, &section);
     } else {
         let outcome = coredns::move_to_fargate(client, &name, args.timeout).await?;
         section.core_dns_on_fargate = outcome != coredns::Outcome::Absent;
@@ -221,6 +283,79 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         profile.name,
         plan.namespaces.join(", ")
     );
+    Ok(())
+}
+
+/// Warns that the public API endpoint is open to every address.
+fn warn_if_open(cidrs: &[String]) {
+    if inputs::open_to_all(cidrs) {
+        tracing::warn!(
+            "the cluster's public API endpoint is open to all addresses ({}): pass --public-access-cidrs with the public addresses your kubectl and CI connect from (Fargate pods reach the cluster through its private endpoint)",
+            inputs::OPEN_TO_ALL
+        );
+    }
+}
+
+/// What an existing cluster keeps as it is, said once: its support type and authentication
+/// mode (new clusters get the asked support type and API authentication).
+fn leave_settings(name: &str, cluster: &eks::Cluster, plan: &CreatePlan) {
+    if let Some(support) = cluster
+        .support_type
+        .as_deref()
+        .filter(|t| *t != plan.support_type.as_str())
+    {
+        tracing::warn!(
+            "cluster {name} has support type {support}, not the {} asked for; it is left as it is (change it with `aws eks update-cluster-config --name {name} --upgrade-policy supportType={}`)",
+            plan.support_type.as_str(),
+            plan.support_type.as_str()
+        );
+    }
+    if let Some(mode) = cluster
+        .authentication_mode
+        .as_deref()
+        .filter(|m| *m != eks::AUTHENTICATION_MODE.as_str())
+    {
+        tracing::info!(
+            "cluster {name} uses authentication mode {mode}; it is left as it is (clusters eks-cluster creates use {})",
+            eks::AUTHENTICATION_MODE.as_str()
+        );
+    }
+}
+
+/// The public endpoint's CIDRs: a cluster eks-cluster made is brought to the asked ones
+/// (recorded before the update, so a re-run finishes it); an adopted cluster keeps its own,
+/// with a warning when they differ. The state records what the endpoint is open to.
+async fn reconcile_public_access(
+    state: &mut State,
+    section: &mut Section,
+    eks_client: &aws_sdk_eks::Client,
+    active: &eks::Cluster,
+    plan: &CreatePlan,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let name = &plan.cluster;
+    let live = eks::effective_public_access_cidrs(active);
+    let asked = &plan.public_access_cidrs;
+    if eks::same_cidrs(&live, asked) {
+        section.public_access_cidrs = live;
+    } else if section.cluster_adopted {
+        tracing::warn!(
+            "cluster {name} is adopted: its public endpoint stays open to {}, not {}; eks-cluster does not change an adopted cluster's configuration",
+            live.join(", "),
+            asked.join(", ")
+        );
+        section.public_access_cidrs = live;
+    } else {
+        tracing::info!(
+            "cluster {name}: its public endpoint is open to {}; changing it to {}",
+            live.join(", "),
+            asked.join(", ")
+        );
+        section.public_access_cidrs = asked.clone();
+        state.set_section(SECTION, section);
+        eks::update_public_access(eks_client, name, asked, timeout).await?;
+    }
+    state.set_section(SECTION, section);
     Ok(())
 }
 
@@ -272,10 +407,11 @@ async fn zones_for_new_stack(
     region: &str,
     cluster: &str,
     azs: u8,
+    refused: &[String],
 ) -> Result<Option<Vec<String>>, Error> {
     match network::describe_stack(&clients.cloudformation, &network::stack_name(cluster)).await? {
         Some(s) if !matches!(phase(&s.status), Phase::Broken | Phase::Deleted) => Ok(None),
-        _ => zones::choose_zones(&clients.ec2, region, azs)
+        _ => zones::choose_zones(&clients.ec2, region, azs, refused)
             .await
             .map(Some),
     }
@@ -319,7 +455,12 @@ async fn ensure_network_stack(
                     stack: name.clone(),
                     source,
                 })?;
-            if deployed.as_ref() != Some(&template::render(cidr, azs)) {
+            // Subnets added in place of zones EKS refused widen the stack by design.
+            let spans = u8::try_from(network::stack_zones(&s).len()).unwrap_or(u8::MAX);
+            let widened = !section.refused_zone_ids.is_empty()
+                && spans > azs
+                && deployed.as_ref() == Some(&template::render(cidr, spans));
+            if !widened && deployed.as_ref() != Some(&template::render(cidr, azs)) {
                 tracing::warn!(
                     "network stack {name} was made with another VPC CIDR, zone count or template version than asked now (--vpc-cidr {cidr}, --azs {azs}); it is kept as it is, since a cluster cannot move to another VPC"
                 );
@@ -338,7 +479,10 @@ async fn ensure_network_stack(
             }
             let zones = match zones {
                 Some(zones) => zones,
-                None => zones::choose_zones(&clients.ec2, region, azs).await?,
+                None => {
+                    zones::choose_zones(&clients.ec2, region, azs, &section.refused_zone_ids)
+                        .await?
+                }
             };
             let spec = network::spec(cluster, cidr, &zones);
             tracing::info!(
@@ -408,9 +552,11 @@ async fn dry_run_create(
     args: &CreateArgs,
     plan: &CreatePlan,
     claims: &Claims,
+    previous: Option<&Section>,
 ) -> Result<(), Error> {
     let name = &plan.cluster;
     let say = |what: String| tracing::info!("dry run: {what}");
+    warn_if_open(&plan.public_access_cidrs);
     match &plan.network {
         NetworkPlan::Stack { cidr, azs } => {
             let stack = network::stack_name(name);
@@ -420,7 +566,11 @@ async fn dry_run_create(
                     s.status
                 )),
                 None => {
-                    let zones = zones::choose_zones(&clients.ec2, &ctx.region, *azs).await?;
+                    let refused = previous
+                        .map(|p| p.refused_zone_ids.clone())
+                        .unwrap_or_default();
+                    let zones =
+                        zones::choose_zones(&clients.ec2, &ctx.region, *azs, &refused).await?;
                     say(format!(
                         "would create network stack {stack}: VPC {cidr} over zones {}, public and private subnets, internet gateway, one NAT gateway",
                         zones.join(", ")
@@ -433,7 +583,7 @@ async fn dry_run_create(
             private,
             public,
         } => {
-            brought::validate_brought(&clients.ec2, vpc_id, private, public).await?;
+            brought::validate_brought(&clients.ec2, &ctx.region, vpc_id, private, public).await?;
             say(format!(
                 "would use VPC {vpc_id}: private subnets {}, public subnets {}",
                 private.join(","),
@@ -454,14 +604,30 @@ async fn dry_run_create(
     }
     say(match claims.cluster {
         Claim::Absent => format!(
-            "would create cluster {name} (Kubernetes {}) in {}, public and private endpoint, authentication API_AND_CONFIG_MAP",
-            plan.version, ctx.region
+            "would create cluster {name} (Kubernetes {}) in {}, private endpoint and public endpoint open to {}, authentication {}, support type {}",
+            plan.version,
+            ctx.region,
+            plan.public_access_cidrs.join(", "),
+            eks::AUTHENTICATION_MODE.as_str(),
+            plan.support_type.as_str()
         ),
-        Claim::Ours => format!("cluster {name} exists (made by eks-cluster); would use it"),
+        Claim::Ours => match claims
+            .existing
+            .as_ref()
+            .map(eks::effective_public_access_cidrs)
+        {
+            Some(live) if !eks::same_cidrs(&live, &plan.public_access_cidrs) => format!(
+                "cluster {name} exists (made by eks-cluster); would use it, and open its public endpoint to {} instead of {} (UpdateClusterConfig)",
+                plan.public_access_cidrs.join(", "),
+                live.join(", ")
+            ),
+            _ => format!("cluster {name} exists (made by eks-cluster); would use it"),
+        },
         Claim::Adopted => {
             format!("cluster {name} exists; would adopt it as it is (delete leaves it standing)")
         }
     });
+    access::dry_run(&clients.eks, plan, claims.existing.as_ref(), previous).await?;
     let profile = profiles::profile_name(&plan.namespaces);
     let others: Vec<String> = match claims.cluster {
         Claim::Ours | Claim::Adopted => eks::list_profiles(&clients.eks, name)
@@ -484,8 +650,9 @@ async fn dry_run_create(
     }
     if !others.is_empty() {
         say(format!(
-            "once {profile} is ACTIVE, would delete those of the Fargate profile(s) {} that eks-cluster made, and restart the Deployments they ran",
-            others.join(", ")
+            "once {profile} is ACTIVE, would move onto it the Deployments that run on those of the Fargate profile(s) {} that eks-cluster made (pod template label {}), wait until they run there, and only then delete those profiles",
+            others.join(", "),
+            profiles::PROFILE_LABEL
         ));
     }
     if claims.cluster == Claim::Adopted {

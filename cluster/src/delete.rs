@@ -5,7 +5,7 @@ use common::{Context, State};
 
 use crate::error::{Error, Usage};
 use crate::plan::{check_region, pick_cluster};
-use crate::{Clients, DeleteArgs, SECTION, Section, eks, network, ownership, roles};
+use crate::{Clients, DeleteArgs, SECTION, Section, access, eks, network, ownership, roles};
 
 /// `eks-cluster delete`.
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
@@ -106,11 +106,28 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         for p in &profiles {
             say(format!("would delete Fargate profile {p}"));
         }
+        let ours_entries: Vec<&str> = recorded
+            .map(|p| {
+                p.access_entries
+                    .iter()
+                    .filter(|e| e.created_by_us)
+                    .map(|e| e.principal_arn.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
         match &cluster_now {
             Some(c) if cluster_ours => say(format!("would delete cluster {name} ({})", c.status)),
-            Some(_) => say(format!(
-                "would keep cluster {name} (adopted, not made by eks-cluster)"
-            )),
+            Some(_) => {
+                if !ours_entries.is_empty() {
+                    say(format!(
+                        "would delete the access entries eks-cluster made for {}",
+                        ours_entries.join(", ")
+                    ));
+                }
+                say(format!(
+                    "would keep cluster {name} (adopted, not made by eks-cluster)"
+                ))
+            }
             None => say(format!("cluster {name} does not exist")),
         }
         if network_ours {
@@ -143,6 +160,9 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         }
     }
     if cluster_now.is_some() && !cluster_ours {
+        // The cluster stays: the administrators eks-cluster added go (a cluster that goes takes
+        // its access entries with it).
+        access::remove_recorded(state, &mut section, &clients.eks, previous.is_some()).await?;
         tracing::info!("keeping cluster {name}: it was adopted, not made by eks-cluster");
     } else if cluster_now.is_some() && eks::delete(&clients.eks, &name, args.timeout).await? {
         tracing::info!("deleting cluster {name}");

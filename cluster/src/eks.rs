@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::{
-    AuthenticationMode, CreateAccessConfigRequest, FargateProfileSelector, VpcConfigRequest,
+    AuthenticationMode, CreateAccessConfigRequest, FargateProfileSelector, UpgradePolicyRequest,
+    VpcConfigRequest,
 };
 use common::aws::AwsError;
 use common::cluster::{not_found, removed};
@@ -29,6 +30,13 @@ pub struct Cluster {
     pub vpc_id: Option<String>,
     pub subnet_ids: Vec<String>,
     pub cluster_security_group_id: Option<String>,
+    /// The CIDRs its public endpoint is open to, as reported (EKS reports `0.0.0.0/0` when none
+    /// were given; an emulator may report none).
+    pub public_access_cidrs: Vec<String>,
+    /// `accessConfig.authenticationMode`, when reported.
+    pub authentication_mode: Option<String>,
+    /// `upgradePolicy.supportType`, when reported.
+    pub support_type: Option<String>,
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
@@ -66,6 +74,17 @@ fn cluster_of(c: &aws_sdk_eks::types::Cluster) -> Cluster {
         vpc_id: non_empty(vpc.and_then(|v| v.vpc_id())),
         subnet_ids: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
         cluster_security_group_id: non_empty(vpc.and_then(|v| v.cluster_security_group_id())),
+        public_access_cidrs: vpc
+            .map(|v| v.public_access_cidrs().to_vec())
+            .unwrap_or_default(),
+        authentication_mode: c
+            .access_config()
+            .and_then(|a| a.authentication_mode())
+            .map(|m| m.as_str().to_owned()),
+        support_type: c
+            .upgrade_policy()
+            .and_then(|u| u.support_type())
+            .map(|t| t.as_str().to_owned()),
         tags: c
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -91,15 +110,25 @@ pub struct ClusterSpec {
     pub version: String,
     pub role_arn: String,
     pub subnet_ids: Vec<String>,
+    /// The CIDRs the public endpoint is open to.
+    pub public_access_cidrs: Vec<String>,
+    pub support_type: crate::SupportType,
 }
 
-/// Starts creating the cluster: public and private endpoint, API_AND_CONFIG_MAP authentication
-/// with the creator as admin, our tags, an idempotency token. A role made moments ago may not be
+/// The authentication mode of the clusters eks-cluster makes: access entries only (no
+/// `aws-auth` ConfigMap).
+pub const AUTHENTICATION_MODE: AuthenticationMode = AuthenticationMode::Api;
+
+/// Starts creating the cluster: public endpoint (open to the spec's CIDRs) and private
+/// endpoint, API authentication (access entries) with the creator as admin, the spec's support
+/// type, our tags, an idempotency token. A role made moments ago may not be
 /// visible to EKS yet; the call is repeated for a while when EKS says so. When a retry after a
 /// lost answer is told the cluster already exists, the cluster found is ours if it carries our
 /// tags (the caller found no cluster of that name before), and it is returned.
 pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> {
     let token = common::owner::client_token();
+    // The zones EKS names when it refuses one of the subnets' zones.
+    let valid_zones: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
     let sent = retry_new_role(
         &format!("IAM role {} to be usable by EKS", spec.role_arn),
         || async {
@@ -112,12 +141,18 @@ pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> 
                         .set_subnet_ids(Some(spec.subnet_ids.clone()))
                         .endpoint_public_access(true)
                         .endpoint_private_access(true)
+                        .set_public_access_cidrs(Some(spec.public_access_cidrs.clone()))
                         .build(),
                 )
                 .access_config(
                     CreateAccessConfigRequest::builder()
-                        .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                        .authentication_mode(AUTHENTICATION_MODE)
                         .bootstrap_cluster_creator_admin_permissions(true)
+                        .build(),
+                )
+                .upgrade_policy(
+                    UpgradePolicyRequest::builder()
+                        .support_type(spec.support_type.as_str().into())
                         .build(),
                 )
                 .set_tags(Some(
@@ -126,7 +161,13 @@ pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> 
                 .client_request_token(&token)
                 .send()
                 .await
-                .map_err(AwsError::from)
+                .map_err(|e| {
+                    if let Some(aws_sdk_eks::operation::create_cluster::CreateClusterError::UnsupportedAvailabilityZoneException(refused)) = e.as_service_error() {
+                        *valid_zones.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(refused.valid_zones().to_vec());
+                    }
+                    AwsError::from(e)
+                })
         },
     )
     .await;
@@ -135,6 +176,16 @@ pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> 
         Err(Retried::Timeout(t)) => return Err(Error::Timeout(t)),
         Err(Retried::Aws(source)) => source,
     };
+    if source.is("UnsupportedAvailabilityZoneException") {
+        return Err(Error::UnsupportedZones {
+            cluster: spec.name.clone(),
+            valid_zones: valid_zones
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_default(),
+            source,
+        });
+    }
     if common::owner::is_already_exists(&source)
         && let Some(found) = describe(eks, &spec.name).await?
         && found.tagged_ours(&spec.name)
@@ -149,6 +200,119 @@ pub async fn create(eks: &Client, spec: &ClusterSpec) -> Result<Cluster, Error> 
         cluster: spec.name.clone(),
         source,
     })
+}
+
+/// The CIDRs a cluster's public endpoint is open to, as EKS means them: none reported is EKS's
+/// default, open to all.
+pub fn effective_public_access_cidrs(cluster: &Cluster) -> Vec<String> {
+    if cluster.public_access_cidrs.is_empty() {
+        vec![crate::inputs::OPEN_TO_ALL.to_owned()]
+    } else {
+        cluster.public_access_cidrs.clone()
+    }
+}
+
+/// True when the two lists name the same CIDRs (in any order).
+pub fn same_cidrs(a: &[String], b: &[String]) -> bool {
+    let set = |v: &[String]| {
+        v.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    set(a) == set(b)
+}
+
+/// True for EKS's refusal of an update that changes nothing (a retry of an update whose answer
+/// was lost meets it).
+fn is_already_desired(source: &AwsError) -> bool {
+    source.is("InvalidParameterException")
+        && source
+            .text()
+            .contains("already at the desired configuration")
+}
+
+/// Opens the cluster's public endpoint to `cidrs` only (`UpdateClusterConfig`; both endpoints
+/// stay on), sent again while EKS is busy with another update, for at most `timeout`; then
+/// waits until the cluster is ACTIVE and reports those CIDRs.
+pub async fn update_public_access(
+    eks: &Client,
+    name: &str,
+    cidrs: &[String],
+    timeout: Duration,
+) -> Result<(), Error> {
+    let token = common::owner::client_token();
+    let sent = retry_while(
+        &format!(
+            "the update in progress on cluster {name} to end before changing its public endpoint"
+        ),
+        timeout,
+        is_busy,
+        || async {
+            eks.update_cluster_config()
+                .name(name)
+                .resources_vpc_config(
+                    VpcConfigRequest::builder()
+                        .endpoint_public_access(true)
+                        .endpoint_private_access(true)
+                        .set_public_access_cidrs(Some(cidrs.to_vec()))
+                        .build(),
+                )
+                .client_request_token(&token)
+                .send()
+                .await
+                .map_err(AwsError::from)
+        },
+    )
+    .await;
+    match sent {
+        Ok(answer) => tracing::info!(
+            "update {} of cluster {name} started: public endpoint open to {}",
+            answer.update().and_then(|u| u.id()).unwrap_or("(no id)"),
+            cidrs.join(", ")
+        ),
+        Err(Retried::Aws(source)) if is_already_desired(&source) => {}
+        Err(Retried::Aws(source)) => {
+            return Err(Error::UpdateClusterConfig {
+                cluster: name.to_owned(),
+                source,
+            });
+        }
+        Err(Retried::Timeout(t)) => return Err(Error::Timeout(t)),
+    }
+    wait_for(
+        &format!(
+            "cluster {name} to open its public endpoint to {}",
+            cidrs.join(", ")
+        ),
+        timeout,
+        || async {
+            match describe(eks, name).await? {
+                None => Err(Error::ClusterNotFound {
+                    cluster: name.to_owned(),
+                    region: "this region (it disappeared while being updated)".into(),
+                }),
+                Some(c)
+                    if c.status == "ACTIVE"
+                        && same_cidrs(&effective_public_access_cidrs(&c), cidrs) =>
+                {
+                    Ok(Poll::Ready(()))
+                }
+                Some(c) if c.status == "FAILED" || c.status == "DELETING" => {
+                    Err(Error::ClusterState {
+                        cluster: name.to_owned(),
+                        status: c.status,
+                        hint: String::new(),
+                    })
+                }
+                Some(c) => Ok(Poll::Pending(format!(
+                    "{}, public endpoint open to {}",
+                    c.status,
+                    effective_public_access_cidrs(&c).join(", ")
+                ))),
+            }
+        },
+    )
+    .await
 }
 
 /// How long a new IAM role may take to be visible to EKS (IAM is eventually consistent).

@@ -54,6 +54,11 @@ pub enum Usage {
     AdoptNeedsVpc { cluster: String },
     #[error("no kubeconfig path: pass -o PATH, or set KUBECONFIG or HOME")]
     NoKubeconfigPath,
+    /// `--admin` for a cluster whose authentication mode has no access entries.
+    #[error(
+        "--admin: cluster {cluster} uses authentication mode {mode}, which has no access entries, and eks-cluster does not change a cluster's authentication mode (nothing was changed). Turn access entries on (the aws-auth ConfigMap keeps working) with `aws eks update-cluster-config --name {cluster} --access-config authenticationMode=API_AND_CONFIG_MAP`, wait until the cluster is ACTIVE, and run again"
+    )]
+    NoAccessEntries { cluster: String, mode: String },
 }
 
 /// Every failure of `eks-cluster`.
@@ -77,6 +82,10 @@ pub enum Error {
     DescribeAvailabilityZones { region: String, source: AwsError },
     #[error("DescribeRouteTables of {vpc_id}")]
     DescribeRouteTables { vpc_id: String, source: AwsError },
+    #[error("DescribeNatGateways of {vpc_id}")]
+    DescribeNatGateways { vpc_id: String, source: AwsError },
+    #[error("DescribeVpcEndpoints of {vpc_id}")]
+    DescribeVpcEndpoints { vpc_id: String, source: AwsError },
 
     #[error("network stack {stack}")]
     NetworkStack {
@@ -98,6 +107,8 @@ pub enum Error {
         "network stack {stack} has no output {output}; it was not made by this tool's template. Delete it or pick another cluster name"
     )]
     NetworkStackOutput { stack: String, output: &'static str },
+    #[error("network stack {stack} cannot take subnets in other zones: {reason}")]
+    NetworkStackZones { stack: String, reason: String },
 
     #[error("GetRole {role}")]
     GetRole { role: String, source: AwsError },
@@ -123,10 +134,58 @@ pub enum Error {
     #[error(transparent)]
     Role(#[from] common::iam::RoleError),
 
+    #[error("GetUser {user}")]
+    GetUser { user: String, source: AwsError },
+
+    #[error("ListAccessEntries of {cluster}")]
+    ListAccessEntries { cluster: String, source: AwsError },
+    #[error("DescribeAccessEntry {principal} of {cluster}")]
+    DescribeAccessEntry {
+        cluster: String,
+        principal: String,
+        source: AwsError,
+    },
+    #[error("CreateAccessEntry {principal} of {cluster}")]
+    CreateAccessEntry {
+        cluster: String,
+        principal: String,
+        source: AwsError,
+    },
+    #[error(
+        "AssociateAccessPolicy AmazonEKSClusterAdminPolicy with the access entry of {principal} of {cluster}"
+    )]
+    AssociateAccessPolicy {
+        cluster: String,
+        principal: String,
+        source: AwsError,
+    },
+    #[error("ListAssociatedAccessPolicies of the access entry of {principal} of {cluster}")]
+    ListAssociatedAccessPolicies {
+        cluster: String,
+        principal: String,
+        source: AwsError,
+    },
+    #[error("DeleteAccessEntry {principal} of {cluster}")]
+    DeleteAccessEntry {
+        cluster: String,
+        principal: String,
+        source: AwsError,
+    },
+
     #[error("DescribeCluster {cluster}")]
     DescribeCluster { cluster: String, source: AwsError },
     #[error("CreateCluster {cluster}")]
     CreateCluster { cluster: String, source: AwsError },
+    /// `UnsupportedAvailabilityZoneException`: a subnet's zone has no capacity for the cluster;
+    /// EKS names the zones it would take (`validZones`, by name).
+    #[error("CreateCluster {cluster}")]
+    UnsupportedZones {
+        cluster: String,
+        valid_zones: Vec<String>,
+        source: AwsError,
+    },
+    #[error("UpdateClusterConfig {cluster} (its public endpoint's CIDRs)")]
+    UpdateClusterConfig { cluster: String, source: AwsError },
     #[error("DeleteCluster {cluster}")]
     DeleteCluster { cluster: String, source: AwsError },
     #[error("cluster {cluster} is {status}{hint}")]
@@ -192,12 +251,23 @@ pub enum Error {
     },
 
     #[error(
-        "restart the Deployments of namespace {namespace} of {cluster} onto the new Fargate profile (run create again to finish)"
+        "move the Deployments of namespace {namespace} of {cluster} onto Fargate profile {profile} (the old profile is kept until they run there; run create again to finish)"
     )]
-    RestartDeployments {
+    MoveDeployments {
         cluster: String,
         namespace: String,
-        source: kube::Error,
+        profile: String,
+        source: Box<kube::Error>,
+    },
+    /// EKS refused zones of the cluster's subnets and no usable network is left for it.
+    #[error(
+        "CreateCluster {cluster}: EKS refused availability zone(s) {refused} (recorded in the state's cluster.refusedZoneIds: never chosen again for this cluster); {detail}"
+    )]
+    ZonesRefused {
+        cluster: String,
+        refused: String,
+        detail: String,
+        source: Option<AwsError>,
     },
 
     #[error("read kubeconfig {path}: {reason}")]

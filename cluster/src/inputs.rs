@@ -177,6 +177,87 @@ pub fn check_vpc_id(text: &str) -> Result<(), Usage> {
     }
 }
 
+/// The CIDR the public API endpoint is open to when `--public-access-cidrs` is not given (and
+/// the state records none): EKS's own default, all of IPv4.
+pub const OPEN_TO_ALL: &str = "0.0.0.0/0";
+
+/// How many CIDR blocks EKS takes in `publicAccessCidrs` (its default quota).
+pub const MAX_PUBLIC_ACCESS_CIDRS: usize = 40;
+
+/// Blocks that never reach a public endpoint: private (RFC 1918), shared (RFC 6598), loopback,
+/// link-local, "this network", multicast and reserved addresses.
+const NOT_PUBLIC: [(&str, [u8; 4], u8); 9] = [
+    ("\"this network\"", [0, 0, 0, 0], 8),
+    ("private (RFC 1918)", [10, 0, 0, 0], 8),
+    ("private (RFC 1918)", [172, 16, 0, 0], 12),
+    ("private (RFC 1918)", [192, 168, 0, 0], 16),
+    ("shared address space (RFC 6598)", [100, 64, 0, 0], 10),
+    ("loopback", [127, 0, 0, 0], 8),
+    ("link-local", [169, 254, 0, 0], 16),
+    ("multicast", [224, 0, 0, 0], 4),
+    ("reserved", [240, 0, 0, 0], 4),
+];
+
+/// One CIDR of `--public-access-cidrs`: IPv4 (the cluster's public endpoint is IPv4), host bits
+/// zero, and public addresses: the endpoint is reached from the internet, and a private range
+/// would never match (the VPC reaches the cluster through its private endpoint).
+pub fn check_public_access_cidr(text: &str) -> Result<Ipv4Net, String> {
+    let net = Ipv4Net::parse(text.trim())?;
+    if net.prefix == 0 {
+        return Ok(net);
+    }
+    let first = u32::from(net.address);
+    for (what, block, prefix) in NOT_PUBLIC {
+        let mask = u32::MAX << (32 - prefix);
+        let inside = net.prefix >= prefix && first & mask == u32::from(Ipv4Addr::from(block));
+        if inside {
+            return Err(format!(
+                "`{text}` is {what}, which never reaches the public endpoint (the VPC reaches the cluster through its private endpoint); give the public addresses your kubectl and CI connect from, like 203.0.113.0/24"
+            ));
+        }
+    }
+    Ok(net)
+}
+
+/// Every CIDR of `--public-access-cidrs` (or the state's), checked and without repeats; at most
+/// [`MAX_PUBLIC_ACCESS_CIDRS`].
+pub fn check_public_access_cidrs(values: &[String]) -> Result<Vec<String>, Usage> {
+    let mut cidrs: Vec<String> = Vec::new();
+    for value in values {
+        let net = check_public_access_cidr(value).map_err(|reason| Usage::Flag {
+            flag: "--public-access-cidrs",
+            reason,
+        })?;
+        let shown = net.to_string();
+        if !cidrs.contains(&shown) {
+            cidrs.push(shown);
+        }
+    }
+    if cidrs.is_empty() {
+        return Err(Usage::Flag {
+            flag: "--public-access-cidrs",
+            reason: format!(
+                "names no CIDR; give one like 203.0.113.0/24, or leave the flag out for {OPEN_TO_ALL}"
+            ),
+        });
+    }
+    if cidrs.len() > MAX_PUBLIC_ACCESS_CIDRS {
+        return Err(Usage::Flag {
+            flag: "--public-access-cidrs",
+            reason: format!(
+                "{} CIDRs given; EKS takes at most {MAX_PUBLIC_ACCESS_CIDRS} (its default quota): merge them into wider blocks",
+                cidrs.len()
+            ),
+        });
+    }
+    Ok(cidrs)
+}
+
+/// True when the CIDRs open the public endpoint to every address.
+pub fn open_to_all(cidrs: &[String]) -> bool {
+    cidrs.iter().any(|c| c == OPEN_TO_ALL)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +337,49 @@ mod tests {
         assert!(parse_subnet_list("--private-subnets", "sub-1").is_err());
         assert!(check_vpc_id("vpc-0abc").is_ok());
         assert!(check_vpc_id("vpc-").is_err());
+    }
+
+    #[test]
+    fn public_access_cidrs() {
+        let ok = |v: &[&str]| {
+            check_public_access_cidrs(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            ok(&["203.0.113.0/24", "198.51.100.7/32", "203.0.113.0/24"]).unwrap(),
+            ["203.0.113.0/24", "198.51.100.7/32"]
+        );
+        assert_eq!(ok(&["0.0.0.0/0"]).unwrap(), [OPEN_TO_ALL]);
+        assert!(open_to_all(&ok(&["0.0.0.0/0", "1.2.3.0/24"]).unwrap()));
+        for (bad, words) in [
+            ("10.1.0.0/16", "private"),
+            ("192.168.1.0/24", "private"),
+            ("172.20.0.0/16", "private"),
+            ("100.64.0.0/10", "shared"),
+            ("127.0.0.1/32", "loopback"),
+            ("0.0.0.0/8", "this network"),
+            ("203.0.113.1/24", "203.0.113.0/24"),
+            ("2001:db8::/32", "IPv4"),
+            ("203.0.113.0", "IPv4 CIDR"),
+            ("203.0.113.0/33", "prefix"),
+        ] {
+            let err = ok(&[bad]).unwrap_err().to_string();
+            assert!(
+                err.starts_with("--public-access-cidrs: ")
+                    && err.contains(bad)
+                    && err.contains(words),
+                "{bad}: {err}"
+            );
+        }
+        // A public block that merely contains a private one is fine (0.0.0.0/1 holds 10/8).
+        assert!(ok(&["0.0.0.0/1", "172.15.0.0/16", "172.32.0.0/16"]).is_ok());
+        let many: Vec<String> = (0..41).map(|i| format!("198.51.{i}.0/24")).collect();
+        assert!(
+            check_public_access_cidrs(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 40")
+        );
+        assert!(ok(&[]).is_err());
     }
 
     /// The default profile selects the namespace of every pod the shipped manifests make, and

@@ -3,6 +3,7 @@
 //! kubeconfig entry and the token its exec user runs. What `eksctl create cluster --fargate
 //! --without-nodegroup` did for the seed, through the AWS SDK.
 
+pub mod access;
 mod args;
 pub mod brought;
 pub mod coredns;
@@ -16,6 +17,7 @@ pub mod network;
 pub mod ownership;
 mod plan;
 pub mod profiles;
+pub mod refusals;
 pub mod roles;
 mod section;
 pub mod template;
@@ -24,7 +26,9 @@ pub mod zones;
 
 use common::State;
 
-pub use crate::args::{CreateArgs, DeleteArgs, KubeconfigArgs, TemplateArgs, TokenArgs};
+pub use crate::args::{
+    CreateArgs, DeleteArgs, KubeconfigArgs, SupportType, TemplateArgs, TokenArgs,
+};
 pub use crate::create::create;
 pub use crate::delete::delete;
 pub use crate::error::{Error, Usage};

@@ -1,21 +1,32 @@
 //! `eks-cluster`: an Amazon EKS cluster whose every pod runs on Fargate, and back to nothing.
 //! `create` makes the network (CloudFormation stack `eks-fargate-<cluster>-vpc`: VPC, public and
 //! private subnet per zone, internet gateway, one NAT gateway) unless one is brought with
-//! `--vpc-id`, the cluster role and the Fargate pod execution role, the cluster (public and
-//! private endpoint, API_AND_CONFIG_MAP authentication, the creator as admin), the Fargate
-//! profile `fp-<hash of its namespaces>` on the private subnets (a changed one is made and ACTIVE
-//! before the old one is deleted and its Deployments restarted), and moves CoreDNS onto Fargate.
-//! The zones of the VPC it makes are chosen by zone id, leaving out zones without EKS or
-//! Fargate. A cluster, role, stack or profile of its names that it did not make (not recorded in
+//! `--vpc-id` (its private subnets need a way out, a NAT gateway, transit gateway or network
+//! interface, or the VPC endpoints of ECR, S3, STS, EC2 and ELB; its public subnets two zones),
+//! the cluster role and the Fargate pod execution role, the cluster (private endpoint and a
+//! public one open to `--public-access-cidrs`, API authentication with the creator as admin,
+//! support type STANDARD unless `--support-type`; an existing cluster keeps its authentication
+//! mode and support type, and one it made gets the asked CIDRs), the administrators `--admin`
+//! names (EKS access entries with the cluster admin policy, recorded; a `CONFIG_MAP` cluster is
+//! refused), the Fargate
+//! profile `fp-<hash of its namespaces>` on the private subnets (a changed one is made and ACTIVE,
+//! the Deployments the old one runs are rolled onto it with the pod label
+//! `eks.amazonaws.com/fargate-profile` and waited for, and only then is the old one deleted),
+//! and moves CoreDNS onto Fargate. The zones of the VPC it makes are chosen by zone id, leaving
+//! out zones without EKS or Fargate; zones EKS refuses (`UnsupportedAvailabilityZoneException`)
+//! are recorded, left out, and replaced by subnets in other zones (its own stack is updated) in
+//! the same run. A cluster, role, stack or profile of its names that it did not make (not recorded in
 //! the state, not tagged `eks-fargate-alb/cluster`) is refused with exit 2, unless `--adopt`
 //! takes the cluster and roles over. `delete` removes the profiles, the cluster, and the stack
-//! and roles when it made them; of an adopted cluster only what it added. `kubeconfig` merges an
+//! and roles when it made them; of an adopted cluster only what it added (its profile, the
+//! access entries it made). `kubeconfig` merges an
 //! entry whose user runs `eks-cluster token`; `token` prints an ExecCredential;
 //! `template` prints the network template.
 //!
 //! Usage: `eks-cluster [--state FILE] [--region R] create [--cluster NAME] [--kubernetes-version 1.NN]
 //! [--namespace NS]... [--vpc-cidr CIDR] [--azs 2|3] [--vpc-id VPC --private-subnets IDS
-//! [--public-subnets IDS]] [--timeout 30m] [--kubeconfig PATH] [--adopt]`, `eks-cluster delete [--force]`,
+//! [--public-subnets IDS]] [--public-access-cidrs CIDR]... [--support-type STANDARD|EXTENDED]
+//! [--admin ARN]... [--no-admins] [--timeout 30m] [--kubeconfig PATH] [--adopt]`, `eks-cluster delete [--force]`,
 //! `eks-cluster kubeconfig [-o PATH|-]`, `eks-cluster token --cluster NAME`,
 //! `eks-cluster template [--vpc-cidr CIDR] [--azs N]`.
 //!
@@ -29,7 +40,8 @@
 //! usage, nothing changed.
 //!
 //! IAM permissions: `sts:GetCallerIdentity`; `cloudformation:DescribeStacks`, `cloudformation:GetTemplate`,
-//! `cloudformation:CreateStack`, `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`,
+//! `cloudformation:CreateStack`, `cloudformation:UpdateStack` (subnets in place of refused
+//! zones), `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`,
 //! and for the stack's resources `ec2:CreateVpc`, `ec2:DeleteVpc`, `ec2:ModifyVpcAttribute`,
 //! `ec2:CreateSubnet`, `ec2:DeleteSubnet`, `ec2:ModifySubnetAttribute`,
 //! `ec2:CreateInternetGateway`, `ec2:DeleteInternetGateway`, `ec2:AttachInternetGateway`,
@@ -38,15 +50,19 @@
 //! `ec2:DeleteRouteTable`, `ec2:CreateRoute`, `ec2:DeleteRoute`, `ec2:AssociateRouteTable`,
 //! `ec2:DisassociateRouteTable`, `ec2:CreateTags`, `ec2:Describe*` (with
 //! `ec2:DescribeAvailabilityZones` to choose the zones); `ec2:DescribeVpcs`,
-//! `ec2:DescribeVpcAttribute`, `ec2:DescribeSubnets`, `ec2:DescribeRouteTables` (brought VPC); `iam:GetRole`,
+//! `ec2:DescribeVpcAttribute`, `ec2:DescribeSubnets`, `ec2:DescribeRouteTables`,
+//! `ec2:DescribeNatGateways`, `ec2:DescribeVpcEndpoints` (brought VPC); `iam:GetRole`,
 //! `iam:CreateRole`, `iam:TagRole`, `iam:UpdateAssumeRolePolicy`, `iam:ListAttachedRolePolicies`,
 //! `iam:AttachRolePolicy`, `iam:DetachRolePolicy`, `iam:ListRolePolicies`,
 //! `iam:DeleteRolePolicy`, `iam:DeleteRole`, `iam:PassRole`, `iam:CreateServiceLinkedRole`;
-//! `eks:DescribeCluster`, `eks:CreateCluster`, `eks:DeleteCluster`, `eks:TagResource`,
-//! `eks:ListFargateProfiles`, `eks:DescribeFargateProfile`, `eks:CreateFargateProfile`,
-//! `eks:DeleteFargateProfile`. Kubernetes: get and patch Deployments and list pods in
-//! kube-system; list and patch Deployments in the namespaces of a replaced Fargate profile
-//! (restart).
+//! `eks:DescribeCluster`, `eks:CreateCluster`, `eks:UpdateClusterConfig`, `eks:DeleteCluster`,
+//! `eks:TagResource`, `eks:ListFargateProfiles`, `eks:DescribeFargateProfile`,
+//! `eks:CreateFargateProfile`, `eks:DeleteFargateProfile`; with `--admin`: `iam:GetUser`,
+//! `eks:ListAccessEntries`, `eks:DescribeAccessEntry`, `eks:CreateAccessEntry`,
+//! `eks:AssociateAccessPolicy`, `eks:ListAssociatedAccessPolicies`, `eks:DeleteAccessEntry`.
+//! Kubernetes: get and patch Deployments and list pods in
+//! kube-system; list, get and patch Deployments and list pods and ReplicaSets in the namespaces
+//! of a replaced Fargate profile (the move onto the new one).
 
 use std::process::ExitCode;
 

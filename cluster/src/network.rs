@@ -1,7 +1,7 @@
 //! The cluster's network: the CloudFormation stack we make from [`crate::template`], or a
 //! network brought with `--vpc-id` (checked in [`crate::brought`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::cfn::{self as cfn_stack, Phase, Spec, Stack};
@@ -9,6 +9,7 @@ use common::cfn::{self as cfn_stack, Phase, Spec, Stack};
 use crate::error::Error;
 use crate::inputs::Ipv4Net;
 use crate::template;
+use crate::zones::{MAX_STACK_ZONES, ZoneFacts};
 
 /// The longest stack name CloudFormation accepts.
 pub const MAX_STACK_NAME: usize = 128;
@@ -25,6 +26,41 @@ pub struct Network {
 }
 
 impl Network {
+    /// Leaves the subnets in `refused` zones (ids) out of the cluster and its Fargate profile:
+    /// private ones are dropped, public ones kept for load balancers but not given to
+    /// `CreateCluster`. `zone_of` gives each subnet's zone; the private subnets dropped, shown
+    /// with their zone.
+    pub fn leave_out(
+        &mut self,
+        zone_of: &BTreeMap<String, ZoneFacts>,
+        refused: &[String],
+    ) -> Vec<String> {
+        let in_refused = |id: &String| zone_of.get(id).is_some_and(|z| refused.contains(&z.id));
+        let mut dropped = Vec::new();
+        self.private_subnet_ids.retain(|id| {
+            if in_refused(id) {
+                dropped.push(format!("{id} ({})", zone_of[id].shown()));
+                false
+            } else {
+                true
+            }
+        });
+        for id in &self.public_subnet_ids {
+            if in_refused(id) && !self.not_for_control_plane.contains(id) {
+                self.not_for_control_plane.push(id.clone());
+            }
+        }
+        dropped
+    }
+
+    /// The zone names of the private subnets, by `zone_of`.
+    pub fn private_zones(&self, zone_of: &BTreeMap<String, ZoneFacts>) -> BTreeSet<String> {
+        self.private_subnet_ids
+            .iter()
+            .filter_map(|id| zone_of.get(id).map(|z| z.name.clone()))
+            .collect()
+    }
+
     /// The subnets `CreateCluster` gets: the private ones, then the public ones EKS accepts.
     pub fn cluster_subnet_ids(&self) -> Vec<String> {
         let mut ids = self.private_subnet_ids.clone();
@@ -115,6 +151,93 @@ pub async fn create_stack(
     cfn_stack::create(cfn, spec)
         .await
         .map_err(stack_error(&spec.name))
+}
+
+/// The zones (names) the stack's template parameters give its subnets, in order.
+pub fn stack_zones(stack: &Stack) -> Vec<String> {
+    (1..)
+        .map_while(|n| stack.parameters.get(&template::zone_parameter(n)).cloned())
+        .collect()
+}
+
+/// Adds a public and a private subnet in each of `zones` to the network stack (an update that
+/// only adds resources: the subnets of the zones it spans, its NAT gateway and route tables are
+/// kept), and waits for it; the network it then has. The stack must be ours, made from this
+/// template: its VPC CIDR is read from the deployed template.
+pub async fn add_zones(
+    cfn: &aws_sdk_cloudformation::Client,
+    cluster: &str,
+    zones: &[String],
+    timeout: Duration,
+) -> Result<Network, Error> {
+    let name = stack_name(cluster);
+    let refuse = |reason: String| Error::NetworkStackZones {
+        stack: name.clone(),
+        reason,
+    };
+    let Some(stack) = describe_stack(cfn, &name).await? else {
+        return Err(refuse("it does not exist".into()));
+    };
+    if cfn_stack::phase(&stack.status) != Phase::Complete
+        && cfn_stack::phase(&stack.status) != Phase::UpdateRolledBack
+    {
+        return Err(refuse(format!("it is {}", stack.status)));
+    }
+    let spans = stack_zones(&stack);
+    let deployed = cfn_stack::deployed_template(cfn, &stack.id)
+        .await
+        .map_err(stack_error(&name))?;
+    let cidr = deployed
+        .as_ref()
+        .and_then(|t| t["Resources"]["Vpc"]["Properties"]["CidrBlock"].as_str())
+        .and_then(|c| crate::inputs::check_vpc_cidr(c).ok());
+    let Some(cidr) = cidr else {
+        return Err(refuse(
+            "its template has no VPC CIDR eks-cluster can read".into(),
+        ));
+    };
+    let count = u8::try_from(spans.len()).unwrap_or(u8::MAX);
+    if deployed.as_ref() != Some(&template::render(&cidr, count)) {
+        return Err(refuse(
+            "it was made by another version of eks-cluster's template, which is not changed in place"
+                .into(),
+        ));
+    }
+    let all: Vec<String> = spans.iter().chain(zones).cloned().collect();
+    if all.len() > usize::from(MAX_STACK_ZONES) {
+        return Err(refuse(format!(
+            "it spans {} zone(s) ({}), and its VPC takes subnets of {MAX_STACK_ZONES} zones at most",
+            spans.len(),
+            spans.join(", ")
+        )));
+    }
+    let spec = spec(cluster, &cidr, &all);
+    tracing::info!(
+        "adding public and private subnets in {} to network stack {name} (it spans {})",
+        zones.join(", "),
+        spans.join(", ")
+    );
+    cfn_stack::update(cfn, &spec)
+        .await
+        .map_err(stack_error(&name))?;
+    match settle(cfn, &stack.id, &format!("network stack {name}"), timeout).await? {
+        Some(s) if cfn_stack::phase(&s.status) == Phase::Complete => from_outputs(&name, &s),
+        Some(s) => Err(Error::NetworkStackFailed {
+            stack: name.clone(),
+            reasons: cfn_stack::failure_reasons(cfn, &stack.id).await,
+            left: format!(
+                "The stack ({}) is left in {}, as it was before; run create again to retry.",
+                stack.id, s.status
+            ),
+            status: s.status,
+        }),
+        None => Err(Error::NetworkStackFailed {
+            stack: name.clone(),
+            status: "DELETE_COMPLETE".into(),
+            reasons: "the stack disappeared while this step worked on it".into(),
+            left: "Nothing of it is left; run again to create it.".into(),
+        }),
+    }
 }
 
 /// Waits for a create to end and explains a failure.
@@ -247,6 +370,74 @@ pub async fn replace_broken(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zone(name: &str, id: &str) -> ZoneFacts {
+        ZoneFacts {
+            name: name.into(),
+            id: id.into(),
+            kind: String::new(),
+            state: String::new(),
+        }
+    }
+
+    #[test]
+    fn subnets_in_refused_zones_are_left_out_of_the_cluster() {
+        let mut net = Network {
+            vpc_id: "vpc-1".into(),
+            private_subnet_ids: vec!["subnet-pa".into(), "subnet-pb".into(), "subnet-pc".into()],
+            public_subnet_ids: vec!["subnet-ua".into(), "subnet-ub".into()],
+            not_for_control_plane: Vec::new(),
+        };
+        let zone_of: BTreeMap<String, ZoneFacts> = [
+            ("subnet-pa", zone("us-east-2a", "use2-az1")),
+            ("subnet-ua", zone("us-east-2a", "use2-az1")),
+            ("subnet-pb", zone("us-east-2b", "use2-az2")),
+            ("subnet-ub", zone("us-east-2b", "use2-az2")),
+            ("subnet-pc", zone("us-east-2c", "use2-az3")),
+        ]
+        .into_iter()
+        .map(|(id, z)| (id.to_owned(), z))
+        .collect();
+        let dropped = net.leave_out(&zone_of, &["use2-az1".to_owned()]);
+        assert_eq!(dropped, ["subnet-pa (us-east-2a (use2-az1))"]);
+        assert_eq!(net.private_subnet_ids, ["subnet-pb", "subnet-pc"]);
+        assert_eq!(
+            net.public_subnet_ids,
+            ["subnet-ua", "subnet-ub"],
+            "kept for load balancers"
+        );
+        assert_eq!(
+            net.cluster_subnet_ids(),
+            ["subnet-pb", "subnet-pc", "subnet-ub"]
+        );
+        assert_eq!(
+            net.private_zones(&zone_of),
+            BTreeSet::from(["us-east-2b".to_owned(), "us-east-2c".to_owned()])
+        );
+        let again = net.clone();
+        assert!(net.leave_out(&zone_of, &["use2-az1".to_owned()]).is_empty());
+        assert_eq!(net, again, "leaving out twice changes nothing");
+    }
+
+    #[test]
+    fn the_stack_s_zones_come_from_its_parameters_in_order() {
+        let stack = Stack {
+            id: "id".into(),
+            status: "UPDATE_COMPLETE".into(),
+            parameters: BTreeMap::from([
+                ("ClusterName".to_owned(), "c".to_owned()),
+                ("AvailabilityZone1".to_owned(), "us-east-2a".to_owned()),
+                ("AvailabilityZone2".to_owned(), "us-east-2b".to_owned()),
+                ("AvailabilityZone3".to_owned(), "us-east-2c".to_owned()),
+            ]),
+            outputs: BTreeMap::new(),
+            tags: BTreeMap::new(),
+        };
+        assert_eq!(
+            stack_zones(&stack),
+            ["us-east-2a", "us-east-2b", "us-east-2c"]
+        );
+    }
 
     #[test]
     fn stack_names() {

@@ -5,7 +5,7 @@ use common::State;
 
 use crate::error::{Error, Usage};
 use crate::inputs::{self, Ipv4Net};
-use crate::{CreateArgs, Section};
+use crate::{CreateArgs, Section, SupportType};
 
 /// The cluster this run is about: `--cluster`, else the state's; never both differing.
 pub fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
@@ -47,6 +47,12 @@ pub struct CreatePlan {
     pub version: String,
     pub namespaces: Vec<String>,
     pub network: NetworkPlan,
+    /// The CIDRs the public API endpoint is to be open to (`0.0.0.0/0` when none were asked).
+    pub public_access_cidrs: Vec<String>,
+    /// `upgradePolicy.supportType` of a new cluster.
+    pub support_type: SupportType,
+    /// The IAM role and user ARNs to be cluster administrators (`--admin`, else the state's).
+    pub admins: Vec<String>,
 }
 
 /// Checks the flags of `create` against each other and the state.
@@ -89,6 +95,18 @@ pub fn plan_create(
         }
         .into());
     }
+    let public_access_cidrs = pick_public_access_cidrs(&args.public_access_cidrs, previous)?;
+    let support_type = match (args.support_type, previous.and_then(|p| p.support_type.as_deref())) {
+        (Some(flag), _) => flag,
+        (None, Some(known)) => SupportType::parse(known).ok_or_else(|| Usage::Flag {
+            flag: "--support-type",
+            reason: format!(
+                "the state's cluster.supportType `{known}` is neither STANDARD nor EXTENDED; pass --support-type"
+            ),
+        })?,
+        (None, None) => SupportType::Standard,
+    };
+    let admins = crate::access::pick_admins(&args.admins, args.no_admins, previous)?;
     let network = match &args.vpc_id {
         Some(vpc_id) => {
             inputs::check_vpc_id(vpc_id)?;
@@ -151,7 +169,24 @@ pub fn plan_create(
         version,
         namespaces,
         network,
+        public_access_cidrs,
+        support_type,
+        admins,
     })
+}
+
+/// The CIDRs of the public API endpoint: the flags, else the state's, else open to all
+/// (EKS's default); each checked.
+fn pick_public_access_cidrs(
+    flags: &[String],
+    previous: Option<&Section>,
+) -> Result<Vec<String>, Error> {
+    let values: Vec<String> = match previous.map(|p| &p.public_access_cidrs) {
+        _ if !flags.is_empty() => flags.to_vec(),
+        Some(known) if !known.is_empty() => known.clone(),
+        _ => vec![inputs::OPEN_TO_ALL.to_owned()],
+    };
+    Ok(inputs::check_public_access_cidrs(&values)?)
 }
 
 #[cfg(test)]
@@ -267,6 +302,56 @@ mod tests {
         assert_eq!(
             (plan.version.as_str(), plan.namespaces.as_slice()),
             ("1.34", &["web".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn public_access_cidrs_and_support_type() {
+        let plan = plan_create(&args(&["--cluster", "c"]), &State::new(), None).unwrap();
+        assert_eq!(plan.public_access_cidrs, [inputs::OPEN_TO_ALL]);
+        assert_eq!(plan.support_type, SupportType::Standard);
+        let plan = plan_create(
+            &args(&[
+                "--cluster",
+                "c",
+                "--public-access-cidrs",
+                "203.0.113.0/24,198.51.100.7/32",
+                "--public-access-cidrs",
+                "192.0.2.0/24",
+                "--support-type",
+                "extended",
+            ]),
+            &State::new(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.public_access_cidrs,
+            ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/24"]
+        );
+        assert_eq!(plan.support_type, SupportType::Extended);
+        // A re-run without the flags keeps what the state records.
+        let previous = Section {
+            public_access_cidrs: vec!["192.0.2.0/24".into()],
+            support_type: Some("EXTENDED".into()),
+            ..Section::new("c", "us-east-2")
+        };
+        let mut state = State::new();
+        state.set_section(SECTION, &previous);
+        let plan = plan_create(&args(&[]), &state, Some(&previous)).unwrap();
+        assert_eq!(plan.public_access_cidrs, ["192.0.2.0/24"]);
+        assert_eq!(plan.support_type, SupportType::Extended);
+        let err = plan_create(
+            &args(&["--cluster", "c", "--public-access-cidrs", "10.0.0.0/8"]),
+            &State::new(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(
+            err.to_string()
+                .starts_with("--public-access-cidrs: `10.0.0.0/8`"),
+            "{err}"
         );
     }
 

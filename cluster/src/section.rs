@@ -4,6 +4,8 @@ use common::ClusterFacts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::access::AdminEntry;
+
 /// The `cluster` section: the facts other steps read ([`ClusterFacts`]: `irsa` reads
 /// `oidcIssuer`, `arn`, `endpoint`, `certificateAuthorityData`; `eks-sg-stack` `vpcId`,
 /// `clusterSecurityGroupId`; every step `region`), then what only `eks-cluster` needs.
@@ -16,6 +18,13 @@ pub struct Section {
     pub facts: ClusterFacts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
+    /// The CIDRs the cluster's public API endpoint is open to (`--public-access-cidrs`; EKS's
+    /// default `0.0.0.0/0` when none were given), as set on the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_access_cidrs: Vec<String>,
+    /// `upgradePolicy.supportType` the cluster was created with (`STANDARD` or `EXTENDED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,10 +38,16 @@ pub struct Section {
     /// The namespaces the `fp-<hash>` profile selects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_namespaces: Vec<String>,
-    /// Namespaces whose Deployments must be restarted onto the new Fargate profile (its old
-    /// profile was deleted); emptied once they are.
+    /// Namespaces whose Deployments move onto the new Fargate profile (rolled with its profile
+    /// label) before the profiles it replaces are deleted; emptied once those are gone. (The
+    /// key keeps its name from when the Deployments were restarted after the delete.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fargate_restart_namespaces: Vec<String>,
+    /// Zone ids EKS refused for this cluster (`UnsupportedAvailabilityZoneException`: every
+    /// zone it did not name as valid): never chosen again for its network, and their subnets
+    /// are left out of the cluster and its Fargate profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_zone_ids: Vec<String>,
     #[serde(default)]
     pub network_created_by_us: bool,
     /// The cluster was made by eks-cluster (its `CreateCluster`, or a lost answer to it proven
@@ -49,6 +64,10 @@ pub struct Section {
     pub adopted_roles: Vec<AdoptedRole>,
     #[serde(default)]
     pub roles_created_by_us: bool,
+    /// The administrators asked with `--admin` (EKS access entries), each recorded before
+    /// eks-cluster makes its entry; `createdByUs` false for an entry that was there already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_entries: Vec<AdminEntry>,
     #[serde(default)]
     pub core_dns_on_fargate: bool,
     /// Keys a newer version wrote, kept as they are.
@@ -98,7 +117,18 @@ mod tests {
         s.facts.cluster_security_group_id = Some("sg-1".into());
         s.kubernetes_version = Some("1.35".into());
         s.core_dns_on_fargate = true;
+        s.public_access_cidrs = vec!["203.0.113.0/24".into()];
+        s.support_type = Some("STANDARD".into());
+        s.refused_zone_ids = vec!["use2-az1".into()];
+        s.access_entries = vec![AdminEntry {
+            principal_arn: "arn:aws:iam::111122223333:role/ci".into(),
+            created_by_us: true,
+        }];
         let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["accessEntries"],
+            serde_json::json!([{"principalArn": "arn:aws:iam::111122223333:role/ci", "createdByUs": true}])
+        );
         for key in [
             "name",
             "region",
@@ -110,6 +140,9 @@ mod tests {
             "networkCreatedByUs",
             "rolesCreatedByUs",
             "coreDnsOnFargate",
+            "publicAccessCidrs",
+            "supportType",
+            "refusedZoneIds",
         ] {
             assert!(v.get(key).is_some(), "{key} in {v}");
         }

@@ -339,6 +339,35 @@ mod tests {
     }
 
     #[test]
+    fn a_widened_stack_only_adds_subnets() {
+        // Subnets added in place of a refused zone: the template over one more zone keeps every
+        // resource of the smaller one as it was (an update that only adds), up to four zones.
+        let vpc = check_vpc_cidr("192.168.0.0/16").unwrap();
+        for azs in 2u8..zones_max() {
+            let small = render(&vpc, azs);
+            let wide = render(&vpc, azs + 1);
+            for (id, resource) in small["Resources"].as_object().unwrap() {
+                assert_eq!(&wide["Resources"][id], resource, "{id} changed");
+            }
+            assert_eq!(
+                wide["Resources"].as_object().unwrap().len(),
+                small["Resources"].as_object().unwrap().len() + 4,
+                "a public and a private subnet and their route table associations"
+            );
+        }
+        let four = render(&vpc, zones_max());
+        let cidrs: std::collections::BTreeSet<&str> = of_type(&four, "AWS::EC2::Subnet")
+            .iter()
+            .map(|(_, s)| s["Properties"]["CidrBlock"].as_str().unwrap())
+            .collect();
+        assert_eq!(cidrs.len(), 8, "eight distinct blocks: {cidrs:?}");
+    }
+
+    fn zones_max() -> u8 {
+        crate::zones::MAX_STACK_ZONES
+    }
+
+    #[test]
     fn outputs_and_ids() {
         let t = render(&check_vpc_cidr("10.0.0.0/16").unwrap(), 3);
         let refs = &t["Outputs"][OUTPUT_PRIVATE]["Value"]["Fn::Join"][1];

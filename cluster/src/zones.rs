@@ -1,12 +1,23 @@
 //! The availability zones of the VPC `eks-cluster` makes: chosen by zone id (names map to other
 //! ids in every account), leaving out zones where EKS makes no control plane or Fargate runs no
-//! pods, instead of taking CloudFormation's `Fn::GetAZs`, whose first zones may be such a zone.
+//! pods, instead of taking CloudFormation's `Fn::GetAZs`, whose first zones may be such a zone;
+//! and the zones EKS refused for this cluster (its `UnsupportedAvailabilityZoneException`,
+//! recorded in the state: [`crate::refusals`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Usage};
 
 /// Zone ids where EKS makes no control plane or Fargate runs no pods, as the EKS user guide
-/// lists them. Zone names map to other ids in every account, so zones are judged by id.
+/// lists them and eksctl avoids them (`pkg/az`). Zone names map to other ids in every account,
+/// so zones are judged by id. eksctl avoided `cnn1-az4` from 2021 and allows it again since
+/// February 2025 (eksctl PR 8240), so it is not listed: should EKS refuse it, its answer is
+/// used and the zone recorded (`refusedZoneIds`).
 pub const UNSUPPORTED_ZONE_IDS: [&str; 3] = ["use1-az3", "usw1-az2", "cac1-az3"];
+
+/// The most zones the network stack spans: its VPC CIDR is cut in 8 blocks, one public and one
+/// private subnet per zone (zones added in place of refused ones included).
+pub const MAX_STACK_ZONES: u8 = 4;
 
 /// True for a zone id EKS or Fargate does not serve.
 pub fn zone_id_unsupported(id: &str) -> bool {
@@ -23,24 +34,64 @@ pub struct ZoneFacts {
     pub state: String,
 }
 
-/// The zones for the VPC we make (pure, for tests): the first `count` by name of the region's
-/// available standard zones, leaving out the zone ids EKS or Fargate does not serve. Too few
-/// left is bad input (exit 2).
-pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<String>, Error> {
+impl ZoneFacts {
+    /// `us-east-2a (use2-az1)`.
+    pub fn shown(&self) -> String {
+        format!("{} ({})", self.name, self.id)
+    }
+
+    /// A standard zone (not a local or wavelength zone) that is available.
+    fn standard(&self) -> bool {
+        (self.kind.is_empty() || self.kind == "availability-zone")
+            && (self.state.is_empty() || self.state == "available")
+    }
+}
+
+/// The region's available standard zones by name that neither EKS's list
+/// ([`UNSUPPORTED_ZONE_IDS`]) nor `refused` (zone ids) rule out.
+fn usable<'a>(zones: &'a [ZoneFacts], refused: &[String]) -> Vec<&'a ZoneFacts> {
     let mut usable: Vec<&ZoneFacts> = zones
         .iter()
-        .filter(|z| z.kind.is_empty() || z.kind == "availability-zone")
-        .filter(|z| z.state.is_empty() || z.state == "available")
+        .filter(|z| z.standard())
+        .filter(|z| !zone_id_unsupported(&z.id) && !refused.contains(&z.id))
         .collect();
     usable.sort_by(|a, b| a.name.cmp(&b.name));
-    let left_out: Vec<String> = usable
+    usable
+}
+
+/// The names of the region's zones EKS takes: available standard zones, neither listed nor
+/// `refused` (zone ids), by name.
+pub fn usable_names(zones: &[ZoneFacts], refused: &[String]) -> Vec<String> {
+    usable(zones, refused)
+        .iter()
+        .map(|z| z.name.clone())
+        .collect()
+}
+
+/// The zones for the VPC we make (pure, for tests): the first `count` by name of the region's
+/// available standard zones, leaving out the zone ids EKS or Fargate does not serve and those
+/// EKS refused for this cluster on an earlier run (`refused`, zone ids). Too few left is bad
+/// input (exit 2).
+pub fn pick_zones(
+    region: &str,
+    zones: &[ZoneFacts],
+    count: u8,
+    refused: &[String],
+) -> Result<Vec<String>, Error> {
+    let mut standard: Vec<&ZoneFacts> = zones.iter().filter(|z| z.standard()).collect();
+    standard.sort_by(|a, b| a.name.cmp(&b.name));
+    let left_out: Vec<String> = standard
         .iter()
         .filter(|z| zone_id_unsupported(&z.id))
-        .map(|z| format!("{} ({})", z.name, z.id))
+        .map(|z| z.shown())
         .collect();
-    let chosen: Vec<String> = usable
+    let was_refused: Vec<String> = standard
         .iter()
-        .filter(|z| !zone_id_unsupported(&z.id))
+        .filter(|z| !zone_id_unsupported(&z.id) && refused.contains(&z.id))
+        .map(|z| z.shown())
+        .collect();
+    let chosen: Vec<String> = usable(zones, refused)
+        .iter()
         .map(|z| z.name.clone())
         .take(usize::from(count))
         .collect();
@@ -53,7 +104,7 @@ pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<St
         return Err(Usage::Zones {
             region: region.to_owned(),
             reason: format!(
-                "--azs {count} asks for {count} availability zones, but only {} of {region} can run EKS and Fargate{}{}; {fix}, or bring a VPC with --vpc-id",
+                "--azs {count} asks for {count} availability zones, but only {} of {region} can run EKS and Fargate{}{}{}; {fix}, or bring a VPC with --vpc-id",
                 chosen.len(),
                 if chosen.is_empty() {
                     String::new()
@@ -64,6 +115,14 @@ pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<St
                     String::new()
                 } else {
                     format!(" (left out: {})", left_out.join(", "))
+                },
+                if was_refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (refused by EKS for this cluster, cluster.refusedZoneIds: {})",
+                        was_refused.join(", ")
+                    )
                 }
             ),
         }
@@ -75,15 +134,20 @@ pub fn pick_zones(region: &str, zones: &[ZoneFacts], count: u8) -> Result<Vec<St
             left_out.join(", ")
         );
     }
+    if !was_refused.is_empty() {
+        tracing::info!(
+            "leaving out availability zone(s) {}: EKS refused them for this cluster before (cluster.refusedZoneIds)",
+            was_refused.join(", ")
+        );
+    }
     Ok(chosen)
 }
 
-/// The zones for the VPC we make, from DescribeAvailabilityZones ([`pick_zones`]).
-pub async fn choose_zones(
+/// The zones of the region, from DescribeAvailabilityZones.
+pub async fn region_zones(
     ec2: &aws_sdk_ec2::Client,
     region: &str,
-    count: u8,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<ZoneFacts>, Error> {
     let answer = ec2
         .describe_availability_zones()
         .send()
@@ -92,7 +156,7 @@ pub async fn choose_zones(
             region: region.to_owned(),
             source: e.into(),
         })?;
-    let facts: Vec<ZoneFacts> = answer
+    Ok(answer
         .availability_zones()
         .iter()
         .map(|z| ZoneFacts {
@@ -101,8 +165,115 @@ pub async fn choose_zones(
             kind: z.zone_type().unwrap_or_default().to_owned(),
             state: z.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
         })
+        .collect())
+}
+
+/// The zones for the VPC we make, from DescribeAvailabilityZones ([`pick_zones`]).
+pub async fn choose_zones(
+    ec2: &aws_sdk_ec2::Client,
+    region: &str,
+    count: u8,
+    refused: &[String],
+) -> Result<Vec<String>, Error> {
+    pick_zones(region, &region_zones(ec2, region).await?, count, refused)
+}
+
+/// The zones EKS's `UnsupportedAvailabilityZoneException` rules out (pure): every standard zone
+/// of the region whose name is not among `valid` (the zones EKS names as the ones it would
+/// take), or, when EKS named none, the zones of `tried` (those of the subnets sent) that its
+/// `message` names before the zones it suggests (`... Retry and choose from ...`).
+pub fn refused_by_answer(
+    zones: &[ZoneFacts],
+    tried: &[ZoneFacts],
+    valid: &[String],
+    message: &str,
+) -> Vec<ZoneFacts> {
+    if !valid.is_empty() {
+        let mut refused: Vec<ZoneFacts> = zones
+            .iter()
+            .filter(|z| z.standard() && !valid.contains(&z.name))
+            .cloned()
+            .collect();
+        refused.sort_by(|a, b| a.name.cmp(&b.name));
+        return refused;
+    }
+    let refusal = message.find("Retry").map_or(message, |at| &message[..at]);
+    let mut named: Vec<ZoneFacts> = Vec::new();
+    for zone in tried {
+        let shown = refusal.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'));
+        if shown
+            .clone()
+            .any(|word| word == zone.name || word == zone.id)
+            && !named.contains(zone)
+        {
+            named.push(zone.clone());
+        }
+    }
+    named
+}
+
+/// `count` more zones for the network stack, which spans `in_stack` (zone names) already (pure):
+/// the first by name of the usable zones ([`pick_zones`]' rule, `refused` zone ids left out)
+/// that it does not span. The reason when there are too few.
+pub fn more_zones(
+    zones: &[ZoneFacts],
+    in_stack: &[String],
+    refused: &[String],
+    count: usize,
+) -> Result<Vec<String>, String> {
+    let added: Vec<String> = usable(zones, refused)
+        .iter()
+        .filter(|z| !in_stack.contains(&z.name))
+        .map(|z| z.name.clone())
+        .take(count)
         .collect();
-    pick_zones(region, &facts, count)
+    if added.len() < count {
+        return Err(format!(
+            "the region has {} zone(s) EKS takes that the network does not span yet, {count} needed",
+            added.len()
+        ));
+    }
+    Ok(added)
+}
+
+/// The zone of each of `subnets` (DescribeSubnets); a subnet EC2 does not report is missing.
+pub async fn subnet_zones(
+    ec2: &aws_sdk_ec2::Client,
+    subnets: &[String],
+) -> Result<BTreeMap<String, ZoneFacts>, Error> {
+    let ids: Vec<String> = subnets
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let answer = ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(ids.clone()))
+        .send()
+        .await
+        .map_err(|e| Error::DescribeSubnets {
+            subnets: ids.join(","),
+            source: e.into(),
+        })?;
+    Ok(answer
+        .subnets()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.subnet_id()?.to_owned(),
+                ZoneFacts {
+                    name: s.availability_zone().unwrap_or_default().to_owned(),
+                    id: s.availability_zone_id().unwrap_or_default().to_owned(),
+                    kind: String::new(),
+                    state: String::new(),
+                },
+            ))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -130,10 +301,10 @@ mod tests {
             },
         ];
         assert_eq!(
-            pick_zones("us-east-1", &us_east_1, 2).unwrap(),
+            pick_zones("us-east-1", &us_east_1, 2, &[]).unwrap(),
             ["us-east-1b", "us-east-1c"]
         );
-        let err = pick_zones("us-east-1", &us_east_1, 3).unwrap_err();
+        let err = pick_zones("us-east-1", &us_east_1, 3, &[]).unwrap_err();
         assert_eq!(
             common::StepFailure::exit_code(&err),
             common::step::EXIT_USAGE
@@ -152,9 +323,77 @@ mod tests {
                 zone("us-west-1b", "usw1-az2"),
             ],
             2,
+            &[],
         )
         .unwrap_err()
         .to_string();
         assert!(one.contains("choose another region"), "{one}");
+    }
+
+    #[test]
+    fn refused_zones_are_never_chosen_again() {
+        let us_east_2 = [
+            zone("us-east-2a", "use2-az1"),
+            zone("us-east-2b", "use2-az2"),
+            zone("us-east-2c", "use2-az3"),
+        ];
+        let refused = vec!["use2-az1".to_owned()];
+        assert_eq!(
+            pick_zones("us-east-2", &us_east_2, 2, &refused).unwrap(),
+            ["us-east-2b", "us-east-2c"]
+        );
+        let err = pick_zones("us-east-2", &us_east_2, 3, &refused)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("refused by EKS for this cluster")
+                && err.contains("us-east-2a (use2-az1)")
+                && err.contains("pass --azs 2"),
+            "{err}"
+        );
+        assert_eq!(
+            more_zones(
+                &us_east_2,
+                &["us-east-2a".into(), "us-east-2b".into()],
+                &refused,
+                1
+            )
+            .unwrap(),
+            ["us-east-2c"]
+        );
+        assert!(
+            more_zones(
+                &us_east_2,
+                &["us-east-2b".into(), "us-east-2c".into()],
+                &refused,
+                1
+            )
+            .unwrap_err()
+            .contains("0 zone(s)")
+        );
+    }
+
+    #[test]
+    fn eks_s_answer_names_the_refused_zones() {
+        let zones = [
+            zone("us-east-1a", "use1-az6"),
+            zone("us-east-1b", "use1-az1"),
+            zone("us-east-1e", "use1-az3"),
+            ZoneFacts {
+                kind: "local-zone".into(),
+                ..zone("us-east-1-bos-1a", "use1-bos1-az1")
+            },
+        ];
+        let tried = [zones[0].clone(), zones[1].clone()];
+        let message = "Cannot create cluster 'c' because us-east-1a, the targeted availability zone, does not currently have sufficient capacity to support the cluster. Retry and choose from these availability zones: us-east-1b";
+        let by_valid = refused_by_answer(&zones, &tried, &["us-east-1b".into()], message);
+        assert_eq!(
+            by_valid.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
+            ["use1-az6", "use1-az3"],
+            "every standard zone EKS does not name as valid"
+        );
+        let by_message = refused_by_answer(&zones, &tried, &[], message);
+        assert_eq!(by_message, [zones[0].clone()], "the zone its message names");
+        assert!(refused_by_answer(&zones, &tried, &[], "no zone named").is_empty());
     }
 }

@@ -599,8 +599,9 @@ async fn killed_during_create_then_rerun_converges() {
     assert_eq!(from_stack.json()["cluster"]["arn"], c["arn"]);
 }
 
-/// A VPC with two private subnets (NAT-less route table) and one public subnet (route to an
-/// internet gateway), as a user would bring it.
+/// A VPC with two private subnets (routed out through a NAT gateway) and two public subnets
+/// (route to an internet gateway), in two zones, as a user would bring it; the public subnets
+/// comma separated, as `--public-subnets` takes them.
 async fn brought_vpc(aws: &Aws) -> (String, Vec<String>, String) {
     let vpc = aws
         .ec2
@@ -633,7 +634,10 @@ async fn brought_vpc(aws: &Aws) -> (String, Vec<String>, String) {
         subnet("10.50.1.0/24", "a").await,
         subnet("10.50.2.0/24", "b").await,
     ];
-    let public = subnet("10.50.3.0/24", "a").await;
+    let public = vec![
+        subnet("10.50.3.0/24", "a").await,
+        subnet("10.50.4.0/24", "b").await,
+    ];
     let igw = aws.ec2.create_internet_gateway().send().await.unwrap();
     let igw_id = igw
         .internet_gateway()
@@ -669,14 +673,17 @@ async fn brought_vpc(aws: &Aws) -> (String, Vec<String>, String) {
         .send()
         .await
         .unwrap();
-    aws.ec2
-        .associate_route_table()
-        .route_table_id(&table_id)
-        .subnet_id(&public)
-        .send()
-        .await
-        .unwrap();
-    (vpc_id, private, public)
+    for id in &public {
+        aws.ec2
+            .associate_route_table()
+            .route_table_id(&table_id)
+            .subnet_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    testbed::seed::nat_route(&aws.ec2, &vpc_id, &public[0], &private).await;
+    (vpc_id, private, public.join(","))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,7 +694,8 @@ async fn bring_your_own_vpc() {
 
     // A public subnet given as private is refused before anything is made.
     bed.moto.start_recording();
-    let wrong = format!("{},{public}", private[0]);
+    let public_a = public.split(',').next().unwrap().to_owned();
+    let wrong = format!("{},{public_a}", private[0]);
     let refused = bed.create(
         &[
             "--cluster",
@@ -703,7 +711,7 @@ async fn bring_your_own_vpc() {
     );
     assert_exit(&refused, 2);
     assert!(
-        refused.stderr.contains(&public) && refused.stderr.contains("internet gateway"),
+        refused.stderr.contains(&public_a) && refused.stderr.contains("internet gateway"),
         "{}",
         refused.stderr
     );

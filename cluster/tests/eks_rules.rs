@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use eks_cluster::profiles::{RESTARTED_AT, profile_name};
+use eks_cluster::profiles::profile_name;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -165,15 +165,16 @@ async fn wait_pods_on(client: &kube::Client, namespace: &str, app: &str, profile
     }
 }
 
-fn restarted_at(d: &Deployment) -> Option<String> {
+/// The Fargate profile a Deployment's pod template names.
+fn template_profile(d: &Deployment) -> Option<String> {
     d.spec
         .as_ref()?
         .template
         .metadata
         .as_ref()?
-        .annotations
+        .labels
         .as_ref()?
-        .get(RESTARTED_AT)
+        .get(PROFILE_LABEL)
         .cloned()
 }
 
@@ -285,13 +286,17 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .to_vec();
     assert_eq!(left, std::slice::from_ref(&new));
 
-    // The Deployments the old profile ran were restarted and run on the new profile; the one
-    // in a namespace it did not select was left alone.
+    // The Deployments the old profile ran were moved (rolled with the new profile's label) and
+    // run on the new profile; the one in a namespace it did not select was left alone.
     let api: Deployment = Api::namespaced(client.clone(), "apps")
         .get("api")
         .await
         .unwrap();
-    assert!(restarted_at(&api).is_some(), "apps/api was not restarted");
+    assert_eq!(
+        template_profile(&api).as_deref(),
+        Some(new.as_str()),
+        "apps/api was not moved"
+    );
     assert_eq!(
         testbed::sim::rollouts(&bed.kube.client().await, "apps", "api")
             .await
@@ -308,7 +313,7 @@ async fn a_changed_profile_is_made_and_active_before_the_old_one_goes() {
         .get("site")
         .await
         .unwrap();
-    assert!(restarted_at(&site).is_none());
+    assert!(template_profile(&site).is_none());
     assert_eq!(
         testbed::sim::rollouts(&bed.kube.client().await, "web", "site")
             .await

@@ -5,6 +5,12 @@
 //! `DependencyViolation`; while one is in a subnet, the subnet and its VPC cannot go. So a step
 //! waits for them (bounded, with progress) before it deletes the stack that holds the group or
 //! the VPC.
+//!
+//! Interfaces that are not the ALB's, Fargate's or EKS's never go by themselves: a VPC endpoint
+//! the organisation's security tooling added (GuardDuty adds `guardduty-data` endpoints), a
+//! Lambda function's, an instance's. Those are told apart at the first look and named at once
+//! with the security groups they use, instead of waiting out the timeout; nothing is deleted
+//! (they are not ours).
 
 use std::time::Duration;
 
@@ -14,12 +20,22 @@ use crate::aws::AwsError;
 use crate::wait::{Poll, TimedOut, wait_for};
 
 /// A network interface, as much of it as a person needs to find it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Eni {
     pub id: String,
     pub description: String,
     /// `available`, `in-use`, ...
     pub status: String,
+    /// EC2's `InterfaceType`: `interface`, `vpc_endpoint`, `lambda`, ...
+    pub interface_type: String,
+    /// The instance it is attached to, if any.
+    pub instance: Option<String>,
+    /// Made and managed by an AWS service (ELB, Fargate, EKS, an endpoint).
+    pub requester_managed: bool,
+    /// The security groups it uses.
+    pub groups: Vec<String>,
+    /// The VPC endpoint it belongs to: its id and service name.
+    pub endpoint: Option<(String, String)>,
 }
 
 impl std::fmt::Display for Eni {
@@ -29,6 +45,58 @@ impl std::fmt::Display for Eni {
         } else {
             write!(f, "{} \"{}\" ({})", self.id, self.description, self.status)
         }
+    }
+}
+
+/// Interface types of services that never remove their interfaces because a cluster, its pods
+/// or its load balancer went.
+const FOREIGN_TYPES: &[&str] = &[
+    "vpc_endpoint",
+    "gateway_load_balancer_endpoint",
+    "lambda",
+    "transit_gateway",
+    "api_gateway_managed",
+    "quicksight",
+    "global_accelerator_managed",
+    "iot_rules_managed",
+    "aws_codestar_connections_managed",
+    "efa",
+    "trunk",
+];
+
+impl Eni {
+    /// Why this interface is not one that goes once the ALB, the Fargate pods or the cluster
+    /// are gone (those are waited for); None when it is one of them, or may be.
+    pub fn foreign(&self) -> Option<String> {
+        if let Some((id, service)) = &self.endpoint {
+            return Some(format!("VPC endpoint {id} ({service})"));
+        }
+        if FOREIGN_TYPES.contains(&self.interface_type.as_str()) {
+            return Some(format!("an interface of type {}", self.interface_type));
+        }
+        // An instance's own interface (a user's; the ALB's, EKS's and Fargate's are managed by
+        // their service, and say whose they are).
+        let described_ours = ["ELB ", "Amazon EKS"]
+            .iter()
+            .any(|p| self.description.starts_with(p));
+        if let Some(instance) = &self.instance
+            && !self.requester_managed
+            && !described_ours
+        {
+            return Some(format!("attached to instance {instance}"));
+        }
+        None
+    }
+
+    /// The interface, why it is foreign, and its security groups.
+    fn foreign_line(&self) -> String {
+        let why = self.foreign().unwrap_or_default();
+        let groups = if self.groups.is_empty() {
+            String::new()
+        } else {
+            format!(", security group(s) {}", self.groups.join(", "))
+        };
+        format!("{self}: {why}{groups}")
     }
 }
 
@@ -68,6 +136,21 @@ pub enum EniError {
         left: Vec<Eni>,
         after: Duration,
     },
+    #[error(
+        "{scope} holds network interfaces that are not the ALB's, Fargate's or the EKS cluster's, so they will not go by themselves: {}. eks-fargate-alb did not make them and never deletes them. Their owner (for example the organisation's security tooling, which adds GuardDuty's guardduty-data endpoints) must remove them and their security groups, or you do so yourself; then run the delete again. Nothing was deleted in this attempt",
+        foreign_list(.foreign)
+    )]
+    Foreign { scope: String, foreign: Vec<Eni> },
+    #[error("DescribeVpcEndpoints in {scope}")]
+    DescribeVpcEndpoints { scope: String, source: AwsError },
+}
+
+/// Each foreign interface with why, and its security groups, `; ` between.
+fn foreign_list(enis: &[Eni]) -> String {
+    enis.iter()
+        .map(Eni::foreign_line)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `eni-1 "ELB app/a/b" (in-use), ...`.
@@ -106,6 +189,22 @@ pub async fn blocking(ec2: &aws_sdk_ec2::Client, scope: &Scope) -> Result<Vec<En
                     .status()
                     .map(|s| s.as_str().to_owned())
                     .unwrap_or_default(),
+                interface_type: n
+                    .interface_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                instance: n
+                    .attachment()
+                    .and_then(|a| a.instance_id())
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_owned),
+                requester_managed: n.requester_managed().unwrap_or(false),
+                groups: n
+                    .groups()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_owned))
+                    .collect(),
+                endpoint: None,
             }
         }));
         match answer.next_token() {
@@ -121,8 +220,51 @@ pub async fn blocking(ec2: &aws_sdk_ec2::Client, scope: &Scope) -> Result<Vec<En
             }
         })?;
         found.retain(|e| !own.contains(&e.id));
+        if !found.is_empty() {
+            let endpoints = vpc_endpoint_interfaces(ec2, vpc).await.map_err(|source| {
+                EniError::DescribeVpcEndpoints {
+                    scope: scope.to_string(),
+                    source,
+                }
+            })?;
+            for eni in &mut found {
+                eni.endpoint = endpoints
+                    .iter()
+                    .find(|(interface, _, _)| interface == &eni.id)
+                    .map(|(_, id, service)| (id.clone(), service.clone()));
+            }
+        }
     }
     Ok(found)
+}
+
+/// (interface, endpoint id, service name) of every interface of the VPC endpoints in `vpc`.
+async fn vpc_endpoint_interfaces(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+) -> Result<Vec<(String, String, String)>, AwsError> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let answer = ec2
+            .describe_vpc_endpoints()
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .set_next_token(next.take())
+            .send()
+            .await?;
+        for endpoint in answer.vpc_endpoints() {
+            let id = endpoint.vpc_endpoint_id().unwrap_or_default();
+            let service = endpoint.service_name().unwrap_or_default();
+            for interface in endpoint.network_interface_ids() {
+                out.push((interface.clone(), id.to_owned(), service.to_owned()));
+            }
+        }
+        match answer.next_token() {
+            Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The interfaces of the NAT gateways in `vpc` (the network stack deletes them itself).
@@ -154,6 +296,9 @@ pub async fn wait_gone(
     if first.is_empty() {
         return Ok(());
     }
+    if let Some(refused) = foreign_among(scope, &first) {
+        return Err(refused);
+    }
     tracing::info!(
         "{} network interface(s) still use {scope}: {}; waiting for them to go before deleting it",
         first.len(),
@@ -167,6 +312,9 @@ pub async fn wait_gone(
             let now = blocking(ec2, scope).await?;
             if now.is_empty() {
                 return Ok(Poll::Ready(()));
+            }
+            if let Some(refused) = foreign_among(scope, &now) {
+                return Err(refused.into());
             }
             let status = format!("{} left: {}", now.len(), list(&now));
             *last.lock().unwrap_or_else(|p| p.into_inner()) = now;
@@ -184,6 +332,19 @@ pub async fn wait_gone(
             after: t.after,
         }),
     }
+}
+
+/// The refusal when some of `left` will not go by themselves.
+fn foreign_among(scope: &Scope, left: &[Eni]) -> Option<EniError> {
+    let foreign: Vec<Eni> = left
+        .iter()
+        .filter(|e| e.foreign().is_some())
+        .cloned()
+        .collect();
+    (!foreign.is_empty()).then(|| EniError::Foreign {
+        scope: scope.to_string(),
+        foreign,
+    })
 }
 
 /// What a wait ends with inside [`wait_gone`].
@@ -215,11 +376,13 @@ mod tests {
                 id: "eni-1".into(),
                 description: "ELB app/k8s-game-app-1/abc".into(),
                 status: "in-use".into(),
+                ..Eni::default()
             },
             Eni {
                 id: "eni-2".into(),
                 description: String::new(),
                 status: "available".into(),
+                ..Eni::default()
             },
         ];
         assert_eq!(
@@ -240,5 +403,77 @@ mod tests {
                 && text.contains("run the delete again"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn foreign_interfaces_are_told_apart_and_named_with_their_groups() {
+        let ours = [
+            Eni {
+                id: "eni-managed".into(),
+                instance: Some("i-managed".into()),
+                requester_managed: true,
+                ..Eni::default()
+            },
+            Eni {
+                id: "eni-alb".into(),
+                description: "ELB app/k8s-game-app-1/abc".into(),
+                interface_type: "interface".into(),
+                ..Eni::default()
+            },
+            Eni {
+                id: "eni-eks".into(),
+                description: "Amazon EKS demo".into(),
+                interface_type: "interface".into(),
+                ..Eni::default()
+            },
+            Eni {
+                id: "eni-pod".into(),
+                interface_type: "branch".into(),
+                ..Eni::default()
+            },
+        ];
+        for eni in &ours {
+            assert_eq!(eni.foreign(), None, "{eni}");
+        }
+        let endpoint = Eni {
+            id: "eni-gd".into(),
+            status: "in-use".into(),
+            groups: vec!["sg-gd".into()],
+            endpoint: Some((
+                "vpce-1".into(),
+                "com.amazonaws.us-east-2.guardduty-data".into(),
+            )),
+            ..Eni::default()
+        };
+        let lambda = Eni {
+            id: "eni-fn".into(),
+            interface_type: "lambda".into(),
+            ..Eni::default()
+        };
+        let instance = Eni {
+            id: "eni-i".into(),
+            instance: Some("i-1".into()),
+            ..Eni::default()
+        };
+        let mut left = ours.to_vec();
+        left.extend([endpoint, lambda, instance]);
+        let err = foreign_among(&Scope::Vpc("vpc-1".into()), &left).unwrap();
+        let text = err.to_string();
+        for part in [
+            "VPC vpc-1",
+            "eni-gd (in-use): VPC endpoint vpce-1 (com.amazonaws.us-east-2.guardduty-data), security group(s) sg-gd",
+            "eni-fn",
+            "type lambda",
+            "instance i-1",
+            "never deletes them",
+            "run the delete again",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(
+            !text.contains("eni-alb") && !text.contains("eni-pod"),
+            "{text}"
+        );
+        assert!(foreign_among(&Scope::Vpc("vpc-1".into()), &ours).is_none());
     }
 }

@@ -46,6 +46,10 @@ pub enum Usage {
         account: String,
         arn: String,
     },
+    /// No usable AWS credentials (none found, expired or invalid), or STS out of reach: found
+    /// by the first AWS call, before any change.
+    #[error("{0}. Nothing was changed")]
+    Credentials(crate::aws::CredentialsError),
     /// A resource of the name the step would make, change or delete is not proven ours.
     #[error(transparent)]
     NotOurs(Box<crate::owner::NotOurs>),

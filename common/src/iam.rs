@@ -3,9 +3,15 @@
 //! percent-encoded policy documents IAM returns.
 
 use aws_sdk_iam::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 
-use crate::aws::{AwsError, caller_partition};
+use crate::aws::{AwsError, CredentialsError, caller_partition};
 
 /// The caller of `GetCallerIdentity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +36,33 @@ pub enum CallerError {
 }
 
 /// `GetCallerIdentity`: the account (an empty one is refused) and the partition (the ARN's,
-/// else the region's, see [`caller_partition`]).
+/// else the region's, see [`caller_partition`]). A failure for want of usable credentials (none
+/// found, refused as expired or invalid) or because STS could not be reached carries the
+/// problem in words ([`AwsError::credentials`]), naming the STS endpoint tried.
 pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Caller, CallerError> {
+    let seen = SeenEndpoint::default();
     let me = sts
         .get_caller_identity()
+        .customize()
+        .interceptor(seen.clone())
         .send()
         .await
-        .map_err(|e| CallerError::Call { source: e.into() })?;
+        .map_err(|e| {
+            let unreachable = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_))
+                && CredentialsError::of(&e).is_none();
+            let source = if unreachable {
+                let endpoint = seen.get().unwrap_or_else(|| {
+                    format!(
+                        "https://{}",
+                        crate::aws::Partition::of_region(region).host("sts", region)
+                    )
+                });
+                AwsError::from_credentials(CredentialsError::unreachable(&endpoint, &e))
+            } else {
+                AwsError::from(e)
+            };
+            CallerError::Call { source }
+        })?;
     let account = me
         .account()
         .filter(|a| !a.is_empty())
@@ -50,43 +76,127 @@ pub async fn caller(sts: &aws_sdk_sts::Client, region: &str) -> Result<Caller, C
     })
 }
 
+/// Notes the endpoint (scheme and authority) a request was sent to, for the message when STS
+/// could not be reached: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_STS` or the regional endpoint.
+#[derive(Debug, Clone, Default)]
+struct SeenEndpoint(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl SeenEndpoint {
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|seen| seen.clone())
+    }
+}
+
+impl Intercept for SeenEndpoint {
+    fn name(&self) -> &'static str {
+        "SeenEndpoint"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
+        let shown = match uri.parse::<http::Uri>() {
+            Ok(parsed) => match (parsed.scheme_str(), parsed.authority()) {
+                (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+                _ => uri.to_owned(),
+            },
+            Err(_) => uri.to_owned(),
+        };
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = Some(shown);
+        }
+        Ok(())
+    }
+}
+
+/// Attempts of the `GetCallerIdentity` that checks the credentials: fewer than the steps' 8, so
+/// an unreachable STS is reported in seconds, not after minutes of backoff.
+pub const CALLER_ATTEMPTS: u32 = 3;
+
+/// The connect timeout of each of those attempts (the steps' is 10 s).
+pub const CALLER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest one attempt may take, the credentials' loading included (the SDK gives that 5 s):
+/// an STS that never answers is reported after at most 3 x 8 s plus 1.5 s of backoff, not
+/// never (the steps' calls have no such bound).
+pub const CALLER_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 impl crate::step::Context {
     /// Who the credentials are ([`caller`]), asked once a run and kept; a failed call is asked
-    /// again next time.
+    /// again next time. The STS client makes [`CALLER_ATTEMPTS`] attempts, each bounded by
+    /// [`CALLER_CONNECT_TIMEOUT`] and [`CALLER_ATTEMPT_TIMEOUT`].
     pub async fn caller(&self) -> Result<&Caller, CallerError> {
         self.caller
             .get_or_try_init(|| async {
-                caller(&aws_sdk_sts::Client::new(&self.aws), &self.region).await
+                let config = aws_sdk_sts::config::Builder::from(&self.aws)
+                    .retry_config(
+                        aws_config::retry::RetryConfig::standard()
+                            .with_max_attempts(CALLER_ATTEMPTS)
+                            .with_initial_backoff(std::time::Duration::from_millis(500)),
+                    )
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .connect_timeout(CALLER_CONNECT_TIMEOUT)
+                            .operation_attempt_timeout(CALLER_ATTEMPT_TIMEOUT)
+                            .build(),
+                    )
+                    .build();
+                caller(&aws_sdk_sts::Client::from_conf(config), &self.region).await
             })
             .await
     }
 
-    /// Refuses (bad input, exit 2) a run whose credentials are for another AWS account than the
-    /// one the state records ([`crate::State::accounts`]): in that account the run would find none of
-    /// what the state records, take it as gone, and make it anew or forget it. Costs one
-    /// `GetCallerIdentity` (which needs no permission), and only when the state records an
-    /// account. When the identity cannot be read it warns and goes on: the calls that follow
-    /// fail with their own errors. Steps call it after their own checks of the input and before
-    /// their first other AWS call.
-    pub async fn same_account(&self, state: &crate::State) -> Result<(), crate::Usage> {
-        let recorded = state.accounts();
-        if recorded.is_empty() {
-            return Ok(());
-        }
+    /// Checks that the run has usable AWS credentials, with one `GetCallerIdentity` (which needs
+    /// no permission): none found, refused as expired or invalid, or STS out of reach is bad
+    /// input (exit 2, [`crate::Usage::Credentials`]) naming the sources tried or the endpoint,
+    /// and the fix. Any other failure (throttling, a 5xx) only warns: the calls that follow fail
+    /// with their own errors. The caller, when known.
+    pub async fn check_credentials(&self) -> Result<Option<&Caller>, crate::Usage> {
         match self.caller().await {
-            Ok(me) if recorded.contains(&me.account) => Ok(()),
-            Ok(me) => Err(crate::Usage::OtherAccount {
-                recorded: recorded.into_iter().collect::<Vec<_>>().join(", "),
-                account: me.account.clone(),
-                arn: me.arn.clone(),
-            }),
+            Ok(me) => Ok(Some(me)),
+            Err(CallerError::Call { source }) if source.credentials().is_some() => Err(
+                crate::Usage::Credentials(source.credentials().cloned().unwrap_or_else(|| {
+                    CredentialsError::NotLoaded {
+                        reason: source.to_string(),
+                    }
+                })),
+            ),
             Err(e) => {
                 tracing::warn!(
-                    "could not check that these credentials are for the account the state records ({e}); going on"
+                    "could not check who these credentials are ({}); going on",
+                    crate::step::error_chain(&e)
                 );
-                Ok(())
+                Ok(None)
             }
         }
+    }
+
+    /// The check every step command that calls AWS makes after its own input checks and before
+    /// its first other AWS call: usable credentials ([`Context::check_credentials`]), and for
+    /// the AWS account the state records, if any. Refuses (bad input, exit 2) credentials that
+    /// are missing, expired or invalid, an STS out of reach, and credentials for another AWS
+    /// account than the one the state records ([`crate::State::accounts`]): in that account the
+    /// run would find none of what the state records, take it as gone, and make it anew or
+    /// forget it. Costs one `GetCallerIdentity` (which needs no permission), shared with
+    /// [`Context::caller`]. When the identity cannot be read for another reason it warns and
+    /// goes on: the calls that follow fail with their own errors.
+    pub async fn same_account(&self, state: &crate::State) -> Result<(), crate::Usage> {
+        let Some(me) = self.check_credentials().await? else {
+            return Ok(());
+        };
+        let recorded = state.accounts();
+        if recorded.is_empty() || recorded.contains(&me.account) {
+            return Ok(());
+        }
+        Err(crate::Usage::OtherAccount {
+            recorded: recorded.into_iter().collect::<Vec<_>>().join(", "),
+            account: me.account.clone(),
+            arn: me.arn.clone(),
+        })
     }
 }
 

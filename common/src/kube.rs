@@ -1,6 +1,6 @@
 //! Building the Kubernetes client: from the cluster's endpoint, CA and an EKS token (no aws CLI,
 //! no kubectl, no kubeconfig needed), or from a kubeconfig file (`--kubeconfig`, other clusters,
-//! tests).
+//! tests). Both go through the proxy of `HTTPS_PROXY`/`NO_PROXY` ([`crate::proxy`]).
 
 use std::path::Path;
 
@@ -33,8 +33,27 @@ pub enum KubeClientError {
         context: String,
         source: kube::config::KubeconfigError,
     },
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::BadProxy),
     #[error("cannot build the Kubernetes client: {0}")]
     Client(#[from] kube::Error),
+}
+
+/// Sends the client through the proxy the environment names for its server
+/// ([`crate::proxy::ProxyEnv`]: `HTTPS_PROXY`, `NO_PROXY`), unless a kubeconfig set one
+/// (`proxy-url`), which wins as it does for kubectl.
+fn with_env_proxy(mut config: kube::Config) -> Result<kube::Config, KubeClientError> {
+    if config.proxy_url.is_none()
+        && let Some(proxy) = crate::proxy::ProxyEnv::from_env().for_https(&config.cluster_url)?
+    {
+        tracing::debug!(
+            "reaching {} through the proxy {}",
+            config.cluster_url,
+            crate::proxy::without_user_info(&proxy.to_string())
+        );
+        config.proxy_url = Some(proxy);
+    }
+    Ok(config)
 }
 
 /// A client for an EKS cluster from its endpoint, its `certificateAuthority.data` (base64 of
@@ -55,7 +74,7 @@ pub fn client_for_eks(
             })?;
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(ca_certificates_der(ca_data)?);
-    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let builder = kube::client::ClientBuilder::try_from(with_env_proxy(config)?)?;
     Ok(builder
         .with_layer(&RefreshLayer::new(tokens))
         .with_layer(&RetryLayer::new())
@@ -86,9 +105,11 @@ pub async fn client_from_kubeconfig(
             context: context.map(|c| format!(" `{c}`")).unwrap_or_default(),
             source,
         })?;
-    Ok(kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&RetryLayer::new())
-        .build())
+    Ok(
+        kube::client::ClientBuilder::try_from(with_env_proxy(config)?)?
+            .with_layer(&RetryLayer::new())
+            .build(),
+    )
 }
 
 /// The DER certificates in base64-encoded PEM (the form EKS returns).

@@ -42,6 +42,10 @@ pub struct TokenSource {
     sign: Signer,
     refresh_after: Duration,
     current: tokio::sync::Mutex<Option<Current>>,
+    /// The EKS cluster the tokens are for, named when the server refuses a fresh one.
+    cluster: Option<String>,
+    /// The refusal of a fresh token was said (once a run).
+    refusal_said: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -55,11 +59,13 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// Tokens for `cluster` signed with the configuration's credentials and region.
     pub fn eks(aws: &aws_config::SdkConfig, cluster: &str) -> TokenSource {
-        let (aws, cluster) = (aws.clone(), cluster.to_owned());
-        TokenSource::with_signer(REFRESH_AFTER, move || {
-            let (aws, cluster) = (aws.clone(), cluster.clone());
+        let (aws, name) = (aws.clone(), cluster.to_owned());
+        let mut source = TokenSource::with_signer(REFRESH_AFTER, move || {
+            let (aws, cluster) = (aws.clone(), name.clone());
             Box::pin(async move { crate::token::eks_token(&aws, &cluster).await })
-        })
+        });
+        source.cluster = Some(cluster.to_owned());
+        source
     }
 
     /// Tokens from `sign`, re-signed after `refresh_after` (tests).
@@ -71,7 +77,24 @@ impl TokenSource {
             sign: Arc::new(sign),
             refresh_after,
             current: tokio::sync::Mutex::new(None),
+            cluster: None,
+            refusal_said: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Says (once) what a 401 to a token signed a moment ago means on EKS: the credentials'
+    /// IAM identity has no access to the cluster.
+    fn say_refused(&self) {
+        if self
+            .refusal_said
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let cluster = self.cluster.as_deref().unwrap_or("the cluster");
+        tracing::warn!(
+            "the API server refused a newly signed EKS token too (401 Unauthorized): the IAM role or user of these AWS credentials has no access to {cluster} (no EKS access entry; `aws sts get-caller-identity` names it, and for an assumed-role session the role is what counts). The cluster's creator or an administrator can make it an administrator: `eks-cluster create --admin <role or user ARN>` on the state of a cluster eks-cluster made, else `aws eks create-access-entry` and `aws eks associate-access-policy` with AmazonEKSClusterAdminPolicy. (A local clock minutes off gives 401 too.)"
+        );
     }
 
     async fn signed(&self, generation: u64) -> Result<Current, TokenError> {
@@ -243,7 +266,11 @@ where
                 "the API server refused the EKS token (401 Unauthorized); signing a new one and sending the request again"
             );
             let token = tokens.renew(token.generation).await?;
-            again.oneshot(with_token(retry, &token.token)?).await
+            let answer = again.oneshot(with_token(retry, &token.token)?).await?;
+            if answer.status() == StatusCode::UNAUTHORIZED {
+                tokens.say_refused();
+            }
+            Ok(answer)
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod logging;
 pub mod names;
 pub mod owner;
+pub mod proxy;
 pub mod state;
 pub mod step;
 pub mod steps;

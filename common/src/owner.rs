@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 /// The tag every resource we make carries, valued with the cluster's name.
 pub const CLUSTER_TAG: &str = "eks-fargate-alb/cluster";
+/// The tag the AWS Load Balancer Controller puts on what it makes (load balancers, target
+/// groups, security groups), valued with the cluster's name.
+pub const CONTROLLER_CLUSTER_TAG: &str = "elbv2.k8s.aws/cluster";
 /// The tag naming the step that made it (`cluster`, `oidc`, `irsa`, `sg-stack`).
 pub const STEP_TAG: &str = "eks-fargate-alb/step";
 

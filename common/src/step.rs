@@ -69,6 +69,19 @@ pub struct Context {
     pub(crate) caller: tokio::sync::OnceCell<crate::iam::Caller>,
 }
 
+impl Context {
+    /// A context for a command driven outside [`drive`], [`query`] and [`stateless`] (the
+    /// preflight's `leftovers`): the region, and the AWS configuration built for it.
+    pub fn new(region: &str, aws: SdkConfig, dry_run: bool) -> Context {
+        Context {
+            region: region.to_owned(),
+            aws,
+            dry_run,
+            caller: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
 /// Where the state comes from and goes to.
 #[derive(Debug, Clone)]
 enum Channel {
@@ -382,7 +395,7 @@ where
 /// stdin when it is not a terminal) for facts; `body` returns what to print on stdout.
 pub async fn query<E, F>(info: StepInfo, common: &CommonArgs, body: F) -> ExitCode
 where
-    E: StepFailure,
+    E: StepFailure + 'static,
     F: AsyncFnOnce(&State, &Context) -> Result<String, E>,
 {
     crate::logging::init(info.crate_name, common.verbose, common.quiet);
@@ -397,7 +410,18 @@ where
     };
     match body(&state, &context).await {
         Ok(text) => finish(Ok(text)),
-        Err(e) => finish(Err((&e, e.exit_code()))),
+        Err(e) => finish(Err((&e, read_only_exit_code(&e)))),
+    }
+}
+
+/// The exit code of a command that changes nothing (`query`, `stateless`): its own, or 2 when it
+/// failed for want of usable AWS credentials ([`crate::aws::CredentialsError`]), as a step's
+/// first AWS call would.
+fn read_only_exit_code<E: StepFailure + 'static>(err: &E) -> u8 {
+    if crate::aws::CredentialsError::found_in(err).is_some() {
+        EXIT_USAGE
+    } else {
+        err.exit_code()
     }
 }
 
@@ -406,7 +430,7 @@ where
 /// stdout. Exit 0, 1, or 2 for bad input (a missing region included).
 pub async fn stateless<E, F>(info: StepInfo, common: &CommonArgs, body: F) -> ExitCode
 where
-    E: StepFailure,
+    E: StepFailure + 'static,
     F: AsyncFnOnce(&Context) -> Result<String, E>,
 {
     crate::logging::init(info.crate_name, common.verbose, common.quiet);
@@ -416,7 +440,7 @@ where
     };
     match body(&context).await {
         Ok(text) => finish(Ok(text)),
-        Err(e) => finish(Err((&e, e.exit_code()))),
+        Err(e) => finish(Err((&e, read_only_exit_code(&e)))),
     }
 }
 

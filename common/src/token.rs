@@ -42,8 +42,8 @@ pub struct EksToken {
 pub enum TokenError {
     #[error("no AWS credentials provider is configured")]
     NoProvider,
-    #[error("could not load AWS credentials: {0}")]
-    Credentials(String),
+    #[error("{0}")]
+    Credentials(Box<crate::aws::CredentialsError>),
     #[error("could not presign the STS request: {0}")]
     Sign(String),
 }
@@ -54,9 +54,7 @@ pub async fn eks_token(config: &SdkConfig, cluster: &str) -> Result<EksToken, To
         .credentials_provider()
         .ok_or(TokenError::NoProvider)?;
     let credentials = provider.provide_credentials().await.map_err(|e| {
-        TokenError::Credentials(
-            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-        )
+        TokenError::Credentials(Box::new(crate::aws::CredentialsError::from_provider(&e)))
     })?;
     let region = config
         .region()

@@ -31,6 +31,14 @@ pub enum Usage {
     /// Objects `delete` cannot prove it made (no state records them).
     #[error(transparent)]
     NotProvenOurs(#[from] NotProvenOurs),
+    #[error(
+        "the ALB security group reaches the pods on port(s) {open} only, but {closed}: the ALB could not reach those pods. Open the port(s) first with `eks-sg-stack create --target-port {wanted}` (every port the ALB needs), then run apply again"
+    )]
+    ClosedPorts {
+        open: String,
+        closed: String,
+        wanted: String,
+    },
 }
 
 /// Every failure of `eks-deploy`.
@@ -56,6 +64,17 @@ pub enum Error {
         ingress: String,
         finalizers: String,
         cluster: String,
+    },
+    #[error(
+        "the AWS Load Balancer Controller cannot make the ALB of Ingress {ingress}: {reason}: {message} (reported {count} time(s); its latest word for {seconds} s, with no success since). {advice} Then run apply again: the controller tries again on its own with a backoff of up to 17 minutes, or at once when it restarts (kubectl describe ingress shows its events)"
+    )]
+    ControllerFailed {
+        ingress: String,
+        reason: String,
+        message: String,
+        count: i32,
+        seconds: u64,
+        advice: &'static str,
     },
     #[error(transparent)]
     Timeout(#[from] TimedOut),

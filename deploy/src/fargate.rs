@@ -61,7 +61,7 @@ pub struct Workload {
 }
 
 /// The pod template of a workload kind, if `doc` is one.
-fn pod_template(doc: &Doc) -> Option<&Value> {
+pub(crate) fn pod_template(doc: &Doc) -> Option<&Value> {
     let v = &doc.value;
     match doc.kind.as_str() {
         "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => {

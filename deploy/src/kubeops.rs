@@ -450,20 +450,80 @@ pub async fn endpoints_pending(
     Ok((!ready).then(|| "no ready endpoint".to_owned()))
 }
 
-/// The Ingress's load balancer host name, once set.
-pub async fn ingress_hostname(
+/// The Ingress's load balancer host name (once set) and its uid; `None` when it is not there.
+pub async fn ingress_alb(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<(Option<String>, String)>, Error> {
     let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
-    let ingress = api
+    let Some(ingress) = api
         .get_opt(name)
         .await
-        .map_err(kube_error("read", format!("Ingress {namespace}/{name}")))?;
-    Ok(ingress
-        .and_then(|i| i.status)
+        .map_err(kube_error("read", format!("Ingress {namespace}/{name}")))?
+    else {
+        return Ok(None);
+    };
+    let uid = ingress.metadata.uid.clone().unwrap_or_default();
+    let host = ingress
+        .status
         .and_then(|s| s.load_balancer)
         .and_then(|lb| lb.ingress)
-        .and_then(|list| list.into_iter().find_map(|i| i.hostname)))
+        .and_then(|list| list.into_iter().find_map(|i| i.hostname));
+    Ok(Some((host, uid)))
+}
+
+/// The controller every IngressClass of the AWS Load Balancer Controller names.
+pub const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
+
+/// The Ingress classes the AWS Load Balancer Controller serves: `alb` (also the legacy
+/// annotation's value) and every IngressClass whose controller is [`ALB_CONTROLLER`].
+pub async fn alb_classes(client: &Client) -> Result<Vec<String>, Error> {
+    let api: Api<k8s_openapi::api::networking::v1::IngressClass> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("list", "the IngressClasses".into()))?;
+    let mut classes = vec!["alb".to_owned()];
+    for class in list.items {
+        let served =
+            class.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(ALB_CONTROLLER);
+        if let Some(name) = class
+            .metadata
+            .name
+            .filter(|n| served && !classes.contains(n))
+        {
+            classes.push(name);
+        }
+    }
+    Ok(classes)
+}
+
+/// The names of the Ingresses of `namespace` the AWS Load Balancer Controller serves (by
+/// `spec.ingressClassName` or the legacy annotation `kubernetes.io/ingress.class`).
+pub async fn alb_ingresses(
+    client: &Client,
+    namespace: &str,
+    classes: &[String],
+) -> Result<Vec<String>, Error> {
+    let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("list", format!("the Ingresses of {namespace}")))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|i| {
+            let by_spec = i.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref());
+            let by_annotation = i
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/ingress.class"));
+            by_spec.is_some_and(|c| classes.contains(c))
+                || by_annotation.is_some_and(|c| classes.contains(c))
+        })
+        .filter_map(|i| i.metadata.name)
+        .collect())
 }

@@ -1,18 +1,22 @@
 //! `eks-deploy`: applies the manifests `eks-patch` rendered, by server-side apply in dependency
 //! order, waiting where the next objects depend on the previous ones (CRDs Established, the
 //! controller Available with its webhook endpoints ready, since its webhooks fail closed); then
-//! waits for the Ingress's load balancer host name and for HTTP 200 from it, and prints the URL.
-//! `delete` removes the Ingress first and waits until the controller has deleted the ALB and
-//! released the Ingress, then the webhook configurations, then everything else in reverse order
-//! ([`teardown`]).
+//! waits for the Ingress's load balancer host name (giving up early on a controller failure that
+//! persists, [`controller`]) and for HTTP 200 from it, and prints the URL. Each object is
+//! recorded before its apply is sent. `delete` removes the Ingresses first (ours, and the
+//! controller's others in namespaces it deletes) and waits until the controller has deleted
+//! their ALBs and released them, then the webhook configurations, then everything else in
+//! reverse order ([`teardown`]).
 
 pub mod albs;
+pub mod controller;
 pub mod error;
 pub mod fargate;
 pub mod http;
 pub mod kubeops;
 pub mod manifests;
 pub mod ownership;
+pub mod ports;
 pub mod teardown;
 
 use std::path::PathBuf;
@@ -95,6 +99,11 @@ pub struct Applied {
     /// --adopt` took them over. `delete` leaves it in place. Absent: made by us.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopted: bool,
+    /// Recorded before its apply was sent, and no answer seen since (the run stopped or the
+    /// answer was lost): it may exist. `delete` removes it when its managedFields show our
+    /// apply, and takes it as never made when it is absent. Absent: applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// Keys this version does not know, passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -109,6 +118,7 @@ impl Applied {
             name: doc.name.clone(),
             file: doc.file.clone(),
             adopted: false,
+            pending: false,
             extra: Map::new(),
         }
     }
@@ -373,7 +383,12 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
     let cluster = pick_cluster(args.target.cluster.as_deref(), state)?;
     let (dir, files) = manifests::source(args.target.manifests.as_deref(), state)?;
     let docs = manifests::load(&dir, &files)?;
+    ports::check(state, &docs)?;
     let previous: Option<Section> = state.section(SECTION)?;
+    // The EKS token needs usable AWS credentials: without them, exit 2 before any call.
+    if args.target.kubeconfig.is_none() {
+        ctx.check_credentials().await?;
+    }
     check_fargate(state, ctx, &cluster, &docs).await?;
 
     let client = common::cluster::kube_client(
@@ -406,14 +421,28 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
         return Ok(());
     }
 
+    // What earlier runs recorded stays recorded (a failed or interrupted re-run, or manifests
+    // that dropped an object, must not make delete forget what exists); this run updates it.
     let (recorded, extra) = match previous {
         Some(p) => (p.applied_objects, p.extra),
         None => (Vec::new(), Map::new()),
     };
+    let dropped: Vec<String> = recorded
+        .iter()
+        .filter(|a| !docs.iter().any(|d| a.is(d)))
+        .map(|a| a.as_doc().label())
+        .collect();
+    if !dropped.is_empty() {
+        tracing::info!(
+            "{} object(s) an earlier apply recorded are not in these manifests; they stay recorded, and delete removes them: {}",
+            dropped.len(),
+            dropped.join(", ")
+        );
+    }
     let mut section = Section {
         cluster_name: cluster.clone(),
         manifests_dir: dir.display().to_string(),
-        applied_objects: Vec::new(),
+        applied_objects: recorded,
         hostname: None,
         url: None,
         seconds_to_first_200: None,
@@ -428,10 +457,28 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
                 .ok()
                 .flatten();
             let adopt = foreign.iter().any(|(d, _)| d == doc);
-            let earlier = recorded.iter().find(|a| a.is(doc));
+            // The object is recorded before its apply is sent: should the run stop, or the
+            // answer be lost, after the server made it, the state still names it.
+            let index = match section.applied_objects.iter().position(|a| a.is(doc)) {
+                Some(index) => {
+                    let entry = &mut section.applied_objects[index];
+                    entry.api_version = doc.api_version.clone();
+                    entry.file = doc.file.clone();
+                    entry.adopted |= adopt;
+                    index
+                }
+                None => {
+                    let mut entry = Applied::of(doc);
+                    entry.adopted = adopt;
+                    entry.pending = true;
+                    section.applied_objects.push(entry);
+                    section.applied_objects.len() - 1
+                }
+            };
+            state.set_section(SECTION, &section);
             // An adopted object keeps its live mark on every apply (we own that annotation).
             let marked;
-            let to_apply = if adopt || earlier.is_some_and(|a| a.adopted) {
+            let to_apply = if section.applied_objects[index].adopted {
                 marked = ownership::marked_adopted(doc);
                 &marked
             } else {
@@ -448,13 +495,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
                 changed += 1;
                 tracing::info!("applied {}", doc.label());
             }
-            let mut applied = Applied::of(doc);
-            if let Some(earlier) = earlier {
-                applied.adopted = earlier.adopted;
-                applied.extra = earlier.extra.clone();
-            }
-            applied.adopted |= adopt;
-            section.applied_objects.push(applied);
+            section.applied_objects[index].pending = false;
             state.set_section(SECTION, &section);
         }
         gate(&client, &docs, &batch, &deadline).await?;
@@ -469,21 +510,7 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let hostname = wait_for_kube(
-            &format!("Ingress {ns}/{} to get its load balancer", ingress.name),
-            deadline.left(),
-            || async {
-                Ok::<_, Error>(
-                    match kubeops::ingress_hostname(&client, &ns, &ingress.name).await? {
-                        Some(host) => Poll::Ready(host),
-                        None => {
-                            Poll::Pending("no hostname yet (the ALB is being provisioned)".into())
-                        }
-                    },
-                )
-            },
-        )
-        .await?;
+        let hostname = wait_for_alb(&client, &ns, &ingress.name, &deadline).await?;
         section.hostname = Some(hostname.clone());
         state.set_section(SECTION, &section);
         let url = format!("http://{hostname}/");
@@ -495,6 +522,50 @@ pub async fn apply(state: &mut State, ctx: &Context, args: &ApplyArgs) -> Result
         tracing::info!("the app answers HTTP 200 at {url}");
     }
     Ok(())
+}
+
+/// Waits for the Ingress's load balancer host name, showing what the controller says about it,
+/// and gives up early when it says it cannot make the ALB and keeps saying so
+/// ([`controller::Watch`]).
+async fn wait_for_alb(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    deadline: &Deadline,
+) -> Result<String, Error> {
+    let watch = std::cell::RefCell::new(controller::Watch::default());
+    wait_for_kube(
+        &format!("Ingress {namespace}/{name} to get its load balancer"),
+        deadline.left(),
+        || async {
+            let Some((host, uid)) = kubeops::ingress_alb(client, namespace, name).await? else {
+                return Ok(Poll::Pending("the Ingress is not there".into()));
+            };
+            if let Some(host) = host {
+                return Ok(Poll::Ready(host));
+            }
+            let said = controller::said(client, namespace, name, &uid).await?;
+            let verdict = watch.borrow_mut().observe(&said, Instant::now());
+            match verdict {
+                controller::Verdict::Quiet => Ok(Poll::Pending(
+                    "no hostname yet (the ALB is being provisioned)".into(),
+                )),
+                controller::Verdict::Failing(said) => Ok(Poll::Pending(format!(
+                    "no hostname yet; the controller reports {}: {}",
+                    said.reason, said.message
+                ))),
+                controller::Verdict::Persists { said, for_ } => Err(Error::ControllerFailed {
+                    ingress: format!("{namespace}/{name}"),
+                    advice: controller::advice(&said),
+                    reason: said.reason,
+                    message: said.message,
+                    count: said.count,
+                    seconds: for_.as_secs(),
+                }),
+            }
+        },
+    )
+    .await
 }
 
 pub use teardown::delete;

@@ -2,10 +2,15 @@
 //! the 2048 app) by server-side apply (field manager `eks-fargate-alb`) in dependency order, waits
 //! for CRDs to be Established and for the controller to be Available with ready webhook
 //! endpoints, then for the Ingress's ALB host name and HTTP 200 from it, and prints the URL.
+//! While it waits for the ALB it shows the controller's Warning events on the Ingress, and
+//! stops (exit 1) when one (`FailedBuildModel`, `FailedDeployModel`) keeps coming back for 30 s
+//! with no success. Each object is recorded in the state before its apply is sent (`pending`
+//! until the answer comes), so one the server made before the run stopped is not forgotten.
 //! An object another field manager owns is refused (exit 2, nothing applied) unless `--adopt`,
 //! which takes it over and records it adopted; `delete` removes only what it made: the Ingress
-//! first, waiting until the controller has deleted its ALB, then the webhook configurations,
-//! then the rest in reverse order; `delete --force` lets go of an Ingress the controller does not
+//! first (with every other Ingress the controller serves in a namespace it deletes), waiting
+//! until the controller has deleted their ALBs, then the webhook configurations, then the rest
+//! in reverse order; `delete --force` lets go of an Ingress the controller does not
 //! release (webhook configurations first, then the finalizers of the
 //! Ingress and its TargetGroupBindings) and names the load balancers and target groups left.
 //!
@@ -26,8 +31,9 @@
 //! applied), for `delete --force` `elasticloadbalancing:DescribeLoadBalancers`,
 //! `elasticloadbalancing:DescribeTargetGroups` and `elasticloadbalancing:DescribeTags`, and an
 //! identity the cluster admits; Kubernetes: create, patch, get,
-//! list and delete on every kind in the manifests (cluster-admin in practice, as the manifests
-//! include CRDs, RBAC and webhook configurations).
+//! list and delete on every kind in the manifests, list on Events, IngressClasses and
+//! Ingresses, delete on Ingresses (cluster-admin in practice, as the manifests include CRDs,
+//! RBAC and webhook configurations).
 
 use std::process::ExitCode;
 

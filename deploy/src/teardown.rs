@@ -200,7 +200,9 @@ async fn report_remaining(ctx: &Context, cluster: &str, stack: &str, binding_arn
 /// Splits the objects to delete into ours and the adopted ones, which stay. An object the state
 /// records is ours unless it records it as adopted; one it does not record (`--manifests DIR`)
 /// is kept when it carries [`ownership::ADOPTED_ANNOTATION`], else ours when its managedFields
-/// prove it ([`ownership::made_by_us`]) or when it is gone already. Every object is checked before any is deleted: one not proven ours refuses the
+/// prove it ([`ownership::made_by_us`]) or when it is gone already. One it records as `pending`
+/// (recorded before its apply, no answer seen) is judged as one it does not record, except
+/// that not proven ours it is left with a warning: our apply never made it. Every object is checked before any is deleted: one not proven ours refuses the
 /// whole delete (exit 2).
 async fn ours<'a>(
     recorded: Option<&Section>,
@@ -211,10 +213,13 @@ async fn ours<'a>(
     let mut unproven = Vec::new();
     for (doc, api) in resolved {
         let record = recorded.and_then(|s| s.applied_objects.iter().find(|a| a.is(doc)));
+        let pending = record.is_some_and(|a| a.pending);
         match record {
             Some(applied) if applied.adopted => kept.push(doc),
-            Some(_) => targets.push((doc, api)),
-            None => {
+            Some(applied) if !applied.pending => targets.push((doc, api)),
+            // Not recorded, or recorded before an apply whose answer never came: ours when
+            // its managedFields show our apply; absent, it is gone (or was never made).
+            _ => {
                 let live =
                     kubeops::get_live(&api, &doc.name)
                         .await
@@ -232,6 +237,11 @@ async fn ours<'a>(
                     .map(|entries| (ownership::made_by_us(&entries), entries));
                 match entries {
                     None | Some((true, _)) => targets.push((doc, api)),
+                    Some((false, entries)) if pending => tracing::warn!(
+                        "left {}: recorded before an apply whose answer never came, and the object shows no apply of ours ({}): not made by eks-deploy",
+                        doc.label(),
+                        ownership::managers(&entries)
+                    ),
                     Some((false, entries)) => unproven.push(Foreign {
                         object: doc.label(),
                         why: ownership::managers(&entries),
@@ -245,6 +255,57 @@ async fn ours<'a>(
     } else {
         Err(Usage::from(NotProvenOurs(unproven)).into())
     }
+}
+
+/// The Ingresses the AWS Load Balancer Controller serves that are not among `targets`, in the
+/// namespaces of the objects to delete: those in a namespace this delete removes (they go
+/// first, with ours), and the labels of those in namespaces that stay (left, with a warning).
+async fn other_alb_ingresses(
+    client: &kube::Client,
+    objects: &[Doc],
+    targets: &[(&Doc, Api<DynamicObject>)],
+) -> Result<(Vec<Doc>, Vec<String>), Error> {
+    let doomed: Vec<&str> = targets
+        .iter()
+        .filter(|(d, _)| d.kind == "Namespace" && d.api_version == "v1")
+        .map(|(d, _)| d.name.as_str())
+        .collect();
+    let mut namespaces: Vec<&str> = objects
+        .iter()
+        .filter_map(|d| d.namespace.as_deref())
+        .chain(doomed.iter().copied())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    if namespaces.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let classes = kubeops::alb_classes(client).await?;
+    let (mut going, mut staying) = (Vec::new(), Vec::new());
+    for namespace in namespaces {
+        for name in kubeops::alb_ingresses(client, namespace, &classes).await? {
+            let ours = targets.iter().any(|(d, _)| {
+                d.kind == "Ingress" && d.namespace.as_deref() == Some(namespace) && d.name == name
+            });
+            if ours {
+                continue;
+            }
+            let doc = Doc {
+                file: String::new(),
+                api_version: "networking.k8s.io/v1".into(),
+                kind: "Ingress".into(),
+                name,
+                namespace: Some(namespace.to_owned()),
+                value: serde_json::Value::Null,
+            };
+            if doomed.contains(&namespace) {
+                going.push(doc);
+            } else {
+                staying.push(doc.label());
+            }
+        }
+    }
+    Ok((going, staying))
 }
 
 /// `eks-deploy delete`.
@@ -270,6 +331,10 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             manifests::load(&dir, &files)?
         }
     };
+    // The EKS token needs usable AWS credentials: without them, exit 2 before any call.
+    if args.target.kubeconfig.is_none() {
+        ctx.check_credentials().await?;
+    }
     let client = common::cluster::kube_client(
         args.target.kubeconfig.as_deref(),
         args.target.context.as_deref(),
@@ -304,6 +369,11 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         }
     }
     let (targets, kept) = ours(recorded.as_ref(), resolved).await?;
+    let (going, staying) = other_alb_ingresses(&client, &reversed, &targets).await?;
+    let mut going_apis = Vec::new();
+    for doc in &going {
+        going_apis.push((doc, resolver.api(doc).await?));
+    }
     if ctx.dry_run {
         for doc in &kept {
             tracing::info!("dry run: would keep {} (adopted)", doc.label());
@@ -311,12 +381,23 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         for (doc, _) in &targets {
             tracing::info!("dry run: would delete {}", doc.label());
         }
+        for doc in &going {
+            tracing::info!(
+                "dry run: would delete {} first (not made by eks-deploy; its namespace goes)",
+                doc.label()
+            );
+        }
         return Ok(());
     }
     for doc in &kept {
         tracing::info!(
             "kept {}: adopted (eks-deploy apply --adopt took it over), not made by eks-deploy",
             doc.label()
+        );
+    }
+    for label in &staying {
+        tracing::warn!(
+            "{label} is served by the AWS Load Balancer Controller and not ours: it stays. Once this delete has removed the controller, nothing deletes its ALB or releases it; delete it first if it should go"
         );
     }
     let hooks: Vec<&(&Doc, Api<DynamicObject>)> = targets
@@ -328,22 +409,41 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         .filter(|(d, _)| d.kind != "Ingress" && !is_webhook_configuration(d))
         .collect();
 
-    // The Ingresses first; the controller must still run to delete their ALBs. With --force
+    // The Ingresses first: ours, and every other one the controller serves in a namespace this
+    // delete removes (the namespace would take it anyway, but only after the controller is
+    // gone, leaving its ALB). The controller must still run to delete their ALBs. With --force
     // the wait takes at most half of --timeout, so the rest has time to go.
     let ingress_wait = if args.force {
         args.target.timeout / 2
     } else {
         args.target.timeout
     };
-    let mut stuck = Vec::new();
-    for (ingress, api) in targets.iter().filter(|(d, _)| d.kind == "Ingress") {
+    let ingresses: Vec<(&Doc, &Api<DynamicObject>)> = targets
+        .iter()
+        .filter(|(d, _)| d.kind == "Ingress")
+        .map(|(d, api)| (*d, api))
+        .chain(going_apis.iter().map(|(d, api)| (*d, api)))
+        .collect();
+    let mut deleting = Vec::new();
+    for (ingress, api) in ingresses {
         if !kubeops::delete(api, ingress).await? {
             continue;
         }
-        tracing::info!(
-            "deleting {}; the controller deletes its ALB first",
-            ingress.label()
-        );
+        if going.iter().any(|d| std::ptr::eq(d, ingress)) {
+            tracing::info!(
+                "deleting {} (not made by eks-deploy; its namespace goes with this delete); the controller deletes its ALB first",
+                ingress.label()
+            );
+        } else {
+            tracing::info!(
+                "deleting {}; the controller deletes its ALB first",
+                ingress.label()
+            );
+        }
+        deleting.push((ingress, api));
+    }
+    let mut stuck = Vec::new();
+    for (ingress, api) in deleting {
         let waited = wait_for_kube(
             &format!("{} to be finalized (its ALB deleted)", ingress.label()),
             deadline.left().min(ingress_wait),
@@ -372,7 +472,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
                         cluster,
                     });
                 }
-                stuck.push((*ingress, api, stack));
+                stuck.push((ingress, api, stack));
             }
             Err(e) => return Err(e),
         }

@@ -98,3 +98,87 @@ async fn apply_and_delete_finish_through_closed_and_reset_connections() {
     );
     assert_eq!(stats.too_many_requests + stats.unavailable, 0);
 }
+
+/// A ConfigMap in `default`, a namespace delete does not remove (so only its own delete
+/// removes it), after a ClusterRole.
+const OUTSIDE: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: game-reader}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get]}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: default}
+data: {a: b}
+"#;
+
+/// The server makes the ConfigMap, but every answer to its apply is lost: the run fails after
+/// the client's retries. The state still names it (recorded before the apply was sent, as
+/// `pending`), so delete removes it. Before, an object was recorded only once its apply was
+/// answered: this one was left in the cluster with no record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_apply_answer_is_lost_is_recorded_and_deleted() {
+    let kube = ControlPlane::start();
+    let plan = KubeFaultPlan::new(0.0, 1)
+        .losing_answers_to("PATCH", "/namespaces/default/configmaps/settings");
+    let proxy = KubeFaultProxy::start(&kube, plan);
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("outside.yaml"), OUTSIDE).unwrap();
+
+    let failed = fixtures::run(
+        &moto,
+        &proxy.kubeconfig(),
+        dir.path(),
+        &["apply", "--timeout", "60s"],
+        fixtures::state(),
+    )
+    .await;
+    assert_exit(&failed, 1);
+    assert!(
+        failed
+            .stderr
+            .contains("cannot apply ConfigMap default/settings"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        proxy.stats().closed_after_forwarding >= 2,
+        "{:?}",
+        proxy.stats()
+    );
+    let left = fixtures::objects_left(&kube).await;
+    assert!(
+        left.iter().any(|o| o == r#""ConfigMap" "settings""#),
+        "the server made it: {left:?}"
+    );
+    let state = failed.json();
+    let recorded = state["deploy"]["appliedObjects"].as_array().unwrap();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0]["kind"], "ClusterRole");
+    assert!(recorded[0].get("pending").is_none(), "{recorded:?}");
+    assert_eq!(recorded[1]["kind"], "ConfigMap");
+    assert_eq!(recorded[1]["name"], "settings");
+    assert_eq!(recorded[1]["pending"], true, "{recorded:?}");
+
+    // Delete goes straight to the API server: the record is enough.
+    let deleted = fixtures::run(
+        &moto,
+        &kube.kubeconfig(),
+        dir.path(),
+        &["delete", "--resume", "--timeout", "60s"],
+        failed.stdout.clone(),
+    )
+    .await;
+    assert_exit(&deleted, 0);
+    assert!(
+        deleted
+            .stderr
+            .contains("deleted ConfigMap default/settings"),
+        "{}",
+        deleted.stderr
+    );
+    let left = fixtures::objects_left(&kube).await;
+    assert!(left.is_empty(), "left: {left:?}");
+}

@@ -103,9 +103,19 @@ impl Bed {
         let kube_faults = faults
             .kube
             .map(|plan| KubeFaultProxy::start(&eks.kube, plan));
-        let alb = AlbControllerSim::start_shared(client, AlbControllerSim::DEFAULT_DELAY, REGION)
-            .await
-            .expect("the ALB simulator");
+        // The controller the pipeline deploys: configured by its Deployment, it resolves each
+        // ALB's subnets in moto, as the real one does in EC2.
+        let alb = AlbControllerSim::launch(
+            client,
+            testbed::albsim::Options {
+                region: REGION.into(),
+                shared: true,
+                aws_endpoint: Some(moto.endpoint.clone()),
+                ..testbed::albsim::Options::default()
+            },
+        )
+        .await
+        .expect("the ALB simulator");
         Bed {
             alb,
             aws,

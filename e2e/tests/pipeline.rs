@@ -34,6 +34,25 @@ async fn install_as_a_pipe_answers_200_and_teardown_leaves_nothing() {
         state["sgStack"]["securityGroupId"]
     );
     assert_eq!(state["patch"]["roleArn"], state["irsa"][0]["roleArn"]);
+    // The app's namespace asks for the controller's pod readiness gates: the API server sent
+    // each new app pod to the controller's pod mutator (a pod then counts as ready only once
+    // the ALB sees it healthy, so a rollout never leaves the ALB without targets).
+    let gated: Vec<_> = bed
+        .eks
+        .webhooks
+        .reviews()
+        .into_iter()
+        .filter(|r| r.path == "/mutate-v1-pod" && r.kind == "Pod")
+        .map(|r| r.namespace)
+        .collect();
+    assert!(
+        gated.iter().filter(|ns| *ns == "game-2048").count() >= 4,
+        "every app pod went through the readiness-gate injector: {gated:?}"
+    );
+    assert!(
+        gated.iter().all(|ns| ns == "game-2048"),
+        "only the app's namespace is labelled: {gated:?}"
+    );
     for step in ["cluster", "oidc", "irsa", "sgStack", "patch", "deploy"] {
         assert!(state["timings"][step].is_object(), "no timing for {step}");
     }

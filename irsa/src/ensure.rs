@@ -31,9 +31,15 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
         })?;
         managed.insert(arn.clone());
     }
-    let documents = load_documents(&args.policy_documents, &args.policy_sha256).await?;
+    let mut documents = load_documents(&args.policy_documents, &args.policy_sha256).await?;
 
     ctx.same_account(state).await?;
+    // Policies name resources in the standard partition; IAM in aws-cn, aws-us-gov or aws-eusc
+    // would take them and never match them.
+    let partition = ctx.caller().await?.partition.clone();
+    for document in &mut documents {
+        document.for_partition(&partition);
+    }
     let clients = Clients::new(&ctx.aws);
     let facts = known
         .complete(

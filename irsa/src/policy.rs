@@ -104,6 +104,48 @@ pub fn check(text: &str) -> Result<serde_json::Value, String> {
     Ok(json)
 }
 
+/// The document for an account in `partition`: every string value that is an ARN of the
+/// standard partition (`arn:aws:...`) moved to `partition` (`arn:aws-cn:...`), as upstream's
+/// per-partition copies of a policy differ. IAM takes a policy whose resources name another
+/// partition, but its statements then never match. Returns how many values moved.
+pub fn into_partition(json: &mut serde_json::Value, partition: &str) -> usize {
+    if partition == "aws" {
+        return 0;
+    }
+    match json {
+        serde_json::Value::String(text) => match text.strip_prefix("arn:aws:") {
+            Some(rest) => {
+                *text = format!("arn:{partition}:{rest}");
+                1
+            }
+            None => 0,
+        },
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .map(|item| into_partition(item, partition))
+            .sum(),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .map(|item| into_partition(item, partition))
+            .sum(),
+        _ => 0,
+    }
+}
+
+impl Document {
+    /// [`into_partition`] on the document as sent; logs what moved.
+    pub fn for_partition(&mut self, partition: &str) {
+        let moved = into_partition(&mut self.json, partition);
+        if moved > 0 {
+            self.text = self.json.to_string();
+            tracing::info!(
+                "policy {}: {moved} ARN(s) of partition aws moved to {partition}, the caller's",
+                self.name
+            );
+        }
+    }
+}
+
 /// Characters that count towards IAM's size limit.
 pub fn counted_size(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()
@@ -260,6 +302,37 @@ mod tests {
             "arn:aws:s3:::b",
         ] {
             assert!(check_policy_arn(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arns_move_to_the_callers_partition() {
+        let original = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": "arn:aws:ec2:*:*:security-group/*",
+                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
+                              "ArnLike": {"aws:SourceArn": ["arn:aws:elasticloadbalancing:*:*:targetgroup/*/*", "arn:aws-cn:x"]}}
+            }, {"Effect": "Allow", "Action": "iam:CreateServiceLinkedRole", "Resource": "*"}]
+        });
+        let mut same = original.clone();
+        assert_eq!(into_partition(&mut same, "aws"), 0);
+        assert_eq!(same, original);
+        for partition in ["aws-cn", "aws-us-gov", "aws-eusc"] {
+            let mut moved = original.clone();
+            assert_eq!(into_partition(&mut moved, partition), 2, "{partition}");
+            let text = moved.to_string();
+            assert!(!text.contains("arn:aws:"), "{text}");
+            assert!(
+                text.contains(&format!("arn:{partition}:ec2:*:*:security-group/*")),
+                "{text}"
+            );
+            assert!(
+                text.contains("ec2:CreateAction"),
+                "keys and actions stay: {text}"
+            );
         }
     }
 

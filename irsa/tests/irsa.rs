@@ -826,3 +826,58 @@ fn main_rs_documents_the_contract() {
         &["iam:CreateRole", "iam:PutRolePolicy"],
     );
 }
+
+#[tokio::test]
+async fn the_policy_is_rendered_for_the_callers_partition() {
+    let bed = Bed::new("parts").await;
+    let iam = bed.iam().await;
+    let standard: Value =
+        serde_json::from_str(&std::fs::read_to_string(alb_policy()).unwrap()).unwrap();
+    let in_aws = standard.to_string().matches("\"arn:aws:").count();
+    assert!(
+        in_aws >= 4,
+        "the shipped policy names resources by ARN: {in_aws}"
+    );
+    for partition in ["aws-cn", "aws-us-gov", "aws-eusc"] {
+        let proxy = testbed::awsproxy::AwsProxy::in_front_of(&bed.moto);
+        testbed::awsrules::caller_in_partition(&proxy, partition);
+        let sa = format!("lbc-{partition}");
+        let made = bed.run_with(
+            &[("AWS_ENDPOINT_URL", proxy.endpoint.clone())],
+            &[
+                "ensure",
+                "--cluster",
+                "parts",
+                "--sa-name",
+                &sa,
+                "--policy-document",
+                alb_policy().to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_exit(&made, 0);
+        let role = made.json()["irsa"][0]["roleName"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = iam
+            .get_role_policy()
+            .role_name(&role)
+            .policy_name("aws-load-balancer-controller")
+            .send()
+            .await
+            .unwrap();
+        let text = common::iam::parse_policy(stored.policy_document()).to_string();
+        assert!(!text.contains("\"arn:aws:"), "{partition}: {text}");
+        assert_eq!(
+            text.matches(&format!("\"arn:{partition}:")).count(),
+            in_aws,
+            "{partition}: every ARN moved, nothing else: {text}"
+        );
+        assert!(
+            made.stderr.contains(&format!("moved to {partition}")),
+            "{}",
+            made.stderr
+        );
+    }
+}

@@ -1,9 +1,9 @@
-//! Reaching the issuer through an HTTP proxy, as eksctl (the seed's tool) did: `HTTPS_PROXY`
-//! (or `https_proxy`) names an `http://` proxy that the TLS connection is tunnelled through with
-//! `CONNECT`; `NO_PROXY` (or `no_proxy`) lists hosts reached directly; `localhost` and loopback
-//! addresses are always reached directly.
+//! Reaching the issuer through an HTTP proxy, as eksctl (the seed's tool) did: whether to, and
+//! which, is `common::proxy`'s decision (`HTTPS_PROXY`, `NO_PROXY`, loopback always direct), the
+//! same as for every other connection of the steps; here the TLS connection is tunnelled through
+//! an `http://` proxy with `CONNECT`.
 
-use std::net::IpAddr;
+use base64::Engine;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,7 +55,7 @@ impl Proxy {
         let basic = user_info.map(|info| {
             let (user, password) = info.split_once(':').unwrap_or((info, ""));
             let pair = format!("{}:{}", percent_decode(user), percent_decode(password));
-            base64(pair.as_bytes())
+            base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
         });
         Ok(Proxy { host, port, basic })
     }
@@ -66,20 +66,18 @@ impl Proxy {
         host: &str,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Proxy>, String> {
-        let pick = |names: [&str; 2]| {
-            names
-                .into_iter()
-                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
-        };
-        let Some(url) = pick(["HTTPS_PROXY", "https_proxy"]) else {
+        let chosen = common::proxy::ProxyEnv::from_vars(var)
+            .for_https_host(host)
+            .map_err(|bad| bad.to_string())?;
+        let Some(url) = chosen else {
             return Ok(None);
         };
-        if is_loopback(host) || no_proxy_matches(&pick(["NO_PROXY", "no_proxy"]), host) {
-            return Ok(None);
-        }
-        Proxy::parse(&url)
-            .map(Some)
-            .map_err(|why| format!("HTTPS_PROXY `{url}`: {why}"))
+        Proxy::parse(&url).map(Some).map_err(|why| {
+            format!(
+                "HTTPS_PROXY `{}`: {why}",
+                common::proxy::without_user_info(&url)
+            )
+        })
     }
 
     /// Opens a tunnel to `host:port` through the proxy.
@@ -119,81 +117,15 @@ impl Proxy {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.to_ascii_lowercase().ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// True when the `NO_PROXY` list names `host`: `*`, the host itself, or a domain it is in
-/// (`example.com` and `.example.com` both cover `a.example.com`). Ports in entries are ignored.
-pub fn no_proxy_matches(list: &Option<String>, host: &str) -> bool {
-    let Some(list) = list else {
-        return false;
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    list.split(',').map(str::trim).any(|entry| {
-        if entry == "*" {
-            return true;
-        }
-        let entry = entry.to_ascii_lowercase();
-        let name = match split_authority(&entry) {
-            Ok((name, _)) => name,
-            Err(_) => entry.clone(),
-        };
-        let name = name.trim_start_matches("*.").trim_start_matches('.');
-        !name.is_empty() && (host == name || host.ends_with(&format!(".{name}")))
-    })
-}
-
-/// Decodes the percent-encoding of a proxy URL's user or password (`al%40ice`).
 fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
 }
 
-/// Standard base64 with padding.
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_vectors() {
-        // RFC 4648, section 10.
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), coded, "{plain}");
-        }
-    }
 
     #[test]
     fn proxy_urls() {
@@ -272,6 +204,9 @@ mod tests {
             );
         }
         let bad = Proxy::for_host(host, env(&[("HTTPS_PROXY", "https://a:1")])).unwrap_err();
-        assert!(bad.contains("HTTPS_PROXY `https://a:1`"), "{bad}");
+        assert!(
+            bad.contains("HTTPS_PROXY `https://a:1") && bad.contains("only http://"),
+            "{bad}"
+        );
     }
 }

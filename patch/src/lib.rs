@@ -75,6 +75,9 @@ pub struct Section {
     pub security_group_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// The subnets the Ingress names for the ALB (empty: the controller discovers them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alb_subnet_ids: Vec<String>,
     /// The rendered files, in apply order.
     pub files: Vec<FileRecord>,
     pub webhook_certificate: tls::Record,
@@ -262,6 +265,7 @@ pub fn render_all(
         vpc_id: facts.vpc_id.clone(),
         security_group_id: facts.security_group_id.clone(),
         role_arn: facts.role_arn.clone(),
+        alb_subnet_ids: facts.alb_subnets.clone(),
         files: files
             .iter()
             .map(|f| FileRecord {
@@ -307,7 +311,7 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
     let vpc_id = args
         .vpc_id
         .clone()
-        .or(known.vpc_id)
+        .or(known.vpc_id.clone())
         .or_else(|| state.str_at("sgStack", "vpcId").map(str::to_owned))
         .filter(|v| !v.is_empty())
         .ok_or(Usage::NoVpc)?;
@@ -348,12 +352,26 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
              the service account is rendered without eks.amazonaws.com/role-arn; run `irsa ensure` for it"
         );
     }
+    // The ALB's subnets are the cluster's public ones, when they are of this VPC: in a shared
+    // VPC the controller's discovery by tags may find none, or another team's.
+    let alb_subnets = if known.vpc_id.as_deref() == Some(vpc_id.as_str()) {
+        known.public_subnet_ids.clone()
+    } else {
+        Vec::new()
+    };
+    if alb_subnets.is_empty() {
+        tracing::warn!(
+            "no public subnets of {vpc_id} in the state: the controller discovers the ALB's subnets \
+             by their tags (kubernetes.io/role/elb); run eks-cluster create with --public-subnets"
+        );
+    }
     Ok(Facts {
         cluster,
         region: region.to_owned(),
         vpc_id,
         security_group_id,
         role_arn,
+        alb_subnets,
         version: String::new(),
     })
 }

@@ -53,6 +53,8 @@ pub const TLS_SECRET: &str = "aws-load-balancer-tls";
 pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// The Ingress annotation naming the ALB's security groups.
 pub const SG_ANNOTATION: &str = "alb.ingress.kubernetes.io/security-groups";
+/// The Ingress annotation naming the ALB's subnets (else the controller discovers them by tags).
+pub const SUBNETS_ANNOTATION: &str = "alb.ingress.kubernetes.io/subnets";
 
 /// The seed's placeholder words (plus ROLE_ARN).
 pub const PLACEHOLDERS: &[&str] = &["CLUSTER_NAME", "REGION", "VPC_ID", "SG_ID", "ROLE_ARN"];
@@ -65,6 +67,8 @@ pub struct Facts {
     pub vpc_id: String,
     pub security_group_id: String,
     pub role_arn: Option<String>,
+    /// The cluster's public subnets, the ALB's (empty: the controller discovers them).
+    pub alb_subnets: Vec<String>,
     pub version: String,
 }
 
@@ -250,10 +254,17 @@ fn set_facts(doc: &mut Value, facts: &Facts, tls: &TlsFiles) -> Seen {
                 .and_then(|a| a.get(SG_ANNOTATION))
                 .is_some();
             if class.as_deref() == Some("alb") || annotated {
-                object_at(doc, &["metadata", "annotations"]).insert(
+                let annotations = object_at(doc, &["metadata", "annotations"]);
+                annotations.insert(
                     SG_ANNOTATION.into(),
                     Value::from(facts.security_group_id.as_str()),
                 );
+                if !facts.alb_subnets.is_empty() {
+                    annotations.insert(
+                        SUBNETS_ANNOTATION.into(),
+                        Value::from(facts.alb_subnets.join(",")),
+                    );
+                }
                 seen.ingresses += 1;
             }
         }
@@ -403,6 +414,7 @@ mod tests {
             vpc_id: "vpc-0123".into(),
             security_group_id: "sg-0abc".into(),
             role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+            alb_subnets: vec!["subnet-a".into(), "subnet-b".into()],
             version: "v9.9.9".into(),
         }
     }
@@ -444,10 +456,26 @@ mod tests {
         }
         assert!(all.contains("--aws-vpc-id=vpc-0123"));
         assert!(all.contains("aws-load-balancer-controller:v9.9.9"));
+        assert!(
+            all.contains(&format!("{SUBNETS_ANNOTATION}: subnet-a,subnet-b")),
+            "the ALB goes in the cluster's public subnets"
+        );
         // Every caBundle carries the bundle (both CAs during a rotation); the Secret the CA.
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         assert_eq!(all.matches(&b64("CA\nOLD CA\n")).count(), 6);
         assert!(all.contains(&format!("ca.crt: {}", b64("CA"))));
+    }
+
+    #[test]
+    fn no_public_subnets_leaves_discovery_to_the_controller() {
+        let facts = Facts {
+            alb_subnets: Vec::new(),
+            ..facts()
+        };
+        let (file, text) = EMBEDDED[7];
+        let out = render_file(file, text, &facts, &tls(), &mut Seen::default()).unwrap();
+        assert!(out.contains(SG_ANNOTATION), "{out}");
+        assert!(!out.contains(SUBNETS_ANNOTATION), "{out}");
     }
 
     #[test]

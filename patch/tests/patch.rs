@@ -751,9 +751,10 @@ fn main_rs_documents_the_contract() {
     }
 }
 
-/// What upstream v3.5.0 serves and configures, and what this project adds: admission reviews
-/// in v1, the pod mutator failing open, the CRD versions, a PodDisruptionBudget and a zone
-/// spread for the controller, a ten-year certificate.
+/// What upstream v3.7.0 serves and configures, and what this project adds: the release's image,
+/// admission reviews in v1, the pod mutator failing open, the CRD versions and v3.7.0's GENEVE
+/// target groups, the Gateway API's ListenerSets in the controller's role, a
+/// PodDisruptionBudget and a zone spread for the controller, a ten-year certificate.
 #[test]
 fn manifest_facts_match_upstream_and_the_controller_is_kept_available() {
     let dir = tempfile::tempdir().unwrap();
@@ -811,8 +812,43 @@ fn manifest_facts_match_upstream_and_the_controller_is_kept_available() {
         versions("ingressclassparams.elbv2.k8s.aws"),
         [("v1beta1".to_owned(), true, true)]
     );
+    // v3.7.0 accepts GENEVE target groups in a TargetGroupBinding (v1beta1 only has the field).
+    let tgb_versions = find(
+        &docs,
+        "CustomResourceDefinition",
+        "targetgroupbindings.elbv2.k8s.aws",
+    )["spec"]["versions"]
+        .clone();
+    let protocol = |v: usize| {
+        tgb_versions[v]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["targetGroupProtocol"]
+            .clone()
+    };
+    assert!(protocol(0).is_null(), "v1alpha1: {}", protocol(0));
+    assert!(
+        protocol(1)["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("GENEVE")),
+        "{}",
+        protocol(1)
+    );
+    let listenersets = find(&docs, "ClusterRole", "aws-load-balancer-controller")["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["apiGroups"] == json!(["gateway.networking.k8s.io"]))
+        .flat_map(|r| r["resources"].as_array().unwrap().clone())
+        .filter(|r| r.as_str().unwrap().starts_with("listenersets"))
+        .count();
+    assert_eq!(listenersets, 3, "listenersets, their finalizers and status");
 
     let deployment = find(&docs, "Deployment", "aws-load-balancer-controller");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "public.ecr.aws/eks/aws-load-balancer-controller:v3.7.0"
+    );
+    assert_eq!(run.json()["patch"]["controllerVersion"], "v3.7.0");
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let pdb = find(&docs, "PodDisruptionBudget", "aws-load-balancer-controller");
     assert_eq!(pdb["apiVersion"], "policy/v1");
@@ -1043,4 +1079,56 @@ async fn every_rendered_manifest_passes_a_server_side_dry_run_of_the_real_api_se
             dry.stdout
         );
     }
+}
+
+#[test]
+fn the_alb_goes_in_the_clusters_public_subnets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut with_subnets = state();
+    with_subnets["cluster"]["publicSubnetIds"] = json!(["subnet-0aaa", "subnet-0bbb"]);
+    let run = run_in(dir.path(), &["--out", "out"], &with_subnets.to_string());
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.json()["patch"]["albSubnetIds"],
+        json!(["subnet-0aaa", "subnet-0bbb"])
+    );
+    let ingress = find(
+        &all_docs(&dir.path().join("out")),
+        "Ingress",
+        "2048-ingress",
+    )
+    .clone();
+    assert_eq!(
+        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/subnets"],
+        "subnet-0aaa,subnet-0bbb",
+        "{ingress}"
+    );
+
+    // A VPC given on the command line that is not the cluster's: its subnets are not known,
+    // and the controller discovers them (with a warning).
+    let other = tempfile::tempdir().unwrap();
+    let run = run_in(
+        other.path(),
+        &["--out", "out", "--vpc-id", "vpc-0fedcba9876543210"],
+        &with_subnets.to_string(),
+    );
+    assert_exit(&run, 0);
+    assert!(run.json()["patch"].get("albSubnetIds").is_none());
+    assert!(
+        run.stderr.contains("kubernetes.io/role/elb"),
+        "{}",
+        run.stderr
+    );
+    let ingress = find(
+        &all_docs(&other.path().join("out")),
+        "Ingress",
+        "2048-ingress",
+    )
+    .clone();
+    assert!(
+        ingress["metadata"]["annotations"]
+            .get("alb.ingress.kubernetes.io/subnets")
+            .is_none(),
+        "{ingress}"
+    );
 }

@@ -61,6 +61,7 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSubnets",
     "ec2:DescribeRouteTables",
+    "ec2:DescribeVpcEndpoints",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
     "ec2:DescribeAddresses",
@@ -85,6 +86,8 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     "iam:CreateServiceLinkedRole",
     "iam:ListRoles",
     "iam:ListRoleTags",
+    // iam: `eks-cluster create --admin` checks that an IAM user it names exists.
+    "iam:GetUser",
     // iam: the OIDC provider (eks-oidc; irsa reads it).
     "iam:GetOpenIDConnectProvider",
     "iam:CreateOpenIDConnectProvider",
@@ -95,16 +98,53 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
     // eks: the cluster and its Fargate profile (eks-cluster; the others describe it).
     "eks:DescribeCluster",
     "eks:CreateCluster",
+    "eks:UpdateClusterConfig",
     "eks:DeleteCluster",
     "eks:TagResource",
     "eks:ListFargateProfiles",
     "eks:DescribeFargateProfile",
     "eks:CreateFargateProfile",
     "eks:DeleteFargateProfile",
+    // eks: the administrators of `eks-cluster create --admin` (access entries; the list and
+    // describe calls are with the leftovers below).
+    "eks:CreateAccessEntry",
+    "eks:AssociateAccessPolicy",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:DeleteAccessEntry",
     // elasticloadbalancing: eks-deploy delete --force finds an orphaned ALB and target groups.
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTags",
+    // eks-preflight leftovers, the end of `make clean` (LEFTOVERS_ACTIONS; the rest are above).
+    "iam:ListOpenIDConnectProviders",
+    "eks:ListAccessEntries",
+    "eks:DescribeAccessEntry",
+    "logs:DescribeLogGroups",
+];
+
+/// What `eks-preflight leftovers` (run by `make clean` after the teardown) calls, as its
+/// `main.rs` lists it: all in [`PIPELINE_ACTIONS`], since the pipeline's identity runs it.
+pub const LEFTOVERS_ACTIONS: &[&str] = &[
+    "sts:GetCallerIdentity",
+    "cloudformation:DescribeStacks",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTags",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeNatGateways",
+    "iam:ListRoles",
+    "iam:ListRoleTags",
+    "iam:ListOpenIDConnectProviders",
+    "iam:GetOpenIDConnectProvider",
+    "eks:DescribeCluster",
+    "eks:ListFargateProfiles",
+    "eks:DescribeFargateProfile",
+    "eks:ListAccessEntries",
+    "eks:DescribeAccessEntry",
+    "logs:DescribeLogGroups",
 ];
 
 /// The actions of [`PIPELINE_ACTIONS`] that no step's doc names one by one: what CloudFormation
@@ -113,7 +153,6 @@ pub const PIPELINE_ACTIONS: &[&str] = &[
 pub const FROM_STACK_RESOURCES: &[&str] = &[
     "ec2:DisassociateAddress",
     "ec2:DescribeInternetGateways",
-    "ec2:DescribeNatGateways",
     "ec2:DescribeAddresses",
     "ec2:DescribeSecurityGroupRules",
 ];
@@ -241,14 +280,38 @@ mod tests {
         for action in PIPELINE_ACTIONS {
             let named = documented.contains(*action);
             let from_stacks = FROM_STACK_RESOURCES.contains(action);
+            let for_leftovers = LEFTOVERS_ACTIONS.contains(action);
             assert!(
-                named || from_stacks,
-                "{action} is neither in a step's doc nor in FROM_STACK_RESOURCES"
+                named || from_stacks || for_leftovers,
+                "{action} is neither in a step's doc, nor in FROM_STACK_RESOURCES or LEFTOVERS_ACTIONS"
             );
             assert!(!(named && from_stacks), "{action} is documented already");
         }
         for action in FROM_STACK_RESOURCES {
             assert!(PIPELINE_ACTIONS.contains(action), "{action}");
+        }
+    }
+
+    #[test]
+    fn leftovers_actions_are_simulated_and_documented() {
+        let main_rs =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs"))
+                .expect("preflight/src/main.rs");
+        let doc = documented_actions(&main_rs);
+        let listed = main_rs
+            .split("for `leftovers`:")
+            .nth(1)
+            .map(documented_actions)
+            .expect("main.rs lists what `leftovers` needs");
+        for action in LEFTOVERS_ACTIONS {
+            assert!(PIPELINE_ACTIONS.contains(action), "{action}");
+            assert!(doc.iter().any(|d| d == action), "main.rs lacks {action}");
+        }
+        for action in &listed {
+            assert!(
+                LEFTOVERS_ACTIONS.contains(&action.as_str()),
+                "main.rs names {action} for leftovers; LEFTOVERS_ACTIONS lacks it"
+            );
         }
     }
 

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde_json::json;
 
 pub mod actions;
 pub mod checks;
+pub mod leftovers;
 pub mod principal;
 pub mod report;
 
@@ -28,36 +29,93 @@ pub const STEP_BINARIES: [&str; common::steps::STEPS.len()] = {
 /// The cluster name the pipeline uses unless told otherwise (the Makefile's `CLUSTER`).
 pub const DEFAULT_CLUSTER: &str = "eks-fargate";
 
+/// The command line: the checks (no subcommand, as `make depcheck` runs it), or `leftovers`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     version,
     about = "Read-only preflight of the EKS-on-Fargate pipeline: binaries, region, identity, IAM \
-             permissions, room for a VPC and an Elastic IP, an existing cluster. Changes nothing."
+             permissions, room for a VPC and an Elastic IP, an existing cluster; with `leftovers`, \
+             what is left of a cluster after its teardown. Changes nothing."
 )]
+pub struct Cli {
+    #[command(flatten)]
+    pub args: Args,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to run instead of the checks.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// List what is left of the cluster after its teardown (anything tagged for it, ours or the
+    /// load balancer controller's, and its EKS log group); exit 1 if anything is.
+    Leftovers,
+}
+
+/// The flags, taken before or after the subcommand.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// AWS region. Else AWS_REGION / AWS_DEFAULT_REGION / the profile's region.
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", global = true)]
     pub region: Option<String>,
 
     /// AWS profile from the shared config files (else AWS_PROFILE, else `default`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub profile: Option<String>,
 
-    /// The cluster the pipeline is to make (or adopt).
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_CLUSTER)]
+    /// The cluster the pipeline is to make (or adopt), or whose leftovers to list.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CLUSTER, global = true)]
     pub cluster: String,
 
     /// Print the report as one JSON document instead of lines.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// More log output on stderr (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet", global = true)]
     pub verbose: u8,
 
     /// Only warnings and errors on stderr.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// `eks-preflight leftovers`: the region and credentials checked (bad input: exit 2, with the
+/// reason on stderr), then every listing of [`leftovers::find`]; what to print on stdout and
+/// the exit code.
+pub async fn run_leftovers(args: &Args) -> (String, u8) {
+    if let Err(why) = common::names::check_cluster_name(&args.cluster) {
+        tracing::error!(
+            "`{}` is not an EKS cluster name: {why}; pass --cluster with a valid name",
+            args.cluster
+        );
+        return (String::new(), 2);
+    }
+    let environment = common::aws::environment_region(args.profile.as_deref()).await;
+    let region =
+        match common::aws::pick_region(args.region.as_deref(), None, environment.as_deref()) {
+            Ok((region, _)) => region,
+            Err(e) => {
+                tracing::error!("{e}");
+                return (String::new(), 2);
+            }
+        };
+    let sdk = common::aws::load_config(&region, args.profile.as_deref()).await;
+    let context = common::Context::new(&region, sdk, false);
+    if let Err(e) = context.check_credentials().await {
+        tracing::error!("{e}");
+        return (String::new(), 2);
+    }
+    let found = leftovers::find(&context.aws, &args.cluster, &region).await;
+    for left in &found.leftovers {
+        tracing::debug!("{} {} is left: {}", left.kind, left.id, left.why);
+    }
+    let text = if args.json {
+        found.to_json()
+    } else {
+        found.to_text()
+    };
+    (text, found.exit_code())
 }
 
 /// Runs every check and returns the report (it never fails: a failure is a check's result).

@@ -10,20 +10,39 @@
 //! Region", else its AWS default, else the documented 5) and one more Elastic IP (EC2 account
 //! attributes); and whether the cluster exists already (a warning: ours goes on, another's needs `--adopt`).
 //!
-//! Usage: `eks-preflight [--region R] [--profile P] [--cluster NAME] [--json] [-v|-q]`.
+//! `eks-preflight leftovers` (the end of `make clean`) instead lists what is left of the cluster
+//! after its teardown: every CloudFormation stack, load balancer, target group, VPC, security
+//! group, network interface, Elastic IP, NAT gateway, IAM role (of those EKS, Fargate or an OIDC
+//! provider may assume), OIDC provider, the EKS cluster and its Fargate profiles and access
+//! entries, that carries `eks-fargate-alb/cluster=<cluster>` or the load balancer controller's
+//! `elbv2.k8s.aws/cluster=<cluster>`, and the log group `/aws/eks/<cluster>/cluster` EKS leaves.
+//!
+//! Usage: `eks-preflight [--region R] [--profile P] [--cluster NAME] [--json] [-v|-q]`,
+//! `eks-preflight leftovers [--region R] [--profile P] [--cluster NAME] [--json] [-v|-q]`.
 //!
 //! stdin/stdout: stdin is not read. stdout gets one `ok`/`warn`/`FAIL` line per check and then
 //! what failed with how to fix it, or with `--json` one JSON document (`ok`, `exitCode`,
 //! `cluster`, `region`, `account`, `checks[]` with `name`, `status`, `message`, `details`, `fix`,
-//! `data`). Logs go to stderr.
+//! `data`). `leftovers` prints one `left` line per resource left (kind, id, name, the tag that
+//! makes it the cluster's) and a verdict, or with `--json` one document (`ok`, `exitCode`,
+//! `cluster`, `region`, `leftovers[]` with `kind`, `id`, `name`, `why`, `failed[]`, `notes[]`).
+//! Logs go to stderr.
 //!
 //! Exit codes: 0 every check passed (warnings allowed); 1 a check failed; 2 usage (bad flags, no
-//! region or a malformed one, a bad cluster name).
+//! region or a malformed one, a bad cluster name). `leftovers`: 0 nothing is left, 1 something is
+//! (or a listing failed, so nothing is proven), 2 usage or no usable AWS credentials.
 //!
 //! IAM permissions (its own): `sts:GetCallerIdentity`, `iam:SimulatePrincipalPolicy`,
 //! `iam:GetRole`, `ec2:DescribeAccountAttributes`, `ec2:DescribeAddresses`, `ec2:DescribeVpcs`,
 //! `servicequotas:GetServiceQuota`, `servicequotas:GetAWSDefaultServiceQuota`,
-//! `eks:DescribeCluster`.
+//! `eks:DescribeCluster`; for `leftovers`: `cloudformation:DescribeStacks`,
+//! `elasticloadbalancing:DescribeLoadBalancers`, `elasticloadbalancing:DescribeTargetGroups`,
+//! `elasticloadbalancing:DescribeTags`, `ec2:DescribeVpcs`, `ec2:DescribeSecurityGroups`,
+//! `ec2:DescribeNetworkInterfaces`, `ec2:DescribeAddresses`, `ec2:DescribeNatGateways`,
+//! `iam:ListRoles`, `iam:ListRoleTags`, `iam:ListOpenIDConnectProviders`,
+//! `iam:GetOpenIDConnectProvider`, `eks:DescribeCluster`, `eks:ListFargateProfiles`,
+//! `eks:DescribeFargateProfile`, `eks:ListAccessEntries`, `eks:DescribeAccessEntry`,
+//! `logs:DescribeLogGroups`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,14 +50,23 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = eks_preflight::Args::parse();
+    let cli = eks_preflight::Cli::parse();
+    let args = &cli.args;
     common::logging::init(env!("CARGO_CRATE_NAME"), args.verbose, args.quiet);
-    let report = common::step::block_on(eks_preflight::run(&args));
-    let text = if args.json {
-        report.to_json()
-    } else {
-        report.to_text()
+    let (text, code) = match cli.command {
+        Some(eks_preflight::Command::Leftovers) => {
+            common::step::block_on(eks_preflight::run_leftovers(args))
+        }
+        None => {
+            let report = common::step::block_on(eks_preflight::run(args));
+            let text = if args.json {
+                report.to_json()
+            } else {
+                report.to_text()
+            };
+            (text, report.exit_code())
+        }
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::from(report.exit_code())
+    ExitCode::from(code)
 }

@@ -12,6 +12,10 @@ pub struct CreateArgs {
     /// CIDRs already in the state, else 0.0.0.0/0.
     #[arg(long = "allowed-cidr", value_name = "CIDR")]
     pub allowed_cidrs: Vec<String>,
+    /// Port the ALB may reach on the pods (the Services' target ports); repeatable. Default: the
+    /// ports already in the state, else 80 (the app eks-patch renders).
+    #[arg(long = "target-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub target_ports: Vec<u16>,
     /// How long to wait for CloudFormation.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = common::cli::parse_duration)]
     pub timeout: Duration,
@@ -41,4 +45,7 @@ pub struct TemplateArgs {
     /// CIDR allowed to reach the ALB; repeatable (default 0.0.0.0/0).
     #[arg(long = "allowed-cidr", value_name = "CIDR")]
     pub allowed_cidrs: Vec<String>,
+    /// Port the ALB may reach on the pods; repeatable (default 80).
+    #[arg(long = "target-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub target_ports: Vec<u16>,
 }

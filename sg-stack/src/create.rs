@@ -10,7 +10,9 @@ use common::{Context, State};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::{Clients, CreateArgs, SECTION, Section, network, pick_cidrs, stack_name, template};
+use crate::{
+    Clients, CreateArgs, SECTION, Section, network, pick_cidrs, pick_ports, stack_name, template,
+};
 
 /// What `create` decided to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub fn plan_for(
         })
         .collect();
     if deployed_template != Some(wanted_template) {
-        changes.push("template (allowed CIDRs or rules)".into());
+        changes.push("template (allowed CIDRs, target ports or rules)".into());
     }
     Ok(if changes.is_empty() {
         Plan::Unchanged
@@ -71,6 +73,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     let (cluster, previous) =
         pick_for_section::<Section>(args.cluster.as_deref(), state, &ctx.region)?;
     let cidrs = pick_cidrs(&args.allowed_cidrs, previous.as_ref())?;
+    let ports = pick_ports(&args.target_ports, previous.as_ref());
     let name = stack_name(&cluster, &ctx.region);
     ctx.same_account(state).await?;
     let clients = Clients::new(&ctx.aws);
@@ -86,10 +89,10 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         network.cluster_security_group_id,
         network.source
     );
-    let wanted_template = template::render(&cidrs);
+    let wanted_template = template::render(&cidrs, &ports);
     let spec = Spec {
         name: name.clone(),
-        body: template::render_text(&cidrs),
+        body: template::render_text(&cidrs, &ports),
         parameters: BTreeMap::from([
             ("ClusterName".to_owned(), cluster.clone()),
             ("VpcId".to_owned(), network.vpc_id.clone()),
@@ -153,10 +156,11 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     if ctx.dry_run {
         match &plan {
             Plan::Create => tracing::info!(
-                "dry run: would create stack {name}: ALB security group in {} open on 80 and 443 to {}, and a rule on {} from it",
+                "dry run: would create stack {name}: ALB security group in {} open on 80 and 443 to {}, and rules on {} from it to port(s) {}",
                 network.vpc_id,
                 shown_cidrs.join(", "),
-                network.cluster_security_group_id
+                network.cluster_security_group_id,
+                shown_ports(&ports)
             ),
             Plan::Recreate { status } => tracing::info!(
                 "dry run: stack {name} is in {status}; would delete it and create it again"
@@ -183,6 +187,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         cluster_security_group_id: network.cluster_security_group_id.clone(),
         cluster_security_group_source: network.source,
         allowed_cidrs: shown_cidrs,
+        target_ports: ports.clone(),
         extra: previous.map(|p| p.extra).unwrap_or_default(),
     };
 
@@ -212,9 +217,10 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                 remove_wait(cfn, &old.id, &name, args.timeout).await?;
             }
             tracing::info!(
-                "creating stack {name} (ALB security group in {}, allowed {})",
+                "creating stack {name} (ALB security group in {}, allowed {}, to the pods on port(s) {})",
                 network.vpc_id,
-                section.allowed_cidrs.join(", ")
+                section.allowed_cidrs.join(", "),
+                shown_ports(&ports)
             );
             let id = stack::create(cfn, &spec).await?;
             section.stack_id = Some(id.clone());
@@ -237,6 +243,14 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     section.security_group_id = Some(group);
     state.set_section(SECTION, &section);
     Ok(())
+}
+
+fn shown_ports(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn gone(name: &str) -> Error {

@@ -25,6 +25,8 @@ pub use crate::error::{Error, Usage};
 pub const SECTION: &str = "sgStack";
 /// The default allowed CIDR, as the seed's Makefile had it.
 pub const DEFAULT_CIDR: &str = "0.0.0.0/0";
+/// The default target port: the container port of the app eks-patch renders.
+pub const DEFAULT_TARGET_PORT: u16 = 80;
 /// The longest stack name CloudFormation accepts.
 pub const MAX_STACK_NAME: usize = 128;
 /// What to do when the state's `sgStack` section is about another cluster or region.
@@ -45,6 +47,10 @@ pub struct Section {
     pub cluster_security_group_id: String,
     pub cluster_security_group_source: network::Source,
     pub allowed_cidrs: Vec<String>,
+    /// The ports the ALB may reach on the pods (absent in sections written before they were
+    /// chosen, whose stack opened every port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_ports: Vec<u16>,
     /// Keys a newer version wrote, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -119,10 +125,28 @@ pub fn pick_cidrs(flags: &[String], previous: Option<&Section>) -> Result<Vec<Ci
     cidr::parse_all(&values).map_err(|(value, reason)| Usage::Cidr { value, reason }.into())
 }
 
-/// `eks-sg-stack template`: the template for the allowed CIDRs (bad input on a bad CIDR).
+/// The target ports: the flags, else those in the state, else 80; sorted, each once.
+pub fn pick_ports(flags: &[u16], previous: Option<&Section>) -> Vec<u16> {
+    let mut ports: Vec<u16> = if !flags.is_empty() {
+        flags.to_vec()
+    } else if let Some(section) = previous.filter(|s| !s.target_ports.is_empty()) {
+        section.target_ports.clone()
+    } else {
+        vec![DEFAULT_TARGET_PORT]
+    };
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// `eks-sg-stack template`: the template for the allowed CIDRs and target ports (bad input on
+/// a bad CIDR).
 pub fn template_text(args: &TemplateArgs) -> Result<String, Error> {
     let cidrs = pick_cidrs(&args.allowed_cidrs, None)?;
-    Ok(template::render_text(&cidrs))
+    Ok(template::render_text(
+        &cidrs,
+        &pick_ports(&args.target_ports, None),
+    ))
 }
 
 #[cfg(test)]
@@ -184,6 +208,7 @@ mod tests {
             cluster_security_group_id: "sg".into(),
             cluster_security_group_source: network::Source::Tag,
             allowed_cidrs: cidrs.iter().map(|s| s.to_string()).collect(),
+            target_ports: Vec::new(),
             extra: Map::new(),
         }
     }

@@ -1,7 +1,8 @@
 //! The CloudFormation template of the stack: the ALB security group (HTTP and HTTPS in from each
-//! allowed CIDR, any TCP port out to the cluster security group only) and the rule on the cluster
-//! security group that lets the ALB reach the pods. What the seed's stack made, with every rule
-//! described, one pair of rules per allowed CIDR.
+//! allowed CIDR, out to the cluster security group only, on the pods' target ports) and the rules
+//! on the cluster security group that let the ALB reach the pods on those ports only (not the
+//! webhook port, not the kubelet's). What the seed's stack made, narrowed to the target ports, with
+//! every rule described: one pair of rules per allowed CIDR, one rule each way per target port.
 
 use serde_json::{Value, json};
 
@@ -12,8 +13,13 @@ pub const ALB_GROUP: &str = "AlbSecurityGroup";
 /// The output carrying the ALB security group id.
 pub const OUTPUT_GROUP_ID: &str = "SecurityGroupId";
 
-/// The template for these allowed CIDRs.
-pub fn render(cidrs: &[Cidr]) -> Value {
+/// The logical id of the rule on the cluster security group for one target port.
+pub fn cluster_rule_id(port: u16) -> String {
+    format!("ClusterSecurityGroupIngressFromAlbPort{port}")
+}
+
+/// The template for these allowed CIDRs and the pods' target ports.
+pub fn render(cidrs: &[Cidr], ports: &[u16]) -> Value {
     let ingress: Vec<Value> = cidrs
         .iter()
         .flat_map(|cidr| {
@@ -30,7 +36,19 @@ pub fn render(cidrs: &[Cidr]) -> Value {
             })
         })
         .collect();
-    json!({
+    let egress: Vec<Value> = ports
+        .iter()
+        .map(|port| {
+            json!({
+                "IpProtocol": "tcp",
+                "FromPort": port,
+                "ToPort": port,
+                "DestinationSecurityGroupId": { "Ref": "ClusterSecurityGroupId" },
+                "Description": format!("From the ALB to the pods on port {port}")
+            })
+        })
+        .collect();
+    let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "eks-fargate-alb: security group of the internet-facing ALB of an EKS cluster on Fargate, and the rule that lets the ALB reach the pods",
         "Parameters": {
@@ -54,31 +72,16 @@ pub fn render(cidrs: &[Cidr]) -> Value {
             ALB_GROUP: {
                 "Type": "AWS::EC2::SecurityGroup",
                 "Properties": {
+                    // Kept as first made: CloudFormation replaces a group whose description
+                    // changes, and the ALB uses this one.
                     "GroupDescription": { "Fn::Sub": "ALB of EKS cluster ${ClusterName}: HTTP and HTTPS in, TCP out to the pods" },
                     "VpcId": { "Ref": "VpcId" },
                     "SecurityGroupIngress": ingress,
-                    "SecurityGroupEgress": [{
-                        "IpProtocol": "tcp",
-                        "FromPort": 0,
-                        "ToPort": 65535,
-                        "DestinationSecurityGroupId": { "Ref": "ClusterSecurityGroupId" },
-                        "Description": "From the ALB to the pods in the cluster security group"
-                    }],
+                    "SecurityGroupEgress": egress,
                     "Tags": [
                         { "Key": "Name", "Value": { "Fn::Sub": "${ClusterName}-${AWS::Region}-ALB-Custom-SecurityGroup" } },
                         { "Key": { "Fn::Sub": "kubernetes.io/cluster/${ClusterName}" }, "Value": "Shared" }
                     ]
-                }
-            },
-            "ClusterSecurityGroupIngressFromAlb": {
-                "Type": "AWS::EC2::SecurityGroupIngress",
-                "Properties": {
-                    "GroupId": { "Ref": "ClusterSecurityGroupId" },
-                    "IpProtocol": "tcp",
-                    "FromPort": 0,
-                    "ToPort": 65535,
-                    "SourceSecurityGroupId": { "Fn::GetAtt": [ALB_GROUP, "GroupId"] },
-                    "Description": "To the pods from the ALB security group"
                 }
             }
         },
@@ -88,12 +91,27 @@ pub fn render(cidrs: &[Cidr]) -> Value {
                 "Value": { "Fn::GetAtt": [ALB_GROUP, "GroupId"] }
             }
         }
-    })
+    });
+    for port in ports {
+        template["Resources"][cluster_rule_id(*port)] = json!({
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {
+                "GroupId": { "Ref": "ClusterSecurityGroupId" },
+                "IpProtocol": "tcp",
+                "FromPort": port,
+                "ToPort": port,
+                "SourceSecurityGroupId": { "Fn::GetAtt": [ALB_GROUP, "GroupId"] },
+                "Description": format!("To the pods on port {port} from the ALB security group")
+            }
+        });
+    }
+    template
 }
 
 /// The template as the text sent to CloudFormation and printed by `eks-sg-stack template`.
-pub fn render_text(cidrs: &[Cidr]) -> String {
-    let mut text = serde_json::to_string_pretty(&render(cidrs)).expect("a JSON value serializes");
+pub fn render_text(cidrs: &[Cidr], ports: &[u16]) -> String {
+    let mut text =
+        serde_json::to_string_pretty(&render(cidrs, ports)).expect("a JSON value serializes");
     text.push('\n');
     text
 }
@@ -131,7 +149,7 @@ mod tests {
 
     #[test]
     fn two_rules_per_cidr_in_the_right_family() {
-        let t = render(&cidrs(&["0.0.0.0/0", "2001:db8::/32"]));
+        let t = render(&cidrs(&["0.0.0.0/0", "2001:db8::/32"]), &[80]);
         let ingress = t["Resources"][ALB_GROUP]["Properties"]["SecurityGroupIngress"]
             .as_array()
             .unwrap();
@@ -143,28 +161,44 @@ mod tests {
     }
 
     #[test]
-    fn egress_only_to_the_cluster_group() {
-        let t = render(&cidrs(&["0.0.0.0/0"]));
+    fn only_the_target_ports_to_and_from_the_cluster_group() {
+        let t = render(&cidrs(&["0.0.0.0/0"]), &[80, 8080]);
         let egress = t["Resources"][ALB_GROUP]["Properties"]["SecurityGroupEgress"]
             .as_array()
             .unwrap();
-        assert_eq!(egress.len(), 1);
-        assert_eq!(
-            egress[0]["DestinationSecurityGroupId"]["Ref"],
-            "ClusterSecurityGroupId"
-        );
+        assert_eq!(egress.len(), 2);
+        for (rule, port) in egress.iter().zip([80, 8080]) {
+            assert_eq!(
+                rule["DestinationSecurityGroupId"]["Ref"],
+                "ClusterSecurityGroupId"
+            );
+            assert_eq!(
+                (&rule["FromPort"], &rule["ToPort"]),
+                (&json!(port), &json!(port))
+            );
+        }
+        for port in [80, 8080] {
+            let rule = &t["Resources"][cluster_rule_id(port)]["Properties"];
+            assert_eq!(
+                (&rule["FromPort"], &rule["ToPort"]),
+                (&json!(port), &json!(port))
+            );
+            assert_eq!(rule["SourceSecurityGroupId"]["Fn::GetAtt"][0], ALB_GROUP);
+        }
+        let text = t.to_string();
+        assert!(!text.contains("65535"), "no rule opens every port: {text}");
     }
 
     #[test]
     fn every_rule_is_described_in_characters_ec2_accepts() {
-        let t = render(&cidrs(&["0.0.0.0/0", "::/0"]));
+        let t = render(&cidrs(&["0.0.0.0/0", "::/0"]), &[80]);
         let group = &t["Resources"][ALB_GROUP]["Properties"];
         let rules = group["SecurityGroupIngress"]
             .as_array()
             .unwrap()
             .iter()
             .chain(group["SecurityGroupEgress"].as_array().unwrap())
-            .chain([&t["Resources"]["ClusterSecurityGroupIngressFromAlb"]["Properties"]]);
+            .chain([&t["Resources"][cluster_rule_id(80)]["Properties"]]);
         for rule in rules {
             let text = rule["Description"].as_str().expect("every rule described");
             assert!(is_valid_rule_description(text), "{text}");
@@ -176,9 +210,10 @@ mod tests {
 
     #[test]
     fn rendering_is_stable() {
-        let a = render_text(&cidrs(&["10.0.0.0/8"]));
-        assert_eq!(a, render_text(&cidrs(&["10.0.0.0/8"])));
-        assert_ne!(a, render_text(&cidrs(&["10.0.0.0/16"])));
+        let a = render_text(&cidrs(&["10.0.0.0/8"]), &[80]);
+        assert_eq!(a, render_text(&cidrs(&["10.0.0.0/8"]), &[80]));
+        assert_ne!(a, render_text(&cidrs(&["10.0.0.0/16"]), &[80]));
+        assert_ne!(a, render_text(&cidrs(&["10.0.0.0/8"]), &[8080]));
         assert!(a.ends_with("}\n"));
     }
 }

@@ -126,8 +126,8 @@ async fn create_rerun_and_delete_on_a_cluster_that_reports_no_network() {
     );
     let cluster_sg = group(&moto, &cluster_group).await.unwrap();
     let from_alb = cluster_sg.ip_permissions().iter().any(|p| {
-        p.from_port() == Some(0)
-            && p.to_port() == Some(65535)
+        p.from_port() == Some(80)
+            && p.to_port() == Some(80)
             && p.user_id_group_pairs()
                 .iter()
                 .any(|g| g.group_id() == Some(alb_group_id))
@@ -726,4 +726,56 @@ fn main_rs_documents_the_contract() {
         BIN,
         &["cloudformation:CreateStack", "eks:DescribeCluster"],
     );
+}
+
+/// The ports other security groups may reach on the cluster security group, by rule (only the
+/// ALB's are there in these tests; moto replaces the ALB group on a stack update and keeps the
+/// rules' old group id, so the group is not compared).
+async fn ports_from_groups(moto: &Moto, cluster_group: &str) -> Vec<(i32, i32)> {
+    let cluster = group(moto, cluster_group).await.unwrap();
+    let mut ports: Vec<(i32, i32)> = cluster
+        .ip_permissions()
+        .iter()
+        .filter(|p| !p.user_id_group_pairs().is_empty())
+        .map(|p| (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1)))
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+#[tokio::test]
+async fn the_alb_reaches_the_pods_on_their_target_ports_only() {
+    let moto = Moto::start();
+    seed::cluster(&moto.sdk_config(REGION).await, "ports", true).await;
+    let first = create(&moto, &["--cluster", "ports"], "");
+    assert_exit(&first, 0);
+    let state = first.json();
+    assert_eq!(state["sgStack"]["targetPorts"], json!([80]));
+    let cluster_group = state["sgStack"]["clusterSecurityGroupId"].as_str().unwrap();
+    // Not every TCP port: the webhook server (9443) and the kubelet (10250) stay closed to it.
+    assert_eq!(ports_from_groups(&moto, cluster_group).await, [(80, 80)]);
+
+    let second = create(
+        &moto,
+        &["--target-port", "8080", "--target-port", "80"],
+        &first.stdout,
+    );
+    assert_exit(&second, 0);
+    let state = second.json();
+    assert_eq!(state["sgStack"]["targetPorts"], json!([80, 8080]));
+    assert_eq!(
+        ports_from_groups(&moto, cluster_group).await,
+        [(80, 80), (8080, 8080)]
+    );
+
+    // Without --target-port the state's ports are kept.
+    moto.start_recording();
+    let third = create(&moto, &[], &second.stdout);
+    assert_exit(&third, 0);
+    assert_no_mutating_call(&moto);
+
+    // Port 0 is bad input.
+    let bad = create(&moto, &["--target-port", "0"], &third.stdout);
+    assert_exit(&bad, 2);
+    assert!(bad.stderr.contains("--target-port"), "{}", bad.stderr);
 }

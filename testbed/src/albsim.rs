@@ -12,12 +12,32 @@
 //! them and releases their finalizer before it deletes the ALB. Stopped, it leaves every
 //! finalizer in place. Its writes go through the API server's admission like any client's, so
 //! fail-closed webhooks without a ready endpoint refuse them.
+//!
+//! **With AWS** ([`Options::aws_endpoint`], moto), it is the controller the cluster runs:
+//! - it acts only while the Deployment `kube-system/aws-load-balancer-controller` exists, is not
+//!   being deleted and has an available replica, and reads its configuration from that
+//!   Deployment's arguments, as rendered (`--cluster-name`, `--aws-vpc-id`, `--aws-region`,
+//!   `--default-load-balancer-scheme`): with the controller gone, nothing releases an Ingress;
+//! - it resolves each new ALB's subnets in EC2 as the controller does ([`subnets`]: named in
+//!   `alb.ingress.kubernetes.io/subnets`, else discovered in the controller's VPC by role tag,
+//!   else by reachability, without subnets of other clusters or with fewer than 8 free
+//!   addresses, one per zone, two zones at least). When that fails it makes no ALB, records a
+//!   `Warning` event `FailedBuildModel` `Failed build model due to <why>` on the Ingress and
+//!   tries again with the controller's backoff (5 ms doubling up to 1000 s), as the real one does.
+//!
+//! Without AWS, every Ingress of class `alb` gets its ALB, with or without a controller
+//! Deployment. Either way it records `Normal` `SuccessfullyReconciled` events as the
+//! controller does ([`events`]).
 
-use std::collections::BTreeMap;
+pub mod events;
+pub mod subnets;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -26,6 +46,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use self::events::Recorder;
 
 /// The controller's Ingress finalizer.
 pub const FINALIZER: &str = "ingress.k8s.aws/resources";
@@ -35,6 +58,17 @@ pub const TGB_FINALIZER: &str = "elbv2.k8s.aws/resources";
 /// IngressGroup): its namespace and name.
 pub const STACK_NAMESPACE_LABEL: &str = "ingress.k8s.aws/stack-namespace";
 pub const STACK_NAME_LABEL: &str = "ingress.k8s.aws/stack-name";
+/// The controller's Deployment, whose arguments configure the simulator with AWS.
+pub const CONTROLLER_NAMESPACE: &str = "kube-system";
+pub const CONTROLLER_DEPLOYMENT: &str = "aws-load-balancer-controller";
+
+/// The first retry of a failed reconcile, doubled on every failure up to [`RETRY_MAX`]
+/// (controller-runtime's default rate limiter).
+pub const RETRY_FIRST: Duration = Duration::from_millis(5);
+pub const RETRY_MAX: Duration = Duration::from_secs(1000);
+/// How often an Ingress is looked at again while the controller does not run (a controller that
+/// starts lists every Ingress).
+const CONTROLLER_POLL: Duration = Duration::from_secs(1);
 
 /// One simulated load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +77,8 @@ pub struct Alb {
     pub hostname: String,
     /// The loopback port that answers for it.
     pub port: u16,
+    /// Its subnets, when resolved in AWS (empty without AWS).
+    pub subnets: Vec<String>,
 }
 
 impl Alb {
@@ -60,6 +96,31 @@ struct Running {
 }
 
 type Albs = Arc<Mutex<BTreeMap<(String, String), Running>>>;
+
+/// How to start the simulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long it takes to "provision" or "delete" a load balancer.
+    pub delay: Duration,
+    /// The region in host names (and of EC2, unless the controller's `--aws-region` says).
+    pub region: String,
+    /// Every "ALB" on one loopback port ([`AlbControllerSim::shared_port`]).
+    pub shared: bool,
+    /// moto's endpoint: act as the controller the cluster runs, resolving subnets in EC2 (see
+    /// the module documentation). `None`: every Ingress of class `alb` gets its ALB.
+    pub aws_endpoint: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            delay: AlbControllerSim::DEFAULT_DELAY,
+            region: "us-east-2".into(),
+            shared: false,
+            aws_endpoint: None,
+        }
+    }
+}
 
 /// The simulator; stops on drop.
 #[derive(Debug)]
@@ -79,16 +140,21 @@ impl AlbControllerSim {
     /// How long it takes to "provision" or "delete" a load balancer by default.
     pub const DEFAULT_DELAY: Duration = Duration::from_millis(300);
 
-    /// Starts it with [`AlbControllerSim::DEFAULT_DELAY`] in region us-east-2. Call inside a
-    /// tokio runtime.
+    /// Starts it with [`AlbControllerSim::DEFAULT_DELAY`] in region us-east-2, without AWS.
+    /// Call inside a tokio runtime.
     pub fn start(client: Client) -> AlbControllerSim {
         AlbControllerSim::start_with(client, Self::DEFAULT_DELAY, "us-east-2")
     }
 
-    /// Starts it with a delay and the region to put in host names.
+    /// Starts it with a delay and the region to put in host names, without AWS.
     pub fn start_with(client: Client, delay: Duration, region: &str) -> AlbControllerSim {
         let albs: Albs = Arc::default();
-        let task = tokio::spawn(run(client, delay, region.to_owned(), albs.clone(), None));
+        let options = Options {
+            delay,
+            region: region.to_owned(),
+            ..Options::default()
+        };
+        let task = tokio::spawn(run(client, options, albs.clone(), None));
         AlbControllerSim {
             task,
             albs,
@@ -98,26 +164,32 @@ impl AlbControllerSim {
 
     /// Starts it with every "ALB" answering on one loopback port (see
     /// [`AlbControllerSim::shared_port`]): 200 for a `Host` that names a live ALB, 404 otherwise.
-    /// For `make demo`, where the port must be known before any Ingress exists.
+    /// For `make demo`, where the port must be known before any Ingress exists. Without AWS.
     pub async fn start_shared(
         client: Client,
         delay: Duration,
         region: &str,
     ) -> std::io::Result<AlbControllerSim> {
-        let albs: Albs = Arc::default();
-        let (port, server) = serve(Some(albs.clone())).await?;
-        let task = tokio::spawn(run(
-            client,
+        let options = Options {
             delay,
-            region.to_owned(),
-            albs.clone(),
-            Some(port),
-        ));
-        Ok(AlbControllerSim {
-            task,
-            albs,
-            shared: Some((port, server)),
-        })
+            region: region.to_owned(),
+            shared: true,
+            aws_endpoint: None,
+        };
+        AlbControllerSim::launch(client, options).await
+    }
+
+    /// Starts it as `options` say. Call inside a tokio runtime.
+    pub async fn launch(client: Client, options: Options) -> std::io::Result<AlbControllerSim> {
+        let albs: Albs = Arc::default();
+        let shared = if options.shared {
+            Some(serve(Some(albs.clone())).await?)
+        } else {
+            None
+        };
+        let port = shared.as_ref().map(|(port, _)| *port);
+        let task = tokio::spawn(run(client, options, albs.clone(), port));
+        Ok(AlbControllerSim { task, albs, shared })
     }
 
     /// The one port every ALB answers on, when started with [`AlbControllerSim::start_shared`].
@@ -159,7 +231,8 @@ fn lock(albs: &Albs) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Run
     albs.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn is_alb_class(ingress: &Ingress) -> bool {
+/// Of class `alb`: `spec.ingressClassName`, or the legacy annotation `kubernetes.io/ingress.class`.
+pub fn is_alb_class(ingress: &Ingress) -> bool {
     let by_spec = ingress
         .spec
         .as_ref()
@@ -206,31 +279,198 @@ pub fn hostname_for(namespace: &str, name: &str, region: &str) -> String {
     )
 }
 
-async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared: Option<u16>) {
+/// What the controller's Deployment configures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerArgs {
+    pub cluster: String,
+    pub vpc: String,
+    pub region: Option<String>,
+    pub default_scheme: String,
+}
+
+/// The value of flag `name` in `args` (`--name=value` or `--name value`).
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}=");
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if let Some(value) = arg.strip_prefix(&prefix) {
+            Some(value)
+        } else if arg == name {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            None
+        }
+    })
+}
+
+/// The configuration of a controller Deployment that runs (exists, is not being deleted, has an
+/// available replica) and names its cluster and VPC; else `None` (the real one would not run:
+/// on Fargate it needs `--aws-vpc-id`, having no instance metadata).
+pub fn controller_args(deployment: &Deployment) -> Option<ControllerArgs> {
+    if deployment.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let available = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    if available < 1 {
+        return None;
+    }
+    let args: Vec<String> = deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| c.args.clone().unwrap_or_default())
+        .collect();
+    Some(ControllerArgs {
+        cluster: flag(&args, "--cluster-name")?.to_owned(),
+        vpc: flag(&args, "--aws-vpc-id")?.to_owned(),
+        region: flag(&args, "--aws-region").map(str::to_owned),
+        default_scheme: flag(&args, "--default-load-balancer-scheme")
+            .unwrap_or("internal")
+            .to_owned(),
+    })
+}
+
+type Key = (String, String);
+
+/// The simulator's loop state.
+struct Sim {
+    client: Client,
+    options: Options,
+    albs: Albs,
+    shared: Option<u16>,
+    recorder: Recorder,
+    ec2: HashMap<String, aws_sdk_ec2::Client>,
+    /// Failed reconciles in a row, per Ingress.
+    failures: HashMap<Key, u32>,
+    /// Ingresses with a retry scheduled.
+    queued: HashSet<Key>,
+    requeue: mpsc::UnboundedSender<Key>,
+}
+
+async fn run(client: Client, options: Options, albs: Albs, shared: Option<u16>) {
+    let (requeue, mut requeued) = mpsc::unbounded_channel::<Key>();
+    let mut sim = Sim {
+        recorder: Recorder::new(client.clone()),
+        client: client.clone(),
+        options,
+        albs,
+        shared,
+        ec2: HashMap::new(),
+        failures: HashMap::new(),
+        queued: HashSet::new(),
+        requeue,
+    };
     let all: Api<Ingress> = Api::all(client.clone());
     let mut events = watcher(all, watcher::Config::default())
         .default_backoff()
         .applied_objects()
         .boxed();
-    while let Some(event) = events.next().await {
-        let Ok(ingress) = event else { continue };
+    loop {
+        let ingress = tokio::select! {
+            event = events.next() => match event {
+                None => return,
+                Some(Err(_)) => continue,
+                Some(Ok(ingress)) => ingress,
+            },
+            Some(key) = requeued.recv() => {
+                sim.queued.remove(&key);
+                let api: Api<Ingress> = Api::namespaced(client.clone(), &key.0);
+                match api.get_opt(&key.1).await {
+                    Ok(Some(ingress)) => ingress,
+                    Ok(None) => {
+                        sim.failures.remove(&key);
+                        continue;
+                    }
+                    Err(_) => {
+                        sim.retry_in(key, CONTROLLER_POLL);
+                        continue;
+                    }
+                }
+            },
+        };
+        sim.reconcile(ingress).await;
+    }
+}
+
+impl Sim {
+    /// Looks at `key` again after `after`, unless a retry is already scheduled.
+    fn retry_in(&mut self, key: Key, after: Duration) {
+        if !self.queued.insert(key.clone()) {
+            return;
+        }
+        let requeue = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = requeue.send(key);
+        });
+    }
+
+    /// A failed reconcile: retried with the controller's backoff.
+    fn failed(&mut self, key: Key) {
+        let failures = self.failures.entry(key.clone()).or_default();
+        let after = RETRY_FIRST
+            .saturating_mul(2u32.saturating_pow((*failures).min(30)))
+            .min(RETRY_MAX);
+        *failures += 1;
+        self.retry_in(key, after);
+    }
+
+    async fn ec2(&mut self, region: &str) -> Option<aws_sdk_ec2::Client> {
+        let endpoint = self.options.aws_endpoint.clone()?;
+        if !self.ec2.contains_key(region) {
+            let config = crate::enis::moto_config(&endpoint, region).await;
+            self.ec2
+                .insert(region.to_owned(), aws_sdk_ec2::Client::new(&config));
+        }
+        self.ec2.get(region).cloned()
+    }
+
+    /// The running controller's configuration (with AWS); `None` while it does not run.
+    async fn controller(&self) -> Option<ControllerArgs> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), CONTROLLER_NAMESPACE);
+        let deployment = api.get_opt(CONTROLLER_DEPLOYMENT).await.ok()??;
+        controller_args(&deployment)
+    }
+
+    async fn reconcile(&mut self, ingress: Ingress) {
         if !is_alb_class(&ingress) {
-            continue;
+            return;
         }
         let namespace = ingress.namespace().unwrap_or_default();
         let name = ingress.name_any();
+        let key: Key = (namespace.clone(), name.clone());
+        let controller = if self.options.aws_endpoint.is_some() {
+            match self.controller().await {
+                Some(args) => Some(args),
+                None => {
+                    // Nothing acts on Ingresses while the controller does not run.
+                    self.retry_in(key, CONTROLLER_POLL);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let client = self.client.clone();
         let api: Api<Ingress> = Api::namespaced(client.clone(), &namespace);
-        let key = (namespace.clone(), name.clone());
         if ingress.metadata.deletion_timestamp.is_some() {
             if ingress.finalizers().iter().any(|f| f == FINALIZER) {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(self.options.delay).await;
                 release_bindings(&client, &namespace, &name).await;
-                if let Some(running) = lock(&albs).remove(&key) {
+                if let Some(running) = lock(&self.albs).remove(&key) {
                     running.server.abort();
                 }
                 release(&api, &ingress, FINALIZER).await;
             }
-            continue;
+            self.failures.remove(&key);
+            return;
         }
         if !ingress.finalizers().iter().any(|f| f == FINALIZER) {
             let mut list: Vec<String> = ingress.finalizers().to_vec();
@@ -243,23 +483,61 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
                 )
                 .await;
         }
-        let existing = lock(&albs).get(&key).map(|r| r.alb.clone());
+        let existing = lock(&self.albs).get(&key).map(|r| r.alb.clone());
         let alb = match existing {
             Some(alb) => alb,
             None => {
-                let made = match shared {
+                let subnets = match &controller {
+                    None => Vec::new(),
+                    Some(args) => {
+                        let region = args
+                            .region
+                            .clone()
+                            .unwrap_or_else(|| self.options.region.clone());
+                        let Some(ec2) = self.ec2(&region).await else {
+                            return;
+                        };
+                        let annotations = ingress.annotations().clone();
+                        match subnets::resolve(
+                            &ec2,
+                            &args.vpc,
+                            &args.cluster,
+                            &annotations,
+                            &args.default_scheme,
+                        )
+                        .await
+                        {
+                            Ok(found) => found.into_iter().map(|s| s.id).collect(),
+                            Err(why) => {
+                                self.recorder
+                                    .record(
+                                        &ingress,
+                                        "Warning",
+                                        events::FAILED_BUILD_MODEL,
+                                        &format!("Failed build model due to {why}"),
+                                    )
+                                    .await;
+                                self.failed(key);
+                                return;
+                            }
+                        }
+                    }
+                };
+                let made = match self.shared {
                     Some(port) => Ok((port, tokio::spawn(async {}))),
                     None => serve(None).await,
                 };
                 let Ok((port, server)) = made else {
-                    continue;
+                    self.failed(key);
+                    return;
                 };
                 let alb = Alb {
-                    hostname: hostname_for(&namespace, &name, &region),
+                    hostname: hostname_for(&namespace, &name, &self.options.region),
                     port,
+                    subnets,
                 };
-                tokio::time::sleep(delay).await;
-                lock(&albs).insert(
+                tokio::time::sleep(self.options.delay).await;
+                lock(&self.albs).insert(
                     key.clone(),
                     Running {
                         alb: alb.clone(),
@@ -277,14 +555,23 @@ async fn run(client: Client, delay: Duration, region: String, albs: Albs, shared
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
                 .await;
         }
-        let made = lock(&albs)
+        let made = lock(&self.albs)
             .get(&key)
             .map(|r| r.bindings.clone())
             .unwrap_or_default();
-        let bindings = ensure_bindings(&client, &ingress, &region, &made).await;
-        if let Some(running) = lock(&albs).get_mut(&key) {
+        let bindings = ensure_bindings(&client, &ingress, &self.options.region, &made).await;
+        if let Some(running) = lock(&self.albs).get_mut(&key) {
             running.bindings = bindings;
         }
+        self.failures.remove(&key);
+        self.recorder
+            .record(
+                &ingress,
+                "Normal",
+                events::SUCCESSFULLY_RECONCILED,
+                "Successfully reconciled",
+            )
+            .await;
     }
 }
 

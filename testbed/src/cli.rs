@@ -24,10 +24,16 @@ pub async fn serve(region: &str) -> ExitCode {
     let kube = &eks.kube;
     let client = kube.simulator_client().await;
     let hard = crate::hardened::HardAws::start(&moto, client.clone(), region);
-    let alb = match crate::albsim::AlbControllerSim::start_shared(
+    // The controller `eks-deploy` deploys: configured by its Deployment, it resolves each ALB's
+    // subnets in moto, as the real one does in EC2.
+    let alb = match crate::albsim::AlbControllerSim::launch(
         client,
-        crate::albsim::AlbControllerSim::DEFAULT_DELAY,
-        region,
+        crate::albsim::Options {
+            region: region.to_owned(),
+            shared: true,
+            aws_endpoint: Some(moto.endpoint.clone()),
+            ..crate::albsim::Options::default()
+        },
     )
     .await
     {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::awsproxy::AwsProxy;
 use crate::controlplane::{ControlPlane, Settings};
 use crate::fargate::Profiles;
 use crate::sim::FargateSim;
@@ -41,4 +42,31 @@ impl EksCluster {
             kube,
         }
     }
+}
+
+/// Makes `kube` the API server of every EKS cluster behind `proxy`: `DescribeCluster` reports its
+/// endpoint and CA (`certificateAuthority.data`), as EKS reports a cluster's own; moto's are
+/// neither reachable nor PEM. The binaries then reach the cluster as on EKS, through its
+/// endpoint with an EKS token (no `--kubeconfig`), and the control plane's authenticator decides
+/// who gets in ([`Settings::access_entries`]).
+pub fn serve_as_eks(proxy: &AwsProxy, kube: &ControlPlane) {
+    let (url, ca) = (kube.url.clone(), kube.ca_data());
+    proxy.rewrite(move |request, reply| {
+        let describe = request.service == "eks"
+            && request.method == "GET"
+            && request.action.is_empty()
+            && request.path.starts_with("/clusters/")
+            && request.path.trim_matches('/').split('/').count() == 2;
+        if !describe || reply.status != 200 {
+            return;
+        }
+        let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+            return;
+        };
+        if body["cluster"].is_object() {
+            body["cluster"]["endpoint"] = serde_json::json!(url);
+            body["cluster"]["certificateAuthority"] = serde_json::json!({"data": ca});
+            reply.body = body.to_string().into_bytes();
+        }
+    });
 }

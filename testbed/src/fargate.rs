@@ -259,14 +259,17 @@ pub enum Placement {
 }
 
 /// What EKS does with a pod of `namespace` with `labels`, `annotations` and `spec`, made while
-/// `profiles` exist. A pod that names a profile in [`PROFILE_LABEL`] gets that one when it
-/// selects the pod; otherwise the first selecting profile by name.
+/// `profiles` exist. A pod that names a profile in [`PROFILE_LABEL`] goes on that profile only,
+/// and only when that profile selects it (otherwise no profile takes it: it stays Pending); an
+/// unlabelled pod that several profiles select lands on one of them at random, as on EKS:
+/// `pick` is the random number that chooses (`pick % count` of the selecting profiles by name).
 pub fn place(
     namespace: &str,
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
     spec: &PodSpec,
     profiles: &[Profile],
+    pick: u64,
 ) -> Placement {
     if annotations.get(COMPUTE_TYPE).map(String::as_str) == Some("ec2") {
         return Placement::Unselected;
@@ -275,10 +278,15 @@ pub fn place(
         .iter()
         .filter(|p| p.selects(namespace, labels))
         .collect();
-    let chosen = labels
-        .get(PROFILE_LABEL)
-        .and_then(|wanted| selecting.iter().find(|p| &p.name == wanted))
-        .or(selecting.first());
+    let chosen = match labels.get(PROFILE_LABEL) {
+        Some(wanted) => selecting.iter().find(|p| &p.name == wanted).copied(),
+        None if selecting.is_empty() => None,
+        None => {
+            let count = u64::try_from(selecting.len()).unwrap_or(u64::MAX);
+            let at = usize::try_from(pick % count).unwrap_or(0);
+            Some(selecting[at])
+        }
+    };
     let Some(profile) = chosen else {
         return Placement::Unselected;
     };
@@ -290,6 +298,25 @@ pub fn place(
         None => Placement::Fargate {
             profile: profile.name.clone(),
         },
+    }
+}
+
+/// A deterministic stream of pseudo-random numbers (SplitMix64) for [`place`]'s `pick`: the
+/// same sequence on every run, different numbers for the pods made one after another.
+#[derive(Debug, Default)]
+pub struct Picks(std::sync::atomic::AtomicU64);
+
+impl Picks {
+    /// The next number.
+    pub fn next(&self) -> u64 {
+        let seed = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
@@ -440,7 +467,7 @@ mod tests {
         ];
         let none = BTreeMap::new();
         assert_eq!(
-            place("kube-system", &none, &none, &plain(), &profiles),
+            place("kube-system", &none, &none, &plain(), &profiles, 0),
             Placement::Fargate {
                 profile: "a-system".into()
             }
@@ -451,19 +478,20 @@ mod tests {
                 &labels(&[("tier", "web")]),
                 &none,
                 &plain(),
-                &profiles
+                &profiles,
+                0
             ),
             Placement::Fargate {
                 profile: "b-web".into()
             }
         );
         assert_eq!(
-            place("apps", &none, &none, &plain(), &profiles),
+            place("apps", &none, &none, &plain(), &profiles, 0),
             Placement::Unselected,
             "a label selector selects only pods with the labels"
         );
         assert_eq!(
-            place("default", &none, &none, &plain(), &profiles),
+            place("default", &none, &none, &plain(), &profiles, 0),
             Placement::Unselected
         );
         assert_eq!(
@@ -472,24 +500,101 @@ mod tests {
                 &none,
                 &labels(&[(COMPUTE_TYPE, "ec2")]),
                 &plain(),
-                &profiles
+                &profiles,
+                0
             ),
             Placement::Unselected,
             "pinned to EC2"
         );
         assert_eq!(
-            place("kube-system", &none, &none, &plain(), &[]),
+            place("kube-system", &none, &none, &plain(), &[], 0),
             Placement::Unselected
         );
         let privileged =
             spec(json!({"containers": [{"name": "c", "securityContext": {"privileged": true}}]}));
         assert_eq!(
-            place("kube-system", &none, &none, &privileged, &profiles),
+            place("kube-system", &none, &none, &privileged, &profiles, 0),
             Placement::Refused {
                 profile: "a-system".into(),
                 message: "Pod not supported on Fargate: invalid SecurityContext fields: Privileged"
                     .into()
             }
+        );
+    }
+
+    #[test]
+    fn several_profiles_pick_at_random_unless_the_pod_names_one() {
+        let profiles = vec![
+            Profile {
+                name: "fp-new".into(),
+                selectors: vec![Selector::namespace("game")],
+            },
+            Profile {
+                name: "fp-old".into(),
+                selectors: vec![Selector::namespace("game")],
+            },
+            Profile {
+                name: "fp-other".into(),
+                selectors: vec![Selector::namespace("other")],
+            },
+        ];
+        let none = BTreeMap::new();
+        let on = |pick| match place("game", &none, &none, &plain(), &profiles, pick) {
+            Placement::Fargate { profile } => profile,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(on(0), "fp-new");
+        assert_eq!(on(1), "fp-old");
+        let picks = Picks::default();
+        let chosen: std::collections::BTreeSet<String> =
+            (0..32).map(|_| on(picks.next())).collect();
+        assert_eq!(chosen.len(), 2, "both profiles are picked: {chosen:?}");
+        let (one, two) = (Picks::default(), Picks::default());
+        assert_eq!(
+            (0..8).map(|_| one.next()).collect::<Vec<_>>(),
+            (0..8).map(|_| two.next()).collect::<Vec<_>>(),
+            "the same sequence every time"
+        );
+
+        // The label names the profile: that one, whatever the pick; it must select the pod.
+        for pick in 0..4 {
+            assert_eq!(
+                place(
+                    "game",
+                    &labels(&[(PROFILE_LABEL, "fp-old")]),
+                    &none,
+                    &plain(),
+                    &profiles,
+                    pick
+                ),
+                Placement::Fargate {
+                    profile: "fp-old".into()
+                }
+            );
+        }
+        assert_eq!(
+            place(
+                "game",
+                &labels(&[(PROFILE_LABEL, "fp-other")]),
+                &none,
+                &plain(),
+                &profiles,
+                0
+            ),
+            Placement::Unselected,
+            "the named profile does not select the pod"
+        );
+        assert_eq!(
+            place(
+                "game",
+                &labels(&[(PROFILE_LABEL, "fp-gone")]),
+                &none,
+                &plain(),
+                &profiles,
+                0
+            ),
+            Placement::Unselected,
+            "the named profile does not exist"
         );
     }
 

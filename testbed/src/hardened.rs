@@ -1,7 +1,9 @@
 //! moto made as hard as AWS in one place, for the end-to-end tests and `make demo`: an
 //! [`AwsProxy`] in front of moto with every rule the test bed knows of the real services
 //! ([`crate::awsrules`]: Fargate profiles that take time and one change at a time, deleting a
-//! profile evicts its pods, zones without EKS capacity; [`crate::enis`]: an ALB's network
+//! profile evicts its pods, zones without EKS capacity, the cluster settings EKS reports and
+//! its endpoint updates, routes to gone targets as blackholes, EKS access entries and the
+//! creator's; [`crate::enis`]: an ALB's network
 //! interfaces outlive it and hold its security group and subnets), and the simulator of those
 //! interfaces. Point the binaries at [`HardAws::endpoint`].
 
@@ -9,7 +11,9 @@ use std::time::Duration;
 
 use crate::Moto;
 use crate::awsproxy::AwsProxy;
-use crate::awsrules::{AccountZones, FargateProfiles, zone_capacity};
+use crate::awsrules::{
+    AccessEntries, AccountZones, ClusterConfig, FargateProfiles, blackhole_routes, zone_capacity,
+};
 use crate::enis::{DependencyRules, ElbInterfaceSim};
 
 /// Zone ids that have no EKS control plane capacity (the real list is longer and changes).
@@ -27,6 +31,10 @@ pub struct HardAws {
     pub profiles: FargateProfiles,
     /// The dependency rules (how many stack deletes failed).
     pub dependencies: DependencyRules,
+    /// The cluster settings EKS keeps (what `CreateCluster` and endpoint updates asked for).
+    pub clusters: ClusterConfig,
+    /// The access entries of every cluster (moto has none).
+    pub access: AccessEntries,
     _interfaces: ElbInterfaceSim,
 }
 
@@ -35,6 +43,18 @@ impl HardAws {
     /// whose pods a deleted profile evicts and whose Ingresses get ALB network
     /// interfaces. Call inside a tokio runtime.
     pub fn start(moto: &Moto, kube: kube::Client, region: &str) -> HardAws {
+        HardAws::start_with_access(moto, kube, region, AccessEntries::new(&moto.endpoint))
+    }
+
+    /// [`HardAws::start`] with `access` as the access-entry model: made beforehand, so that a
+    /// control plane started with [`crate::controlplane::Settings::access_entries`] consults
+    /// the entries the binaries make here.
+    pub fn start_with_access(
+        moto: &Moto,
+        kube: kube::Client,
+        region: &str,
+        access: AccessEntries,
+    ) -> HardAws {
         let proxy = AwsProxy::in_front_of(moto);
         let profiles = FargateProfiles::new(2, 2).evicting_pods(kube.clone());
         profiles.install(&proxy);
@@ -46,11 +66,17 @@ impl HardAws {
         );
         let dependencies = DependencyRules::new(&moto.endpoint);
         dependencies.install(&proxy);
+        let clusters = ClusterConfig::new(2);
+        clusters.install(&proxy, &moto.endpoint);
+        access.install(&proxy);
+        blackhole_routes(&proxy, &moto.endpoint);
         let interfaces = ElbInterfaceSim::start(kube, &moto.endpoint, region, INTERFACES_LINGER);
         HardAws {
             proxy,
             profiles,
             dependencies,
+            clusters,
+            access,
             _interfaces: interfaces,
         }
     }

@@ -70,6 +70,9 @@ pub struct KubeFaultPlan {
     pub watch_cut_after: Duration,
     /// Seed of the generator.
     pub seed: u64,
+    /// Requests that always lose their answer ([`RequestFault::ClosedAfterForwarding`]),
+    /// whatever the rate: (method, a text the path contains). See [`Self::losing_answers_to`].
+    pub lost_answers: Vec<(String, String)>,
 }
 
 impl KubeFaultPlan {
@@ -81,7 +84,15 @@ impl KubeFaultPlan {
             watch_cut_rate: rate,
             watch_cut_after: Duration::from_millis(300),
             seed,
+            lost_answers: Vec::new(),
         }
+    }
+
+    /// The same plan, and every `method` request whose path contains `path` is forwarded and
+    /// its answer lost (the server acted; the client sees the connection close), every time.
+    pub fn losing_answers_to(mut self, method: &str, path: &str) -> KubeFaultPlan {
+        self.lost_answers.push((method.to_owned(), path.to_owned()));
+        self
     }
 
     /// The same plan with only these kinds of request faults.
@@ -211,10 +222,21 @@ fn is_watch(query: &str) -> bool {
         .any(|kv| kv == "watch=true" || kv == "watch=1")
 }
 
-fn decide(inner: &Mutex<Inner>, watch: bool) -> Decision {
+fn decide(inner: &Mutex<Inner>, watch: bool, method: &str, path: &str) -> Decision {
     let mut inner = lock(inner);
     if !inner.enabled {
         return Decision::Pass;
+    }
+    if !watch
+        && inner
+            .plan
+            .lost_answers
+            .iter()
+            .any(|(m, p)| m.eq_ignore_ascii_case(method) && path.contains(p.as_str()))
+    {
+        inner.stats.requests += 1;
+        inner.stats.closed_after_forwarding += 1;
+        return Decision::Fault(RequestFault::ClosedAfterForwarding);
     }
     let roll = inner.generator.unit();
     if watch {
@@ -285,7 +307,7 @@ async fn handle(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
     let watch = is_watch(parts.uri.query().unwrap_or_default());
-    let decision = decide(&inner, watch);
+    let decision = decide(&inner, watch, parts.method.as_str(), parts.uri.path());
     match decision {
         Decision::Fault(RequestFault::TooManyRequests) => {
             return Ok(status(
@@ -403,8 +425,12 @@ mod tests {
             })
         };
         let (a, b) = (make(), make());
-        let first: Vec<Decision> = (0..1000).map(|i| decide(&a, i % 10 == 0)).collect();
-        let second: Vec<Decision> = (0..1000).map(|i| decide(&b, i % 10 == 0)).collect();
+        let first: Vec<Decision> = (0..1000)
+            .map(|i| decide(&a, i % 10 == 0, "GET", "/"))
+            .collect();
+        let second: Vec<Decision> = (0..1000)
+            .map(|i| decide(&b, i % 10 == 0, "GET", "/"))
+            .collect();
         assert_eq!(first, second);
         let stats = lock(&a).stats.clone();
         assert_eq!(stats.requests, 900);
@@ -426,7 +452,7 @@ mod tests {
         );
         assert_eq!(stats.total(), stats.requests_faulted() + stats.watches_cut);
         lock(&a).enabled = false;
-        assert_eq!(decide(&a, false), Decision::Pass);
+        assert_eq!(decide(&a, false, "GET", "/"), Decision::Pass);
     }
 
     #[test]
@@ -440,12 +466,38 @@ mod tests {
         });
         for _ in 0..200 {
             assert!(matches!(
-                decide(&inner, false),
+                decide(&inner, false, "GET", "/"),
                 Decision::Pass | Decision::Fault(RequestFault::ClosedAfterForwarding)
             ));
         }
         let stats = lock(&inner).stats.clone();
         assert!(stats.closed_after_forwarding > 50, "{stats:?}");
         assert_eq!(stats.requests_faulted(), stats.closed_after_forwarding);
+    }
+
+    #[test]
+    fn chosen_requests_always_lose_their_answer() {
+        let plan = KubeFaultPlan::new(0.0, 4).losing_answers_to("PATCH", "/configmaps/c");
+        let inner = Mutex::new(Inner {
+            generator: Generator::new(4),
+            plan,
+            stats: KubeFaultStats::default(),
+            enabled: true,
+        });
+        let lost = Decision::Fault(RequestFault::ClosedAfterForwarding);
+        let path = "/api/v1/namespaces/default/configmaps/c";
+        assert_eq!(decide(&inner, false, "PATCH", path), lost);
+        assert_eq!(decide(&inner, false, "patch", path), lost);
+        assert_eq!(decide(&inner, false, "GET", path), Decision::Pass);
+        assert_eq!(
+            decide(
+                &inner,
+                false,
+                "PATCH",
+                "/api/v1/namespaces/default/configmaps/d"
+            ),
+            Decision::Pass
+        );
+        assert_eq!(lock(&inner).stats.closed_after_forwarding, 2);
     }
 }

@@ -129,9 +129,10 @@ pub async fn cluster(config: &aws_config::SdkConfig, name: &str, tag_group: bool
     }
 }
 
-/// Makes a VPC (DNS support and hostnames on) with two private subnets (no route out) and two
-/// public ones (a route to an internet gateway), in two zones, and the security group EKS would tag for `cluster` (moto's
-/// EKS makes none).
+/// Makes a VPC (DNS support and hostnames on) with two public subnets (a route to an internet
+/// gateway) and two private ones (a route out through a NAT gateway in the first public
+/// subnet), in two zones, and the security group EKS would tag for `cluster` (moto's EKS makes
+/// none).
 pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNetwork {
     let ec2 = Client::new(config);
     let region = config.region().expect("region").to_string();
@@ -186,12 +187,70 @@ pub async fn network(config: &aws_config::SdkConfig, cluster: &str) -> SeededNet
             .await
             .expect("AssociateRouteTable");
     }
+    nat_route(&ec2, &vpc_id, &public_subnet_ids[0], &private_subnet_ids).await;
     SeededNetwork {
         cluster_security_group_id: cluster_group(&ec2, &vpc_id, cluster).await,
         vpc_id,
         private_subnet_ids,
         public_subnet_ids,
     }
+}
+
+/// A NAT gateway in `public_subnet` and a route table sending the `private` subnets'
+/// `0.0.0.0/0` through it (their way out to ECR, S3, STS, EC2 and ELB); returns the NAT
+/// gateway and the route table.
+pub async fn nat_route(
+    ec2: &Client,
+    vpc_id: &str,
+    public_subnet: &str,
+    private: &[String],
+) -> (String, String) {
+    let allocation = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("AllocateAddress")
+        .allocation_id()
+        .expect("allocation id")
+        .to_owned();
+    let nat = ec2
+        .create_nat_gateway()
+        .subnet_id(public_subnet)
+        .allocation_id(allocation)
+        .send()
+        .await
+        .expect("CreateNatGateway")
+        .nat_gateway()
+        .and_then(|n| n.nat_gateway_id())
+        .expect("NAT gateway id")
+        .to_owned();
+    let table = ec2
+        .create_route_table()
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .expect("CreateRouteTable")
+        .route_table()
+        .and_then(|t| t.route_table_id())
+        .expect("route table id")
+        .to_owned();
+    ec2.create_route()
+        .route_table_id(&table)
+        .destination_cidr_block("0.0.0.0/0")
+        .nat_gateway_id(&nat)
+        .send()
+        .await
+        .expect("CreateRoute");
+    for id in private {
+        ec2.associate_route_table()
+            .route_table_id(&table)
+            .subnet_id(id)
+            .send()
+            .await
+            .expect("AssociateRouteTable");
+    }
+    (nat, table)
 }
 
 /// Makes the Fargate profile `name` of `cluster` on `subnet_ids`, one selector per

@@ -635,3 +635,110 @@ async fn deleting_a_namespace_finishes() {
     )
     .await;
 }
+
+/// The profile each live pod of `app` runs with (`None`: not placed on Fargate).
+async fn profiles_of(client: &Client, namespace: &str, app: &str) -> Vec<Option<String>> {
+    pods(client, namespace, app)
+        .await
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            runs(p)
+                .then(|| p.labels().get(testbed::fargate::PROFILE_LABEL).cloned())
+                .flatten()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_profiles_a_pod_that_names_one_and_a_deleted_profile_evicting_its_pods() {
+    let moto = Moto::start();
+    let config = moto.sdk_config(REGION).await;
+    let seeded = seed::cluster(&config, "sim", false).await;
+    let game: &[(&str, &[(&str, &str)])] = &[("game", &[])];
+    seed::fargate_profile(&config, "sim", "fp-a", &seeded.subnet_ids, game).await;
+    let cluster = ControlPlane::start();
+    let client = cluster.client().await;
+    let sim = FargateSim::start(cluster.simulator_client().await, Profiles::eks(&config)).await;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "game"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let plain = json!({"name": "c", "image": "nginx"});
+    apply(&client, deployment("web", "game", json!({}), plain.clone())).await;
+    until_available(&client, "game", "web").await;
+    assert_eq!(
+        profiles_of(&client, "game", "web").await,
+        [Some("fp-a".to_owned()), Some("fp-a".to_owned())]
+    );
+
+    // A second profile selecting the same namespace: a pod goes on either at random, unless
+    // it names one (`eks.amazonaws.com/fargate-profile`); a pod naming a profile that does not
+    // exist stays Pending.
+    seed::fargate_profile(&config, "sim", "fp-b", &seeded.subnet_ids, game).await;
+    let mut many = deployment("many", "game", json!({}), plain.clone());
+    many["spec"]["replicas"] = json!(12);
+    apply(&client, many).await;
+    let mut pinned = deployment("pinned", "game", json!({}), plain.clone());
+    pinned["spec"]["template"]["metadata"]["labels"][testbed::fargate::PROFILE_LABEL] =
+        json!("fp-b");
+    apply(&client, pinned).await;
+    let mut nowhere = deployment("nowhere", "game", json!({}), plain.clone());
+    nowhere["spec"]["template"]["metadata"]["labels"][testbed::fargate::PROFILE_LABEL] =
+        json!("fp-gone");
+    apply(&client, nowhere).await;
+    let spread = until("the 12 pods of many run", MINUTE, || async {
+        let on = profiles_of(&client, "game", "many").await;
+        (on.len() == 12 && on.iter().all(Option::is_some)).then_some(on)
+    })
+    .await;
+    let chosen: BTreeSet<Option<String>> = spread.into_iter().collect();
+    assert_eq!(
+        chosen,
+        BTreeSet::from([Some("fp-a".to_owned()), Some("fp-b".to_owned())]),
+        "several profiles select the pods: each lands on one of them at random"
+    );
+    until_available(&client, "game", "pinned").await;
+    assert_eq!(
+        profiles_of(&client, "game", "pinned").await,
+        [Some("fp-b".to_owned()), Some("fp-b".to_owned())]
+    );
+    let stuck = until_pending(&client, "game", "nowhere").await;
+    assert!(
+        stuck.iter().all(|p| node_of(p).is_none()),
+        "a pod naming a profile that does not exist is placed nowhere"
+    );
+
+    // Deleting fp-a evicts every pod it placed (nothing else): their ReplicaSets make them
+    // again, and fp-b, the only profile left, takes them.
+    let pinned_before = names(&pods(&client, "game", "pinned").await);
+    aws_sdk_eks::Client::new(&config)
+        .delete_fargate_profile()
+        .cluster_name("sim")
+        .fargate_profile_name("fp-a")
+        .send()
+        .await
+        .unwrap();
+    for app in ["web", "many"] {
+        until(&format!("{app} back on fp-b"), MINUTE, || async {
+            let on = profiles_of(&client, "game", app).await;
+            let want = if app == "web" { 2 } else { 12 };
+            (on.len() == want && on.iter().all(|p| p.as_deref() == Some("fp-b"))).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        names(&pods(&client, "game", "pinned").await),
+        pinned_before,
+        "the pods of fp-b were left alone"
+    );
+    let requests = cluster.requests();
+    let evicted = by(&requests, SIMULATORS)
+        .filter(|r| r.method == "DELETE" && r.path.starts_with("/api/v1/namespaces/game/pods/"))
+        .count();
+    assert!(evicted >= 2, "the simulator evicted fp-a's pods: {evicted}");
+    assert!(sim.is_running());
+}

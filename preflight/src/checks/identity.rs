@@ -3,7 +3,7 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_iam::types::PolicyEvaluationDecisionType;
-use common::aws::AwsError;
+use common::aws::{AwsError, CREDENTIALS_FIX};
 use common::iam::{Caller, CallerError};
 use serde_json::json;
 
@@ -19,19 +19,26 @@ const SIMULATION_BATCH: usize = 50;
 pub(super) async fn caller(sdk: &SdkConfig, region: &str) -> Result<Caller, Check> {
     let sts = aws_sdk_sts::Client::new(sdk);
     common::iam::caller(&sts, region).await.map_err(|err| {
-        let message = match err {
-            CallerError::Call { source } => {
-                format!("sts:GetCallerIdentity failed: {}", shorten(source))
-            }
-            other => other.to_string(),
+        let (message, fix) = match err {
+            CallerError::Call { source } => match source.credentials() {
+                // The steps say the same, with the same fix (`common::aws::CredentialsError`).
+                Some(problem) => (
+                    format!("sts:GetCallerIdentity failed: {}", problem.problem()),
+                    problem.fix(),
+                ),
+                None => (
+                    format!("sts:GetCallerIdentity failed: {}", shorten(source)),
+                    format!("{CREDENTIALS_FIX}; check the network to the STS endpoint"),
+                ),
+            },
+            other => (
+                other.to_string(),
+                format!("{CREDENTIALS_FIX}; check the network to the STS endpoint"),
+            ),
         };
         Check::fail("identity", message)
             .details(vec!["the other AWS checks were not run".into()])
-            .fix(
-                "give the pipeline credentials: `aws configure`, `aws sso login` \
-                 (with --profile), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; check the \
-                 network to the STS endpoint",
-            )
+            .fix(fix)
     })
 }
 

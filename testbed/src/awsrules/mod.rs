@@ -6,7 +6,7 @@
 //! - [`FargateProfiles`]: a profile is CREATING for its first describes and DELETING for a
 //!   while after its delete; one profile per cluster may be CREATING or DELETING at a time
 //!   (`ResourceInUseException` otherwise); a DELETING profile's name cannot be reused; deleting
-//!   a profile evicts the pods it selected.
+//!   a profile evicts the pods it placed (with [`FargateProfiles::evicting_pods`]).
 //! - [`AccountZones`]: the account's own mapping of zone names to zone ids (names map to other
 //!   ids in every account), applied to what EC2 reports.
 //! - [`zone_capacity`]: `CreateCluster` refuses subnets in a zone id without EKS capacity
@@ -14,6 +14,12 @@
 //!   without Fargate.
 //! - [`cluster_update_in_progress`] and [`cluster_gone_as_client_exception`]: the other answers
 //!   EKS gives while a cluster is being deleted.
+//! - [`ClusterConfig`]: the authentication mode, support type and endpoint settings EKS keeps
+//!   and reports (moto drops or leaves them out), and its endpoint updates (`UPDATING`, merged,
+//!   refused when they change nothing).
+//! - [`blackhole_routes`]: a route to a deleted NAT gateway or network interface is a
+//!   `blackhole` (moto keeps it `active`).
+//! - [`caller_in_partition`]: an account in another partition than `aws`.
 //!
 //! The end-to-end tests and `make demo` use them too (`testbed::cli`).
 
@@ -25,8 +31,17 @@ use serde_json::{Value, json};
 
 use crate::awsproxy::{AwsProxy, AwsReply, AwsRequest, Verdict};
 
+mod access;
+mod cluster_config;
+mod routes;
 mod zones;
 
+pub use access::{
+    Access, AccessEntries, AccessEntry, AccessScope, AssociatedPolicy, CLUSTER_ADMIN_POLICY,
+    CONFIG_MAP_CREATOR_USERNAME, ClusterAccess,
+};
+pub use cluster_config::ClusterConfig;
+pub use routes::{Targets, blackhole_routes};
 pub use zones::{AccountZones, zone_capacity};
 
 /// Zone ids where EKS makes no control plane or Fargate runs no pods (the EKS user guide names
@@ -165,25 +180,19 @@ impl FargateProfiles {
         self
     }
 
-    /// Deletes the pods in the namespaces a deleted profile selected, through `client`, as
-    /// EKS evicts them (call inside a tokio runtime that outlives the proxy's use).
+    /// Deletes the pods a deleted profile placed (running on Fargate with its profile label),
+    /// through `client`, as EKS evicts them, the moment EKS accepts the delete
+    /// ([`crate::sim::evict_profile_pods`]; the Fargate simulator does the same once it sees
+    /// the profile gone). Call inside a tokio runtime that outlives the proxy's use.
     pub fn evicting_pods(self, client: kube::Client) -> Self {
         let runtime = tokio::runtime::Handle::current();
         self.on_delete(move |event| {
-            for ns in event.namespaces.clone() {
-                let client = client.clone();
-                runtime.spawn(async move {
-                    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                        kube::Api::namespaced(client, &ns);
-                    if let Ok(list) = pods.list(&Default::default()).await {
-                        for pod in list.items {
-                            if let Some(name) = pod.metadata.name {
-                                let _ = pods.delete(&name, &Default::default()).await;
-                            }
-                        }
-                    }
-                });
-            }
+            let (client, profile) = (client.clone(), event.profile.clone());
+            runtime.spawn(async move {
+                if let Err(e) = crate::sim::evict_profile_pods(&client, &profile).await {
+                    eprintln!("awsrules: cannot evict the pods of Fargate profile {profile}: {e}");
+                }
+            });
         })
     }
 
@@ -407,6 +416,21 @@ pub fn cluster_gone_as_client_exception(proxy: &AwsProxy, cluster: &str) {
             "ClientException",
             &format!("No cluster found for name: {cluster}."),
         ))
+    });
+}
+
+/// The account is in another partition (`aws-cn`, `aws-us-gov`, `aws-eusc`): STS names the
+/// caller with that partition's ARN, as it does there (moto knows only `aws`). What a step
+/// derives from the caller (its partition) then follows; ARNs moto makes for other resources
+/// keep `aws`.
+pub fn caller_in_partition(proxy: &AwsProxy, partition: &'static str) {
+    proxy.rewrite(move |request, reply| {
+        if request.service == "sts" && request.action == "GetCallerIdentity" {
+            let text = reply
+                .text()
+                .replace("<Arn>arn:aws:", &format!("<Arn>arn:{partition}:"));
+            reply.body = text.into_bytes();
+        }
     });
 }
 

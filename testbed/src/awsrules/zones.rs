@@ -79,7 +79,7 @@ impl AccountZones {
     }
 }
 
-fn moto_ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+pub(super) fn moto_ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new(region.to_owned()))

@@ -8,7 +8,13 @@
 //! and was signed (`X-Amz-Date`) at most the allowed age ago (15 minutes on EKS). The caller is
 //! who STS says: with an STS endpoint (moto) the presigned query is replayed there and the
 //! answer's `Arn` is the user; without one, the access key id stands in. Every accepted caller
-//! is in `system:masters`, as the cluster's creator is on EKS (`bootstrapClusterCreatorAdminPermissions`).
+//! is in `system:masters`, as the cluster's creator is on EKS (`bootstrapClusterCreatorAdminPermissions`),
+//! unless the control plane plays a cluster whose access entries the test bed keeps
+//! ([`crate::awsrules::ClusterAccess`], `Settings::access_entries`): then the caller is mapped
+//! as EKS maps it (an assumed role's session by its role's entry): the entry's username and
+//! Kubernetes groups, `system:masters` for `AmazonEKSClusterAdminPolicy` on the cluster scope
+//! (EKS authorizes access policies with an authorizer of its own; no other policy is modelled),
+//! and a caller without an entry is refused ([`Refusal::NoAccessEntry`]: 401).
 //!
 //! Not checked: the signature itself (moto does not verify signatures), and the value of the
 //! signed cluster-id header (only STS could tell, by the signature).
@@ -22,6 +28,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
+use crate::awsrules::ClusterAccess;
 use crate::loopback::LoopbackServer;
 
 /// The prefix of an EKS token.
@@ -33,7 +40,15 @@ pub const EKS_PREFIX: &str = "k8s-aws-v1.";
 pub enum Refusal {
     NotEks,
     Malformed(&'static str),
-    Expired { age_seconds: i64 },
+    Expired {
+        age_seconds: i64,
+    },
+    /// Accepted as a token, but the caller (`arn`, as STS names it) has no access entry on the
+    /// cluster.
+    NoAccessEntry {
+        arn: String,
+        cluster: String,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -43,6 +58,9 @@ impl std::fmt::Display for Refusal {
             Refusal::Malformed(why) => write!(f, "malformed EKS token: {why}"),
             Refusal::Expired { age_seconds } => {
                 write!(f, "EKS token expired: signed {age_seconds}s ago")
+            }
+            Refusal::NoAccessEntry { arn, cluster } => {
+                write!(f, "{arn} has no access entry on cluster {cluster}")
             }
         }
     }
@@ -110,6 +128,16 @@ fn access_key(credential: &str) -> &str {
     credential.split('/').next().unwrap_or(credential)
 }
 
+/// Who STS at `endpoint` (moto) says holds `access_key` (its `GetCallerIdentity` `Arn`), asked
+/// in `region`: how the test bed's rules learn who signed a request.
+pub fn caller_of_key(endpoint: &str, access_key: &str, region: &str) -> Option<String> {
+    let date = chrono::Utc::now().format("%Y%m%d");
+    caller_arn(
+        endpoint,
+        &format!("{access_key}/{date}/{region}/sts/aws4_request"),
+    )
+}
+
 /// Who STS at `endpoint` (moto) says signed with `credential`: the `Arn` of its answer. moto
 /// takes the service and caller from an `Authorization` header, not from a presigned query, so
 /// the call carries the token's credential scope there (moto checks no signature).
@@ -137,19 +165,25 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Starts the webhook: tokens older than `max_age` are refused; `sts` is where callers are
-    /// looked up (None: the access key id names the caller).
-    pub fn start(max_age: Duration, sts: Option<String>) -> Authenticator {
+    /// looked up (None: the access key id names the caller); with `access`, callers are mapped
+    /// through that cluster's access entries (see the module documentation).
+    pub fn start(
+        max_age: Duration,
+        sts: Option<String>,
+        access: Option<ClusterAccess>,
+    ) -> Authenticator {
         let refusals: Arc<Mutex<Vec<Refusal>>> = Arc::default();
         let kept = refusals.clone();
         let server = LoopbackServer::start("authenticator", move |request| {
             let kept = kept.clone();
             let sts = sts.clone();
+            let access = access.clone();
             async move {
                 let body = request.into_body().collect().await?.to_bytes();
                 let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let token = review["spec"]["token"].as_str().unwrap_or("").to_owned();
                 let status = tokio::task::spawn_blocking(move || {
-                    review_status(&token, max_age, sts.as_deref())
+                    review_status(&token, max_age, sts.as_deref(), access.as_ref())
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -218,17 +252,40 @@ current-context: webhook
 }
 
 /// The `status.user` of an accepted token.
-fn review_status(token: &str, max_age: Duration, sts: Option<&str>) -> Result<Value, Refusal> {
+fn review_status(
+    token: &str,
+    max_age: Duration,
+    sts: Option<&str>,
+    access: Option<&ClusterAccess>,
+) -> Result<Value, Refusal> {
     let query = check(token, max_age, chrono::Utc::now())?;
     let credential = credential(&query).ok_or(Refusal::Malformed("no X-Amz-Credential"))?;
     let key = access_key(&credential);
     let arn = sts.and_then(|endpoint| caller_arn(endpoint, &credential));
-    let username = arn.unwrap_or_else(|| format!("aws:{key}"));
+    let caller = arn.unwrap_or_else(|| format!("aws:{key}"));
+    let (username, groups) = match access {
+        None => (
+            caller.clone(),
+            vec![
+                "system:masters".to_owned(),
+                "system:authenticated".to_owned(),
+            ],
+        ),
+        Some(access) => {
+            let found = access
+                .lookup(&caller)
+                .ok_or_else(|| Refusal::NoAccessEntry {
+                    arn: caller.clone(),
+                    cluster: access.cluster.clone(),
+                })?;
+            (found.username.clone(), found.groups())
+        }
+    };
     Ok(json!({
         "username": username,
         "uid": format!("aws-iam-authenticator:{key}"),
-        "groups": ["system:masters", "system:authenticated"],
-        "extra": {"accessKeyId": [key]},
+        "groups": groups,
+        "extra": {"accessKeyId": [key], "arn": [caller]},
     }))
 }
 

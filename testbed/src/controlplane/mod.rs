@@ -18,7 +18,8 @@
 //!   plugins EKS enables, and writes an audit log ([`ControlPlane::requests`]).
 //! - **Authentication as on EKS:** static tokens for the test bed (the kubeconfig's user
 //!   `testbed`, the simulators' `testbed:simulators`, the controller manager), and `k8s-aws-v1.`
-//!   tokens through the TokenReview webhook of [`authn`].
+//!   tokens through the TokenReview webhook of [`authn`] (mapped through a cluster's access
+//!   entries with [`Settings::access_entries`]).
 //! - **kube-controller-manager** runs the Deployment, ReplicaSet, EndpointSlice (and mirroring),
 //!   namespace, garbage-collector, service-account and token, and root CA publisher controllers.
 //!   Nothing schedules or runs pods: that is the Fargate simulator's part ([`crate::sim`]).
@@ -49,6 +50,11 @@ const CONTROLLER_MANAGER_TOKEN: &str = "testbed-controller-manager-token";
 /// The Service CIDR, EKS's default for IPv4 clusters.
 pub const SERVICE_CIDR: &str = "10.100.0.0/16";
 
+/// A name the API server's certificate also carries, which no resolver knows (`.invalid`): a
+/// client reaches `https://PROXIED_NAME:<port>` only through a proxy that routes it to the API
+/// server ([`crate::connectproxy::ConnectProxy`]), and still verifies the server's certificate.
+pub const PROXIED_NAME: &str = "kube.test.invalid";
+
 /// The admission plugins EKS enables (its platform versions' list), besides the API server's
 /// defaults, which cover the rest of that list.
 const EKS_ADMISSION_PLUGINS: &str = "NodeRestriction,ExtendedResourceToleration";
@@ -73,6 +79,10 @@ pub struct Settings {
     /// `--egress-selector-config-file`), whose routes lead pod addresses to servers on loopback
     /// ([`ControlPlane::egress`]).
     pub egress: bool,
+    /// Map EKS token callers through this cluster's access entries, as EKS does in its `API`
+    /// modes (needs [`Settings::sts_endpoint`] to name callers): a caller without an entry is
+    /// refused (401); None: every accepted caller is in `system:masters`.
+    pub access_entries: Option<crate::awsrules::ClusterAccess>,
 }
 
 impl Default for Settings {
@@ -82,6 +92,7 @@ impl Default for Settings {
             sts_endpoint: None,
             controller_manager: true,
             egress: true,
+            access_entries: None,
         }
     }
 }
@@ -145,8 +156,11 @@ impl ControlPlane {
         let path = |name: &str| dir.path().join(name).display().to_string();
         let pki = pki::Pki::new().expect("the control plane's certificates");
         pki.write(dir.path()).expect("the certificates written");
-        let authenticator =
-            authn::Authenticator::start(settings.eks_token_max_age, settings.sts_endpoint.clone());
+        let authenticator = authn::Authenticator::start(
+            settings.eks_token_max_age,
+            settings.sts_endpoint.clone(),
+            settings.access_entries.clone(),
+        );
         write(
             dir.path(),
             "authn-webhook.yaml",

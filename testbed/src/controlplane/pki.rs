@@ -1,5 +1,6 @@
 //! The control plane's keys: a CA of the cluster's own, kube-apiserver's serving certificate
-//! signed by it (for `127.0.0.1`, `localhost` and the `kubernetes` Service's names and address),
+//! signed by it (for `127.0.0.1`, `localhost`, the `kubernetes` Service's names and address, and
+//! [`super::PROXIED_NAME`], a name that resolves nowhere, reached only through a test's proxy),
 //! and the service-account signing key pair.
 
 use std::path::Path;
@@ -40,6 +41,7 @@ impl Pki {
             .map_err(io_error)?;
 
         let names = [
+            super::PROXIED_NAME,
             "localhost",
             "kubernetes",
             "kubernetes.default",

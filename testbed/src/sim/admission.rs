@@ -4,7 +4,9 @@
 //! `eks.amazonaws.com/compute-type: ec2` annotation), it sets `spec.schedulerName:
 //! fargate-scheduler` and the `eks.amazonaws.com/fargate-profile` label: the pod is Fargate's
 //! from its creation on, and `schedulerName` cannot change later. A pod made while no profile
-//! selects it keeps `default-scheduler` (and, on a cluster without nodes, stays Pending).
+//! selects it keeps `default-scheduler` (and, on a cluster without nodes, stays Pending). A pod
+//! several profiles select gets one of them at random, unless it carries the label already:
+//! then that profile, and none when that one does not select it ([`fargate::place`]).
 //!
 //! Served over TLS on loopback with a CA of its own (the configuration's `caBundle`), called by
 //! URL (the API server dials it directly, not through the cluster's egress). Registered by
@@ -90,6 +92,7 @@ impl FargateAdmission {
         let address = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let profiles = Arc::new(profiles);
+        let picks: Arc<fargate::Picks> = Arc::default();
         let calls: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let counted = calls.clone();
         let task = tokio::spawn(async move {
@@ -100,15 +103,19 @@ impl FargateAdmission {
                     continue;
                 };
                 while connections.try_join_next().is_some() {}
-                let (acceptor, profiles, counted) =
-                    (acceptor.clone(), profiles.clone(), counted.clone());
+                let (acceptor, profiles, counted, picks) = (
+                    acceptor.clone(),
+                    profiles.clone(),
+                    counted.clone(),
+                    picks.clone(),
+                );
                 connections.spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(move |request| {
                         counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        answer(request, profiles.clone())
+                        answer(request, profiles.clone(), picks.clone())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -193,6 +200,7 @@ impl FargateAdmission {
 async fn answer(
     request: hyper::Request<Incoming>,
     profiles: Arc<Profiles>,
+    picks: Arc<fargate::Picks>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let body = request
         .into_body()
@@ -209,7 +217,7 @@ async fn answer(
     let pod: Option<Pod> = serde_json::from_value(review["request"]["object"].clone()).ok();
     // The profiles now; when they cannot be read the pod goes as it is (failurePolicy Ignore).
     let current = profiles.current().await.unwrap_or_default();
-    let patch = pod.and_then(|pod| mutation(&namespace, &pod, &current));
+    let patch = pod.and_then(|pod| mutation(&namespace, &pod, &current, picks.next()));
     let mut response = json!({"uid": uid, "allowed": true});
     if let Some(patch) = patch {
         response["patchType"] = json!("JSONPatch");
@@ -228,13 +236,18 @@ async fn answer(
 }
 
 /// The JSON patch EKS's admission makes to `pod` of `namespace` while `profiles` exist: none
-/// when no profile selects it.
-pub(crate) fn mutation(namespace: &str, pod: &Pod, profiles: &[fargate::Profile]) -> Option<Value> {
+/// when no profile takes it ([`fargate::place`]; `pick` chooses among several).
+pub(crate) fn mutation(
+    namespace: &str,
+    pod: &Pod,
+    profiles: &[fargate::Profile],
+    pick: u64,
+) -> Option<Value> {
     let none = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&none);
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&none);
     let spec = pod.spec.clone().unwrap_or_default();
-    let profile = match fargate::place(namespace, labels, annotations, &spec, profiles) {
+    let profile = match fargate::place(namespace, labels, annotations, &spec, profiles, pick) {
         Placement::Fargate { profile } | Placement::Refused { profile, .. } => profile,
         Placement::Unselected => return None,
     };
@@ -273,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_selected_pod_is_fargate_s_from_its_creation() {
-        let patch = mutation("game", &pod(json!({})), &[profile("game")]).unwrap();
+        let patch = mutation("game", &pod(json!({})), &[profile("game")], 0).unwrap();
         assert_eq!(patch[0]["path"], "/spec/schedulerName");
         assert_eq!(patch[0]["value"], "fargate-scheduler");
         assert_eq!(
@@ -289,9 +302,9 @@ mod tests {
 
     #[test]
     fn unselected_and_ec2_pinned_pods_are_left_as_they_are() {
-        assert!(mutation("other", &pod(json!({})), &[profile("game")]).is_none());
+        assert!(mutation("other", &pod(json!({})), &[profile("game")], 0).is_none());
         let pinned = pod(json!({"eks.amazonaws.com/compute-type": "ec2"}));
-        assert!(mutation("game", &pinned, &[profile("game")]).is_none());
-        assert!(mutation("game", &pod(json!({})), &[]).is_none());
+        assert!(mutation("game", &pinned, &[profile("game")], 0).is_none());
+        assert!(mutation("game", &pod(json!({})), &[], 0).is_none());
     }
 }

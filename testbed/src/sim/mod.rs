@@ -28,6 +28,10 @@ mod admission;
 mod pods;
 
 pub use admission::WEBHOOK as FARGATE_ADMISSION_WEBHOOK;
+pub use pods::evict_profile_pods;
+
+/// How often the simulator looks whether a profile it placed pods with is still ACTIVE.
+const PROFILE_CHECK: Duration = Duration::from_secs(1);
 
 /// The annotation the Deployment controller keeps on a Deployment: its revision, one more for
 /// each pod template it rolled out.
@@ -65,6 +69,12 @@ struct Shared {
     unbound_nodes: Mutex<BTreeSet<String>>,
     next_address: AtomicU32,
     next_event: AtomicU32,
+    /// Where several profiles select a pod, which one takes it.
+    picks: crate::fargate::Picks,
+    /// The profiles pods were placed with (their label): a deleted one evicts its pods.
+    profiles_used: Mutex<BTreeSet<String>>,
+    /// A look at the profiles is under way.
+    checking: std::sync::atomic::AtomicBool,
 }
 
 /// EKS's Fargate scheduler and the kubelet of each Fargate node, for the pods of every
@@ -98,8 +108,15 @@ struct Shared {
 ///   serves one pod). Pods never bound are deleted by the API server at once.
 /// - After every (re)list of pods it deletes the Fargate nodes no pod is bound to (missed
 ///   deletions, nodes of a simulator stopped halfway).
+/// - **A deleted profile evicts its pods.** Every second it reads the profiles again (when pods
+///   run with one) and deletes the pods running on Fargate with a profile that is no longer
+///   ACTIVE ([`evict_profile_pods`]), as EKS does once a profile is deleted; their controllers
+///   make them again, placed by the profiles left.
+/// - **Several profiles:** a pod that several ACTIVE profiles select goes on one of them at
+///   random (a deterministic sequence), unless it carries the profile label: then on that
+///   profile only, and on none when that one does not select it.
 ///
-/// It never makes or deletes pods of its own accord and never writes a Deployment: an idle
+/// It never makes pods, never deletes them but as above, and never writes a Deployment: an idle
 /// cluster stays unwritten.
 #[derive(Debug)]
 pub struct FargateSim {
@@ -159,6 +176,9 @@ impl FargateSim {
             unbound_nodes: Mutex::default(),
             next_address: AtomicU32::new(0),
             next_event: AtomicU32::new(0),
+            picks: crate::fargate::Picks::default(),
+            profiles_used: Mutex::default(),
+            checking: std::sync::atomic::AtomicBool::new(false),
         });
         let task = tokio::spawn(run(shared));
         FargateSim {
@@ -258,8 +278,19 @@ async fn run(shared: Arc<Shared>) {
     let mut workers = tokio::task::JoinSet::new();
     // The nodes of the pods of the listing under way (between `Init` and `InitDone`).
     let mut listing: Option<BTreeSet<String>> = None;
+    let mut profile_check = tokio::time::interval(PROFILE_CHECK);
+    profile_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = profile_check.tick() => {
+                if !shared.checking.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let shared = shared.clone();
+                    workers.spawn(async move {
+                        pods::evict_deleted_profiles(shared.clone()).await;
+                        shared.checking.store(false, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+            }
             next = events.next() => match next {
                 Some(Ok(watcher::Event::Init)) => listing = Some(BTreeSet::new()),
                 Some(Ok(watcher::Event::InitApply(pod))) => {
@@ -300,6 +331,17 @@ fn dispatch(shared: &Arc<Shared>, workers: &mut tokio::task::JoinSet<()>, pod: P
     let Some(uid) = pod.uid() else {
         return;
     };
+    // A pod running on Fargate (placed by an earlier simulator, too) ties its profile.
+    if pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(pods::is_fargate_node)
+        && let Some(profile) = pod.labels().get(crate::fargate::PROFILE_LABEL)
+    {
+        lock(&shared.profiles_used).insert(profile.clone());
+    }
     match action(&pod) {
         Action::Place => {
             if lock(&shared.taken).insert(uid) {

@@ -318,7 +318,14 @@ pub(super) async fn place(shared: Arc<Shared>, pod: Pod) {
     let spec = pod.spec.clone().unwrap_or_default();
     // Fargate's only when EKS's admission made it so at the pod's creation.
     let placement = if spec.scheduler_name.as_deref() == Some(fargate::FARGATE_SCHEDULER) {
-        fargate::place(&namespace, labels, annotations, &spec, &profiles)
+        fargate::place(
+            &namespace,
+            labels,
+            annotations,
+            &spec,
+            &profiles,
+            shared.picks.next(),
+        )
     } else {
         Placement::Unselected
     };
@@ -355,8 +362,10 @@ pub(super) async fn place(shared: Arc<Shared>, pod: Pod) {
     }
 }
 
-/// The label EKS's admission puts on a pod a profile selects.
+/// The label EKS's admission puts on a pod a profile selects (the profile is then one whose
+/// deletion evicts pods, [`evict_deleted_profiles`]).
 async fn label(shared: &Shared, pod: &Pod, profile: &str) -> Result<(), kube::Error> {
+    lock(&shared.profiles_used).insert(profile.to_owned());
     let pods: Api<Pod> =
         Api::namespaced(shared.client.clone(), &pod.namespace().unwrap_or_default());
     let name = pod.name_any();
@@ -421,6 +430,75 @@ async fn on_fargate(shared: &Shared, pod: &Pod, profile: &str) -> Result<bool, k
     }
     write_running(shared, pod, &ip).await?;
     Ok(true)
+}
+
+/// Deletes every pod running on Fargate that was placed with `profile` (label
+/// [`fargate::PROFILE_LABEL`], bound to a Fargate node), as EKS does when the profile is
+/// deleted; pods being deleted already are left to finish. How many it deleted.
+pub async fn evict_profile_pods(
+    client: &kube::Client,
+    profile: &str,
+) -> Result<usize, kube::Error> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let placed = ListParams::default().labels(&format!("{}={profile}", fargate::PROFILE_LABEL));
+    let mut evicted = 0;
+    for pod in retrying(|| pods.list(&placed)).await?.items {
+        let on_fargate = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(is_fargate_node);
+        if pod.metadata.deletion_timestamp.is_some() || !on_fargate {
+            continue;
+        }
+        let namespaced: Api<Pod> =
+            Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let name = pod.name_any();
+        match retrying(|| namespaced.delete(&name, &params)).await {
+            Ok(_) => evicted += 1,
+            Err(e) if matches!(code(&e), Some(404 | 409)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(evicted)
+}
+
+/// EKS's part of a profile's deletion: the pods placed with a profile that is no longer ACTIVE
+/// (deleting, or gone) are evicted. Looks at the profiles pods were placed with only.
+pub(super) async fn evict_deleted_profiles(shared: Arc<Shared>) {
+    let used: Vec<String> = lock(&shared.profiles_used).iter().cloned().collect();
+    if used.is_empty() {
+        return;
+    }
+    // Unreadable for now: looked at again on the next round.
+    let Ok(active) = shared.profiles.current().await else {
+        return;
+    };
+    for name in used {
+        if active.iter().any(|p| p.name == name) {
+            continue;
+        }
+        match evict_profile_pods(&shared.client, &name).await {
+            Ok(count) => {
+                lock(&shared.profiles_used).remove(&name);
+                if count > 0 {
+                    eprintln!(
+                        "fargate sim: Fargate profile {name} is no longer ACTIVE: evicted its {count} pod(s)"
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("fargate sim: cannot evict the pods of Fargate profile {name}: {e}")
+            }
+        }
+    }
 }
 
 /// Makes a Fargate node with the next free address; its name and IP. Kept from the node sweep
