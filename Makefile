@@ -101,16 +101,17 @@ demo: build venv k8s
 	tools/demo.sh
 
 # The whole pipeline against AWS, and its teardown; each prints the total time as the seed's
-# time.sh did. A failed step leaves the state file with what was made: `make clean` removes it.
+# time.sh did, and fails (exit 1) when a step fails or, for clean, when anything is left. A
+# failed step leaves the state file with what was made: `make clean` removes it.
 install:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory cluster-create oidc-create irsa-create sg-create patch deploy && \
+	$(MAKE) --no-print-directory cluster-create oidc-create irsa-create sg-create patch deploy || exit 1; \
 	s=$$(( $$(date +%s) - start )); echo "install took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
 clean:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete && \
-	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER) && \
+	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete || exit 1; \
+	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER) || exit 1; \
 	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
 depcheck: $(BUILD)

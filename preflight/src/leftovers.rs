@@ -309,9 +309,18 @@ fn tag_filters(cluster: &str) -> Vec<(&'static str, Filter)> {
 /// cluster.
 async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
     let mut left: Vec<Leftover> = Vec::new();
-    let mut add = |kind: &'static str, id: Option<&str>, name: Option<String>, key: &str| {
+    // Only what the answer shows tagged counts: EC2 (and moto for some kinds) may pass over a
+    // filter it does not know rather than refuse it.
+    let mut add = |kind: &'static str,
+                   id: Option<&str>,
+                   name: Option<String>,
+                   key: &str,
+                   tags: &[aws_sdk_ec2::types::Tag]| {
         let Some(id) = id else { return };
-        if !left.iter().any(|l| l.kind == kind && l.id == id) {
+        let tagged = tags
+            .iter()
+            .any(|t| t.key() == Some(key) && t.value() == Some(cluster));
+        if tagged && !left.iter().any(|l| l.kind == kind && l.id == id) {
             left.push(Leftover {
                 kind,
                 id: id.to_owned(),
@@ -336,7 +345,7 @@ async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
             .collect()
             .await;
         for vpc in vpcs.map_err(|e| failed("ec2:DescribeVpcs", e))? {
-            add("VPC", vpc.vpc_id(), name_tag(vpc.tags()), key);
+            add("VPC", vpc.vpc_id(), name_tag(vpc.tags()), key, vpc.tags());
         }
         let groups: Result<Vec<_>, _> = ec2
             .describe_security_groups()
@@ -352,6 +361,7 @@ async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
                 group.group_id(),
                 group.group_name().map(str::to_owned),
                 key,
+                group.tags(),
             );
         }
         let interfaces: Result<Vec<_>, _> = ec2
@@ -368,6 +378,7 @@ async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
                 eni.network_interface_id(),
                 eni.description().map(str::to_owned),
                 key,
+                eni.tag_set(),
             );
         }
         let addresses = ec2
@@ -382,6 +393,7 @@ async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
                 address.allocation_id(),
                 address.public_ip().map(str::to_owned),
                 key,
+                address.tags(),
             );
         }
         let gateways: Result<Vec<_>, _> = ec2
@@ -405,6 +417,7 @@ async fn ec2_tagged(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Listed {
                 gateway.nat_gateway_id(),
                 name_tag(gateway.tags()),
                 key,
+                gateway.tags(),
             );
         }
     }

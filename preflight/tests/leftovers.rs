@@ -140,6 +140,30 @@ async fn lists_what_is_tagged_for_the_cluster_and_nothing_else() {
         .await
         .expect("CreateLogGroup");
 
+    // A NAT gateway of the brought network, not ours: moto passes over the tag filter of
+    // DescribeNatGateways, so only its answer's tags can tell.
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let allocation = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("AllocateAddress")
+        .allocation_id()
+        .unwrap()
+        .to_owned();
+    let foreign_nat = ec2
+        .create_nat_gateway()
+        .subnet_id(&seeded.subnet_ids[0])
+        .allocation_id(allocation)
+        .send()
+        .await
+        .expect("CreateNatGateway")
+        .nat_gateway()
+        .and_then(|n| n.nat_gateway_id())
+        .unwrap()
+        .to_owned();
+
     let found = leftovers(&moto, &proxy, &[]);
     assert_exit(&found, 1);
     for line in [
@@ -161,6 +185,7 @@ async fn lists_what_is_tagged_for_the_cluster_and_nothing_else() {
         "other-cluster-role",
         "k8s-other-ingress",
         "cluster-other",
+        foreign_nat.as_str(),
     ] {
         assert!(
             !found.stdout.contains(foreign),
