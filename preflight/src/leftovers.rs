@@ -573,36 +573,26 @@ async fn eks_resources(
             );
         }
     };
-    for name in profiles {
-        let described = eks
-            .describe_fargate_profile()
+    let described = each_tagged(profiles, cluster, "Fargate profile", |name| async move {
+        eks.describe_fargate_profile()
             .cluster_name(cluster)
             .fargate_profile_name(&name)
             .send()
             .await
-            .map_err(AwsError::from);
-        let profile = match described {
-            Ok(answer) => answer.fargate_profile().cloned(),
-            Err(e) if common::cluster::not_found(&e) => None,
-            Err(e) => {
-                return (
-                    Err(format!("eks:DescribeFargateProfile {name}: {e}")),
-                    foreign,
-                );
-            }
-        };
-        let Some(profile) = profile else { continue };
-        if let Some(why) = profile
-            .tags()
-            .and_then(|tags| tagged_for(|k| tags.get(k).map(String::as_str), cluster))
-        {
-            left.push(Leftover {
-                kind: "Fargate profile",
-                id: profile.fargate_profile_arn().unwrap_or(&name).to_owned(),
-                name: Some(name),
-                why,
-            });
-        }
+            .map(|answer| {
+                answer.fargate_profile().map(|p| {
+                    (
+                        p.fargate_profile_arn().map(str::to_owned),
+                        p.tags().cloned().unwrap_or_default(),
+                    )
+                })
+            })
+            .map_err(|e| ("eks:DescribeFargateProfile", AwsError::from(e)))
+    })
+    .await;
+    match described {
+        Ok(found) => left.extend(found),
+        Err(e) => return (Err(e), foreign),
     }
     let entries: Result<Vec<String>, _> = eks
         .list_access_entries()
@@ -628,36 +618,31 @@ async fn eks_resources(
             );
         }
     };
-    for principal in entries {
-        let described = eks
-            .describe_access_entry()
-            .cluster_name(cluster)
-            .principal_arn(&principal)
-            .send()
-            .await
-            .map_err(AwsError::from);
-        let entry = match described {
-            Ok(answer) => answer.access_entry().cloned(),
-            Err(e) if common::cluster::not_found(&e) => None,
-            Err(e) => {
-                return (
-                    Err(format!("eks:DescribeAccessEntry {principal}: {e}")),
-                    foreign,
-                );
-            }
-        };
-        let Some(entry) = entry else { continue };
-        if let Some(why) = entry
-            .tags()
-            .and_then(|tags| tagged_for(|k| tags.get(k).map(String::as_str), cluster))
-        {
-            left.push(Leftover {
-                kind: "EKS access entry",
-                id: entry.access_entry_arn().unwrap_or(&principal).to_owned(),
-                name: Some(principal),
-                why,
-            });
-        }
+    let described = each_tagged(
+        entries,
+        cluster,
+        "EKS access entry",
+        |principal| async move {
+            eks.describe_access_entry()
+                .cluster_name(cluster)
+                .principal_arn(&principal)
+                .send()
+                .await
+                .map(|answer| {
+                    answer.access_entry().map(|e| {
+                        (
+                            e.access_entry_arn().map(str::to_owned),
+                            e.tags().cloned().unwrap_or_default(),
+                        )
+                    })
+                })
+                .map_err(|e| ("eks:DescribeAccessEntry", AwsError::from(e)))
+        },
+    )
+    .await;
+    match described {
+        Ok(found) => left.extend(found),
+        Err(e) => return (Err(e), foreign),
     }
     (Ok(left), foreign)
 }
@@ -665,6 +650,43 @@ async fn eks_resources(
 /// The log group EKS makes for the control plane's logs, `/aws/eks/<cluster>/cluster`.
 pub fn log_group_name(cluster: &str) -> String {
     format!("/aws/eks/{cluster}/cluster")
+}
+
+/// The things named `names` that carry our tag, each described by `describe` (its ARN and
+/// tags; `None` or not found: gone meanwhile). A failed describe ends the listing.
+async fn each_tagged<F, Fut>(
+    names: Vec<String>,
+    cluster: &str,
+    kind: &'static str,
+    describe: F,
+) -> Result<Vec<Leftover>, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                Option<(Option<String>, std::collections::HashMap<String, String>)>,
+                (&'static str, AwsError),
+            >,
+        >,
+{
+    let mut found = Vec::new();
+    for name in names {
+        let (arn, tags) = match describe(name.clone()).await {
+            Ok(Some(described)) => described,
+            Ok(None) => continue,
+            Err((_, e)) if common::cluster::not_found(&e) => continue,
+            Err((action, e)) => return Err(format!("{action} {name}: {e}")),
+        };
+        if let Some(why) = tagged_for(|k| tags.get(k).map(String::as_str), cluster) {
+            found.push(Leftover {
+                kind,
+                id: arn.unwrap_or_else(|| name.clone()),
+                name: Some(name),
+                why,
+            });
+        }
+    }
+    Ok(found)
 }
 
 async fn log_group(logs: &aws_sdk_cloudwatchlogs::Client, cluster: &str) -> Listed {
