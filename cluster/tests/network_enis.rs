@@ -24,17 +24,14 @@ const TEMPLATE: &str = r#"{
   }
 }"#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_network_stack_waits_for_the_interfaces_left_in_its_vpc() {
-    let moto = Moto::start();
-    let proxy = AwsProxy::in_front_of(&moto);
-    DependencyRules::new(&moto.endpoint).install(&proxy);
-    let config = moto.sdk_config(REGION).await;
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let ec2 = aws_sdk_ec2::Client::new(&config);
+/// Creates the network stack `name` from [`TEMPLATE`]: its id, VPC and subnet.
+async fn network_stack(
+    cfn: &aws_sdk_cloudformation::Client,
+    name: &str,
+) -> (String, String, String) {
     let stack_id = cfn
         .create_stack()
-        .stack_name("eks-fargate-demo-vpc")
+        .stack_name(name)
         .template_body(TEMPLATE)
         .send()
         .await
@@ -57,7 +54,18 @@ async fn the_network_stack_waits_for_the_interfaces_left_in_its_vpc() {
             .unwrap()
             .to_owned()
     };
-    let (vpc, subnet) = (output("VpcId"), output("SubnetId"));
+    (stack_id, output("VpcId"), output("SubnetId"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_stack_waits_for_the_interfaces_left_in_its_vpc() {
+    let moto = Moto::start();
+    let proxy = AwsProxy::in_front_of(&moto);
+    DependencyRules::new(&moto.endpoint).install(&proxy);
+    let config = moto.sdk_config(REGION).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let (stack_id, vpc, subnet) = network_stack(&cfn, "eks-fargate-demo-vpc").await;
     // A deleted ALB's interface, still in the subnet; ELB removes it 4 s from now.
     let eni = ec2
         .create_network_interface()
@@ -129,32 +137,7 @@ async fn a_vpc_endpoint_someone_else_added_is_named_at_once_and_left_alone() {
     let config = moto.sdk_config(REGION).await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let stack_id = cfn
-        .create_stack()
-        .stack_name("eks-fargate-gd-vpc")
-        .template_body(TEMPLATE)
-        .send()
-        .await
-        .unwrap()
-        .stack_id()
-        .unwrap()
-        .to_owned();
-    let outputs = cfn
-        .describe_stacks()
-        .stack_name(&stack_id)
-        .send()
-        .await
-        .unwrap();
-    let output = |key: &str| {
-        outputs.stacks()[0]
-            .outputs()
-            .iter()
-            .find(|o| o.output_key() == Some(key))
-            .and_then(|o| o.output_value())
-            .unwrap()
-            .to_owned()
-    };
-    let (vpc, subnet) = (output("VpcId"), output("SubnetId"));
+    let (stack_id, vpc, subnet) = network_stack(&cfn, "eks-fargate-gd-vpc").await;
     // What an organisation's security tooling adds to every VPC: GuardDuty's runtime-monitoring
     // endpoint, with a security group of its own.
     let group = ec2
