@@ -17,9 +17,8 @@ PUBLIC_ACCESS_CIDRS ?=
 ADMINS ?=
 # EKS support policy of a new cluster: STANDARD or EXTENDED (empty: the state's, else STANDARD).
 SUPPORT_TYPE ?=
-# Namespaces the Fargate profile selects: the cluster's own and the app's (manifests/README.md);
-# eks-cluster's default is the same list.
-FARGATE_NAMESPACES ?= default kube-system game-2048
+# FARGATE_NAMESPACES, the namespaces the Fargate profile selects, is in make/steps.mk
+# (eks-cluster's default list).
 # The service account irsa makes a role for: the AWS Load Balancer Controller's.
 SA_NAMESPACE ?= kube-system
 SA_NAME      ?= aws-load-balancer-controller
@@ -42,25 +41,19 @@ BIN     := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 STEP     = --state $(STATE) --region $(REGION) --resume
 KUBE     = $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
 
-.PHONY: help build venv node k8s kubectl test soak lint demo depcheck leftovers install clean cluster-create cluster-delete kubeconfig oidc-create oidc-delete irsa-create irsa-delete irsa-list sg-create sg-delete sg-template patch deploy delete-deployment
+.PHONY: help build venv node k8s kubectl test-build test test-all soak lint demo depcheck leftovers install clean gen
 
 help:
 	@echo "make demo         the existing steps against the local test bed (no account needed)"
-	@echo "make test         the whole test suite (makes the Python venv first)"
+	@echo "make test         the fast tests: unit tests (in-process fakes) and one end-to-end pipe (minutes)"
+	@echo "make test-all     every test: also each binary against the test bed, the validators, the kill sweeps (what CI runs)"
 	@echo "make soak         the fault runs with SOAK_SEEDS=$(SOAK_SEEDS) and the kill sweeps (longer)"
 	@echo "make depcheck     preflight: binaries, identity, IAM permissions, room for a VPC and an EIP (changes nothing)"
 	@echo "make install      every step against AWS: cluster, OIDC, IRSA, security group, manifests, deploy"
 	@echo "make clean        the teardown, in the exact reverse order, then the leftovers check"
 	@echo "make leftovers    list what is still tagged for CLUSTER in REGION (exit 1 if anything is)"
-	@echo "make cluster-create  VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)"
-	@echo "make kubeconfig   merge the cluster into ~/.kube/config (kubectl then works, no aws CLI needed)"
-	@echo "make oidc-create  the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)"
-	@echo "make irsa-create  the IAM role of SA_NAMESPACE/SA_NAME (irsa-delete, irsa-list)"
-	@echo "make patch        render the controller and 2048 manifests into OUT"
-	@echo "make deploy       apply them, wait for the ALB and HTTP 200 (delete-deployment removes them)"
-	@echo "make sg-create    create/update the ALB security group stack of CLUSTER in REGION"
-	@echo "make sg-delete    delete it"
-	@echo "make sg-template  print the CloudFormation template"
+	$(STEP_HELP)
+	@echo "make gen          rewrite what is generated from the step registry (cargo xtask gen)"
 	@echo "variables: CLUSTER=$(CLUSTER) REGION=$(REGION) STATE=$(STATE) ALLOWED_CIDR='$(ALLOWED_CIDR)'"
 	@echo "           SA_NAMESPACE=$(SA_NAMESPACE) SA_NAME=$(SA_NAME) SA_POLICY=$(SA_POLICY) KUBECONFIG_FILE=$(KUBECONFIG_FILE) PROFILE=$(PROFILE)"
 
@@ -82,15 +75,31 @@ k8s:
 kubectl:
 	tools/setup-kubectl.sh
 
-test: venv node k8s kubectl
-	$(CARGO) build --bins
+# The binaries the tests run (the end-to-end tests run every step binary from target/), built
+# with the tests' features: `--examples` makes cargo resolve features with the dev-dependencies
+# (aws-smithy-mocks and tower-test turn on test features of shared crates), as `cargo test
+# --workspace` does, so the tests that follow reuse this build instead of building every crate
+# a second time. (`make build` builds the binaries users run, without them.)
+test-build:
+	$(CARGO) build --workspace --bins --examples
+
+# The fast tier: every unit test (in-process fakes for AWS and Kubernetes, no test bed), then
+# the one end-to-end test that runs the whole pipe (install as a shell pipe, HTTP 200, teardown)
+# on the test bed.
+FAST_PIPE ?= install_as_a_pipe_answers_200_and_teardown_leaves_nothing
+test: venv k8s kubectl test-build
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test --workspace --test pipeline -- --exact $(FAST_PIPE)
+
+# Every test (CI runs this): the unit tests, each binary against the test bed, the validators,
+# the end-to-end tests, and the kill sweeps and fault runs with one seed.
+test-all: venv node k8s kubectl test-build
 	$(CARGO) test --workspace
 
 # The longer fault runs: the whole pipeline at 10% and 30% faults with several seeds, and the
-# kill sweeps (make test runs each with one seed).
+# kill sweeps (make test-all runs each with one seed).
 SOAK_SEEDS ?= 1,2,3,4,5
-soak: venv node k8s
-	$(CARGO) build --bins
+soak: venv node k8s test-build
 	EKS_FA_FAULT_SEEDS=$(SOAK_SEEDS) $(CARGO) test -p eks-fa-e2e --test faults --test kill_sweep -- --nocapture
 
 lint:
@@ -105,12 +114,12 @@ demo: build venv k8s
 # failed step leaves the state file with what was made: `make clean` removes it.
 install:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory cluster-create oidc-create irsa-create sg-create patch deploy || exit 1; \
+	$(MAKE) --no-print-directory $(STEP_INSTALL_TARGETS) || exit 1; \
 	s=$$(( $$(date +%s) - start )); echo "install took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
 clean:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory delete-deployment sg-delete irsa-delete oidc-delete cluster-delete || exit 1; \
+	$(MAKE) --no-print-directory $(STEP_TEARDOWN_TARGETS) || exit 1; \
 	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER) || exit 1; \
 	s=$$(( $$(date +%s) - start )); echo "clean took $$((s/3600))h:$$((s%3600/60))m:$$((s%60))s"
 
@@ -121,47 +130,11 @@ depcheck: $(BUILD)
 leftovers: $(BUILD)
 	$(BIN)/eks-preflight leftovers --region $(REGION) --cluster $(CLUSTER)
 
-cluster-create: $(BUILD)
-	$(BIN)/eks-cluster $(STEP) create --cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE) \
-	  $(if $(VPC_ID),--vpc-id $(VPC_ID) --private-subnets $(PRIVATE_SUBNETS) $(if $(PUBLIC_SUBNETS),--public-subnets $(PUBLIC_SUBNETS))) \
-	  $(if $(PUBLIC_ACCESS_CIDRS),--public-access-cidrs $(PUBLIC_ACCESS_CIDRS)) $(if $(SUPPORT_TYPE),--support-type $(SUPPORT_TYPE)) \
-	  $(foreach a,$(ADMINS),--admin $(a))
+# The step targets (cluster-create ... delete-deployment, kubeconfig, irsa-list, sg-template),
+# STEP_INSTALL_TARGETS, STEP_TEARDOWN_TARGETS and STEP_HELP: generated from the step registry.
+include make/steps.mk
 
-cluster-delete: $(BUILD)
-	$(BIN)/eks-cluster $(STEP) delete --cluster $(CLUSTER)
-
-kubeconfig: $(BUILD)
-	$(BIN)/eks-cluster --state $(STATE) --region $(REGION) kubeconfig --cluster $(CLUSTER)
-
-oidc-create: $(BUILD)
-	$(BIN)/eks-oidc $(STEP) ensure --cluster $(CLUSTER)
-
-oidc-delete: $(BUILD)
-	$(BIN)/eks-oidc $(STEP) delete --cluster $(CLUSTER)
-
-irsa-create: $(BUILD)
-	$(BIN)/irsa $(STEP) ensure --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) --policy-document $(SA_POLICY) $(KUBE)
-
-irsa-delete: $(BUILD)
-	$(BIN)/irsa $(STEP) delete --cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) $(KUBE)
-
-irsa-list: $(BUILD)
-	@$(BIN)/irsa --state $(STATE) --region $(REGION) list --cluster $(CLUSTER)
-
-sg-create: $(BUILD)
-	$(BIN)/eks-sg-stack $(STEP) create --cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) $(foreach p,$(TARGET_PORTS),--target-port $(p))
-
-sg-delete: $(BUILD)
-	$(BIN)/eks-sg-stack $(STEP) delete --cluster $(CLUSTER)
-
-patch: $(BUILD)
-	$(BIN)/eks-patch $(STEP) --out $(OUT)
-
-deploy: $(BUILD)
-	$(BIN)/eks-deploy $(STEP) apply --cluster $(CLUSTER) $(KUBE) $(if $(CONNECT_TO),--connect-to $(CONNECT_TO))
-
-delete-deployment: $(BUILD)
-	$(BIN)/eks-deploy $(STEP) delete --cluster $(CLUSTER) $(KUBE)
-
-sg-template: $(BUILD)
-	@$(BIN)/eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) $(foreach p,$(TARGET_PORTS),--target-port $(p))
+# Rewrites make/steps.mk, ci/*.yml and the generated blocks of the docs and main.rs files
+# (`cargo xtask check` names the stale ones; `make test` fails on them).
+gen:
+	$(CARGO) xtask gen

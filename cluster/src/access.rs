@@ -18,7 +18,6 @@ use aws_sdk_eks::Client;
 use aws_sdk_eks::types::{AccessScope, AccessScopeType};
 use common::aws::AwsError;
 use common::{Context, State};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Usage};
 use crate::plan::CreatePlan;
@@ -35,17 +34,9 @@ pub fn admin_policy_arn(partition: &str) -> String {
     format!("arn:{partition}:eks::aws:cluster-access-policy/{ADMIN_POLICY_NAME}")
 }
 
-/// One administrator asked for, as the state's `cluster.accessEntries` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminEntry {
-    /// The IAM role or user ARN (`--admin`).
-    pub principal_arn: String,
-    /// eks-cluster made its access entry (or was about to: recorded before the call); a later
-    /// run or `delete` removes it only when its tags say so. False: the entry was there already
-    /// and is left as it is.
-    pub created_by_us: bool,
-}
+/// One administrator asked for, as the state's `cluster.accessEntries` records it (its model
+/// lives with the section's, in `common::sections::cluster`).
+pub use common::sections::cluster::AdminEntry;
 
 /// An IAM role or user, as an `--admin` value names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,11 +197,10 @@ pub async fn check_principals(
             continue;
         }
         let found = match principal.kind {
-            "role" => match roles::read(iam, &principal.name).await {
-                Ok(role) => Ok(role.map(|r| r.arn)),
-                Err(Error::GetRole { source, .. }) => Err(source),
-                Err(other) => return Err(other),
-            },
+            "role" => roles::read(iam, &principal.name)
+                .await
+                .map(|role| role.map(|r| r.arn))
+                .map_err(|e| e.source),
             _ => get_user(iam, &principal.name).await,
         };
         match found {

@@ -36,9 +36,14 @@ pub struct CreateArgs {
     /// How long to wait for each of CloudFormation, the cluster and the Fargate profile.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = common::cli::parse_duration)]
     pub timeout: Duration,
-    /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
-    #[arg(long, value_name = "PATH")]
+    /// The shared `--kubeconfig` (`common::cli::KubeArgs`, taken before or after the
+    /// subcommand), set by `cli`: reach Kubernetes through it instead of the cluster's endpoint
+    /// and an EKS token.
+    #[arg(skip)]
     pub kubeconfig: Option<PathBuf>,
+    /// The shared `--context` of `kubeconfig`, set by `cli` (default: its current-context).
+    #[arg(skip)]
+    pub context: Option<String>,
     /// CIDR allowed to reach the cluster's public API endpoint (kubectl, these steps); repeatable
     /// or comma separated, public IPv4 only (default: the state's, else 0.0.0.0/0, open to all,
     /// with a warning). Pods reach the cluster through its private endpoint.

@@ -14,16 +14,13 @@ use std::time::Duration;
 use common::wait::{Poll, wait_for_kube};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::Error;
 
 /// The annotation that pins CoreDNS to EC2.
 pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
-/// The pod template annotation a restart sets (as `kubectl rollout restart` does).
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The label of CoreDNS's pods.
 pub const POD_SELECTOR: &str = "k8s-app=kube-dns";
 /// The scheduler EKS gives to the pods a Fargate profile selects.
@@ -157,15 +154,9 @@ pub async fn move_to_fargate(
             tracing::info!(
                 "rolling kube-system/coredns out again so its pods run on Fargate: {why}"
             );
-            // Milliseconds, not kubectl's seconds: a roll repeated within the same second (a
-            // re-run right after a run stopped here) must still make a new pod template, else
-            // the Deployment keeps waiting for the Pending pod of the template it has.
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
-                COMPUTE_TYPE: null,
-                RESTARTED_AT: now,
-            } } } } });
-            api.patch("coredns", &PatchParams::default(), &Patch::Merge(&patch))
+            // The restart's stamp carries milliseconds (see `restart_stamp`): a roll repeated
+            // within the same second must still make a new pod template.
+            common::workload::restart(&api, "coredns", &[(COMPUTE_TYPE, None)])
                 .await
                 .map_err(|source| Error::PatchCoreDns {
                     cluster: cluster.to_owned(),
@@ -199,6 +190,7 @@ pub async fn move_to_fargate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn deployment(value: serde_json::Value) -> Deployment {
         serde_json::from_value(value).unwrap()

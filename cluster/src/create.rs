@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::cfn::{Phase, phase};
 use common::cluster::AccessError;
+use common::iam::role::{self, Owner};
 use common::{Context, State};
 
 use crate::inputs::{self, Ipv4Net};
@@ -112,13 +113,14 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     state.set_section(SECTION, &section);
 
     // The roles, each recorded as soon as it exists.
-    let cluster_spec = roles::cluster_role(&name, &account);
-    let cluster_role = ensure_role(state, &mut section, &clients, &claims, &cluster_spec).await?;
-    section.cluster_role_arn = Some(cluster_role.arn.clone());
+    let cluster_role = roles::cluster_role(&name, &account);
+    let cluster_role_arn =
+        ensure_role(state, &mut section, &clients, &claims, &cluster_role).await?;
+    section.cluster_role_arn = Some(cluster_role_arn.clone());
     state.set_section(SECTION, &section);
-    let pod_spec = roles::pod_execution_role(&name, &ctx.region, &account);
-    let pod_role = ensure_role(state, &mut section, &clients, &claims, &pod_spec).await?;
-    section.pod_execution_role_arn = Some(pod_role.arn.clone());
+    let pod_role = roles::pod_execution_role(&name, &ctx.region, &account);
+    let pod_role_arn = ensure_role(state, &mut section, &clients, &claims, &pod_role).await?;
+    section.pod_execution_role_arn = Some(pod_role_arn.clone());
     state.set_section(SECTION, &section);
 
     // The cluster (as the ownership check found it).
@@ -163,7 +165,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                 "creating cluster {name} (Kubernetes {}) in {} with role {}",
                 plan.version,
                 net.vpc_id,
-                cluster_role.arn
+                cluster_role_arn
             );
             section.public_access_cidrs = plan.public_access_cidrs.clone();
             section.support_type = Some(plan.support_type.as_str().to_owned());
@@ -179,7 +181,7 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
                 eks::ClusterSpec {
                     name: name.clone(),
                     version: plan.version.clone(),
-                    role_arn: cluster_role.arn.clone(),
+                    role_arn: cluster_role_arn.clone(),
                     subnet_ids: Vec::new(),
                     public_access_cidrs: plan.public_access_cidrs.clone(),
                     support_type: plan.support_type,
@@ -237,13 +239,19 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
         name: profiles::profile_name(&plan.namespaces),
         namespaces: plan.namespaces.clone(),
         subnets: net.private_subnet_ids.clone(),
-        pod_execution_role_arn: pod_role.arn.clone(),
+        pod_execution_role_arn: pod_role_arn.clone(),
     };
     section.fargate_namespaces = plan.namespaces.clone();
     state.set_section(SECTION, &section);
     let replaced =
         profiles::reconcile(state, &mut section, &clients.eks, &profile, args.timeout).await?;
-    let client = kube_client(ctx, &section, args.kubeconfig.as_deref()).await?;
+    let client = kube_client(
+        ctx,
+        &section,
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+    )
+    .await?;
     profiles::finish(
         state,
         &mut section,
@@ -359,44 +367,63 @@ async fn reconcile_public_access(
     Ok(())
 }
 
-/// One of the two roles: made (or a role we made, brought to the wanted trust), or an adopted
-/// one used as it is; then its managed policy, attached when missing (recorded for an adopted
-/// role, so delete detaches only that).
+/// One of the two roles ([`common::iam::role`]): made, or a role we made brought to the wanted
+/// trust, or an adopted one used as it is; then its managed policy, attached when missing. Its
+/// ARN. Recorded as soon as it is made, and for an adopted role before the attachment (so delete
+/// detaches only that).
 async fn ensure_role(
     state: &mut State,
     section: &mut Section,
     clients: &Clients,
     claims: &Claims,
-    spec: &roles::RoleSpec,
-) -> Result<roles::Ensured, Error> {
-    let name = section.facts.name.clone();
-    let adopted = claims.role(&spec.name) == Claim::Adopted;
-    let role = roles::ensure(&clients.iam, spec, &name, adopted).await?;
-    section.roles_created_by_us = section.roles_created_by_us || role.ours;
-    if adopted && section.adopted_role(&spec.name).is_none() {
-        section.adopted_roles.push(AdoptedRole {
-            name: spec.name.clone(),
-            attached_policies: Vec::new(),
-        });
+    desired: &role::Desired,
+) -> Result<String, Error> {
+    let cluster = section.facts.name.clone();
+    let adopted = claims.role(&desired.name) == Claim::Adopted;
+    let found = role::read(&clients.iam, &desired.name, false).await?;
+    let owner = roles::claim(&desired.name, found.as_ref(), &cluster, adopted)?;
+    let changes = role::plan(found.as_ref(), desired, owner, &role::Added::default());
+    if changes.trust_kept {
+        tracing::warn!(
+            "IAM role {} (adopted) has another trust policy than eks-cluster would give it; it is left as it is",
+            desired.name
+        );
+    }
+    match owner {
+        Owner::Ours => section.roles_created_by_us = true,
+        Owner::Adopted => {
+            let entry = match section
+                .adopted_roles
+                .iter()
+                .position(|r| r.name == desired.name)
+            {
+                Some(at) => &mut section.adopted_roles[at],
+                None => {
+                    section.adopted_roles.push(AdoptedRole {
+                        name: desired.name.clone(),
+                        attached_policies: Vec::new(),
+                    });
+                    section.adopted_roles.last_mut().expect("just pushed")
+                }
+            };
+            // Recorded before the call: a lost answer must not leave an attachment delete
+            // forgets.
+            for policy in &changes.attach {
+                if !entry.attached_policies.contains(policy) {
+                    entry.attached_policies.push(policy.clone());
+                }
+            }
+        }
+        Owner::Absent => {}
     }
     state.set_section(SECTION, section);
-    if roles::has_policy(&clients.iam, spec).await? {
-        return Ok(role);
-    }
-    if adopted {
-        // Recorded before the call: a lost answer must not leave an attachment delete forgets.
-        let entry = section
-            .adopted_roles
-            .iter_mut()
-            .find(|r| r.name == spec.name)
-            .expect("recorded above");
-        if !entry.attached_policies.contains(&spec.policy_arn) {
-            entry.attached_policies.push(spec.policy_arn.clone());
-            state.set_section(SECTION, section);
-        }
-    }
-    roles::attach_policy(&clients.iam, spec).await?;
-    Ok(role)
+    let arn = found.map(|f| f.arn).unwrap_or_default();
+    let arn = role::apply(&clients.iam, desired, &changes, arn, |_| {
+        section.roles_created_by_us = true;
+        state.set_section(SECTION, section);
+    })
+    .await?;
+    Ok(arn)
 }
 
 /// The zones of the network stack when it is still to be made (`None` when it exists): chosen
@@ -506,6 +533,7 @@ async fn kube_client(
     ctx: &Context,
     section: &Section,
     kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
 ) -> Result<kube::Client, Error> {
     let cluster = section.facts.name.as_str();
     if kubeconfig.is_none() {
@@ -526,7 +554,7 @@ async fn kube_client(
     }
     common::cluster::kube_client_from(
         kubeconfig,
-        None,
+        context,
         &ctx.aws,
         cluster,
         section.facts.endpoint.as_deref(),
@@ -662,7 +690,7 @@ async fn dry_run_create(
     say(format!(
         "would roll kube-system/coredns out again (remove {}, set {}) unless its pods all run on Fargate{}, and wait until it is available",
         coredns::COMPUTE_TYPE,
-        coredns::RESTARTED_AT,
+        common::workload::RESTARTED_AT,
         if args.kubeconfig.is_some() {
             " (through --kubeconfig)"
         } else {

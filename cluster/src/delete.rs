@@ -69,7 +69,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
             for role in &role_names {
                 if roles::read(&clients.iam, role)
                     .await?
-                    .is_some_and(|r| r.tagged_ours(&name))
+                    .is_some_and(|r| roles::tagged_ours(&r.tags, &name))
                 {
                     any_role = true;
                 }
@@ -184,7 +184,7 @@ pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Resu
         for role in &role_names {
             // Only a role that carries our tag for this cluster is ours to delete.
             match roles::read(&clients.iam, role).await? {
-                Some(r) if r.tagged_ours(&name) => {
+                Some(r) if roles::tagged_ours(&r.tags, &name) => {
                     let removed = common::iam::remove_role(&clients.iam, role).await?;
                     if removed.role {
                         tracing::info!("deleted IAM role {role}");

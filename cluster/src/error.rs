@@ -110,27 +110,10 @@ pub enum Error {
     #[error("network stack {stack} cannot take subnets in other zones: {reason}")]
     NetworkStackZones { stack: String, reason: String },
 
+    /// `GetRole` of an `--admin` role, checking that IAM knows it.
     #[error("GetRole {role}")]
     GetRole { role: String, source: AwsError },
-    #[error("CreateRole {role}")]
-    CreateRole { role: String, source: AwsError },
-    #[error("UpdateAssumeRolePolicy {role}")]
-    UpdateAssumeRolePolicy { role: String, source: AwsError },
-    #[error("ListAttachedRolePolicies {role}")]
-    ListAttachedRolePolicies { role: String, source: AwsError },
-    #[error("AttachRolePolicy {policy} to {role}")]
-    AttachRolePolicy {
-        role: String,
-        policy: String,
-        source: AwsError,
-    },
-    #[error("DetachRolePolicy {policy} from {role}")]
-    DetachRolePolicy {
-        role: String,
-        policy: String,
-        source: AwsError,
-    },
-    /// Removing a role with its policies (`eks-cluster delete`).
+    /// A call on one of the cluster's IAM roles: reading, making, changing or removing it.
     #[error(transparent)]
     Role(#[from] common::iam::RoleError),
 

@@ -58,64 +58,40 @@ pub fn check_namespace(name: &str) -> Result<(), String> {
     }
 }
 
-/// An IPv4 network: address and prefix length, host bits zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Net {
-    pub address: Ipv4Addr,
-    pub prefix: u8,
+/// An IPv4 network (the `ipnet` crate's, through [`common::cidr`]).
+pub use common::cidr::Ipv4Net;
+
+/// Parses `a.b.c.d/n` and refuses host bits, naming the canonical form.
+pub fn parse_ipv4_net(text: &str) -> Result<Ipv4Net, String> {
+    use common::cidr::{CidrError, IpNet};
+    let not_ipv4 = || format!("`{text}` is not an IPv4 CIDR like 192.168.0.0/16");
+    match common::cidr::parse(text) {
+        Ok(IpNet::V4(net)) => Ok(net),
+        Err(CidrError::Prefix { max: 32 }) => {
+            Err(format!("`{text}` has no prefix length from 0 to 32"))
+        }
+        Err(CidrError::HostBits {
+            canonical: IpNet::V4(canonical),
+        }) => Err(format!(
+            "`{text}` has host bits set; did you mean {canonical}?"
+        )),
+        Ok(IpNet::V6(_)) | Err(_) => Err(not_ipv4()),
+    }
 }
 
-impl std::fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix)
-    }
-}
-
-impl Ipv4Net {
-    /// Parses `a.b.c.d/n` and refuses host bits, naming the canonical form.
-    pub fn parse(text: &str) -> Result<Ipv4Net, String> {
-        let (address, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not an IPv4 CIDR like 192.168.0.0/16"))?;
-        let address: Ipv4Addr = address
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IPv4 CIDR like 192.168.0.0/16"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("`{text}` has no prefix length from 0 to 32"))?;
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        };
-        let bits = u32::from(address);
-        if bits & !mask != 0 {
-            return Err(format!(
-                "`{text}` has host bits set; did you mean {}/{prefix}?",
-                Ipv4Addr::from(bits & mask)
-            ));
-        }
-        Ok(Ipv4Net { address, prefix })
-    }
-
-    /// The `index`-th of the networks `extra` bits longer than this one.
-    pub fn subnet(&self, extra: u8, index: u32) -> Ipv4Net {
-        let prefix = self.prefix + extra;
-        let size = 1u32 << (32 - prefix);
-        Ipv4Net {
-            address: Ipv4Addr::from(u32::from(self.address) + index * size),
-            prefix,
-        }
-    }
+/// The `index`-th of the networks `extra` bits longer than `net`.
+pub fn subnet(net: &Ipv4Net, extra: u8, index: u32) -> Ipv4Net {
+    net.subnets(net.prefix_len() + extra)
+        .ok()
+        .and_then(|mut all| all.nth(index as usize))
+        .expect("the VPC prefix (/16 to /20) leaves room for the subnets")
 }
 
 /// The VPC CIDR: IPv4, /16 to /20 so that eight equal subnets (up to three public and three
 /// private) still hold a useful number of pod addresses.
 pub fn check_vpc_cidr(text: &str) -> Result<Ipv4Net, String> {
-    let net = Ipv4Net::parse(text)?;
-    if !(16..=20).contains(&net.prefix) {
+    let net = parse_ipv4_net(text)?;
+    if !(16..=20).contains(&net.prefix_len()) {
         return Err(format!(
             "`{text}`: the VPC prefix must be /16 to /20 (EKS allows /16 at most; past /20 the subnets get too small for Fargate pods)"
         ));
@@ -126,8 +102,8 @@ pub fn check_vpc_cidr(text: &str) -> Result<Ipv4Net, String> {
 /// The subnet CIDRs for `azs` zones: the VPC split in eight, public ones first, private ones
 /// from the fifth part on (a /16 gives /19s, as eksctl makes).
 pub fn subnet_cidrs(vpc: &Ipv4Net, azs: u8) -> (Vec<Ipv4Net>, Vec<Ipv4Net>) {
-    let public = (0..u32::from(azs)).map(|i| vpc.subnet(3, i)).collect();
-    let private = (0..u32::from(azs)).map(|i| vpc.subnet(3, 4 + i)).collect();
+    let public = (0..u32::from(azs)).map(|i| subnet(vpc, 3, i)).collect();
+    let private = (0..u32::from(azs)).map(|i| subnet(vpc, 3, 4 + i)).collect();
     (public, private)
 }
 
@@ -202,15 +178,12 @@ const NOT_PUBLIC: [(&str, [u8; 4], u8); 9] = [
 /// zero, and public addresses: the endpoint is reached from the internet, and a private range
 /// would never match (the VPC reaches the cluster through its private endpoint).
 pub fn check_public_access_cidr(text: &str) -> Result<Ipv4Net, String> {
-    let net = Ipv4Net::parse(text.trim())?;
-    if net.prefix == 0 {
+    let net = parse_ipv4_net(text.trim())?;
+    if net.prefix_len() == 0 {
         return Ok(net);
     }
-    let first = u32::from(net.address);
     for (what, block, prefix) in NOT_PUBLIC {
-        let mask = u32::MAX << (32 - prefix);
-        let inside = net.prefix >= prefix && first & mask == u32::from(Ipv4Addr::from(block));
-        if inside {
+        if Ipv4Net::new_assert(Ipv4Addr::from(block), prefix).contains(&net) {
             return Err(format!(
                 "`{text}` is {what}, which never reaches the public endpoint (the VPC reaches the cluster through its private endpoint); give the public addresses your kubectl and CI connect from, like 203.0.113.0/24"
             ));
@@ -287,7 +260,7 @@ mod tests {
 
     #[test]
     fn vpc_cidrs() {
-        assert_eq!(check_vpc_cidr("192.168.0.0/16").unwrap().prefix, 16);
+        assert_eq!(check_vpc_cidr("192.168.0.0/16").unwrap().prefix_len(), 16);
         assert!(check_vpc_cidr("10.1.0.0/20").is_ok());
         let host = check_vpc_cidr("10.0.0.1/16").unwrap_err();
         assert!(host.contains("10.0.0.0/16"), "{host}");
@@ -382,10 +355,10 @@ mod tests {
         assert!(ok(&[]).is_err());
     }
 
-    /// The default profile selects the namespace of every pod the shipped manifests make, and
-    /// the Makefile's FARGATE_NAMESPACES says the same.
+    /// The default profile selects the namespace of every pod the shipped manifests make (the
+    /// Makefile's FARGATE_NAMESPACES and the CI's `--namespace` flags are generated from it).
     #[test]
-    fn default_namespaces_cover_the_shipped_manifests_and_the_makefile() {
+    fn default_namespaces_cover_the_shipped_manifests() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut files: Vec<_> = std::fs::read_dir(root.join("manifests"))
             .unwrap()
@@ -411,17 +384,5 @@ mod tests {
             }
         }
         assert!(workloads >= 2, "the controller and the app");
-        let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
-        let line = makefile
-            .lines()
-            .find(|l| l.starts_with("FARGATE_NAMESPACES"))
-            .expect("FARGATE_NAMESPACES in the Makefile");
-        let listed: Vec<&str> = line
-            .split("?=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        assert_eq!(listed, DEFAULT_NAMESPACES);
     }
 }

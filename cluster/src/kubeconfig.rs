@@ -9,7 +9,7 @@ use common::{Context, State};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Usage};
-use crate::{KubeconfigArgs, SECTION, Section, eks};
+use crate::{KubeconfigArgs, SECTION, Section};
 
 /// The exec credential API version both the plugin and the kubeconfig use.
 pub const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
@@ -38,16 +38,21 @@ pub fn default_path(kubeconfig_env: Option<&str>, home: Option<&Path>) -> Option
     home.map(|h| h.join(".kube").join("config"))
 }
 
-fn upsert(list: &mut Value, name: &str, key: &str, body: Value) {
+/// Puts `entry` (a named cluster, user or context) into `list` in place of the one of its name,
+/// else at the end; a `list` that is no list becomes one.
+fn upsert(list: &mut Value, entry: Value) {
     if !list.is_array() {
         *list = Value::Array(Vec::new());
     }
     let items = list.as_array_mut().expect("made an array above");
-    let entry = json!({ "name": name, key: body });
-    match items.iter_mut().find(|i| i["name"] == name) {
+    match items.iter_mut().find(|i| i["name"] == entry["name"]) {
         Some(existing) => *existing = entry,
         None => items.push(entry),
     }
+}
+
+fn to_value(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("a kubeconfig entry serializes")
 }
 
 /// The exec user of the entry.
@@ -62,18 +67,26 @@ pub fn user(entry: &Entry) -> Value {
     if let Some(profile) = &entry.profile {
         args.extend(["--profile".to_owned(), profile.clone()]);
     }
-    json!({
-        "exec": {
-            "apiVersion": EXEC_API_VERSION,
-            "command": entry.command,
-            "args": args,
-            "interactiveMode": "Never",
-            "provideClusterInfo": false
-        }
+    to_value(kube::config::AuthInfo {
+        exec: Some(kube::config::ExecConfig {
+            api_version: Some(EXEC_API_VERSION.to_owned()),
+            command: Some(entry.command.clone()),
+            args: Some(args),
+            interactive_mode: Some(kube::config::ExecInteractiveMode::Never),
+            provide_cluster_info: false,
+            ..Default::default()
+        }),
+        ..Default::default()
     })
 }
 
 /// `doc` (a parsed kubeconfig, or `Null` for none) with the entry merged in and selected.
+///
+/// The entry is made of kube's kubeconfig types; the file around it stays a JSON value, not
+/// kube's `Kubeconfig`, since that model does not give back every file it reads: it refuses a
+/// context without `cluster` (kubectl takes one), writes `user: null` into a context without a
+/// user and `provideClusterInfo: false` into every exec user, and reorders an auth provider's
+/// `config` at random. Merging must leave other entries as they are.
 pub fn merge(doc: Value, entry: &Entry) -> Value {
     let mut doc = match doc {
         Value::Object(map) => map,
@@ -81,27 +94,35 @@ pub fn merge(doc: Value, entry: &Entry) -> Value {
     };
     doc.entry("apiVersion").or_insert(json!("v1"));
     doc.entry("kind").or_insert(json!("Config"));
-    let mut cluster = json!({ "server": entry.endpoint });
-    if let Some(ca) = &entry.certificate_authority_data {
-        cluster["certificate-authority-data"] = json!(ca);
-    }
+    let cluster = kube::config::NamedCluster {
+        name: entry.name.clone(),
+        cluster: Some(kube::config::Cluster {
+            server: Some(entry.endpoint.clone()),
+            certificate_authority_data: entry.certificate_authority_data.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let context = kube::config::NamedContext {
+        name: entry.name.clone(),
+        context: Some(kube::config::Context {
+            cluster: entry.name.clone(),
+            user: Some(entry.name.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     upsert(
         doc.entry("clusters").or_insert(Value::Null),
-        &entry.name,
-        "cluster",
-        cluster,
+        to_value(cluster),
     );
     upsert(
         doc.entry("users").or_insert(Value::Null),
-        &entry.name,
-        "user",
-        user(entry),
+        json!({ "name": entry.name, "user": user(entry) }),
     );
     upsert(
         doc.entry("contexts").or_insert(Value::Null),
-        &entry.name,
-        "context",
-        json!({ "cluster": entry.name, "user": entry.name }),
+        to_value(context),
     );
     doc.insert("current-context".into(), json!(entry.name));
     Value::Object(doc)
@@ -159,7 +180,8 @@ pub fn write_merged(path: &Path, entry: &Entry) -> Result<(), Error> {
         std::fs::create_dir_all(parent).map_err(write_error)?;
     }
     let merged = merge(doc, entry);
-    common::step::write_atomically(path, &to_yaml(&merged)).map_err(write_error)
+    common::step::write_atomically(path, &to_yaml(&merged), common::step::PRIVATE)
+        .map_err(write_error)
 }
 
 /// The `ExecCredential` the `token` command prints.
@@ -188,31 +210,32 @@ pub async fn kubeconfig_entry(
         .map_err(|source| Error::CurrentExe { source })?
         .to_string_lossy()
         .into_owned();
-    let known = previous
-        .map(|p| p.facts)
-        .filter(|f| f.endpoint.is_some() && f.arn.is_some());
-    let (arn, endpoint, ca) = match known {
-        Some(f) => (
-            f.arn.unwrap_or_default(),
-            f.endpoint.unwrap_or_default(),
-            f.certificate_authority_data,
-        ),
-        None => {
-            let eks_client = aws_sdk_eks::Client::new(&ctx.aws);
-            let c =
-                eks::describe(&eks_client, &name)
-                    .await?
-                    .ok_or_else(|| Error::ClusterNotFound {
-                        cluster: name.clone(),
-                        region: ctx.region.clone(),
-                    })?;
-            let endpoint = c.endpoint.ok_or(Error::ClusterIncomplete {
-                cluster: name.clone(),
-                what: "endpoint",
-            })?;
-            (c.arn, endpoint, c.certificate_authority_data)
+    // Each fact from the state's section, else from one DescribeCluster.
+    let known = previous.map(|p| p.facts).unwrap_or_default();
+    let mut facts = common::facts::Resolver::new(
+        aws_sdk_eks::Client::new(&ctx.aws),
+        &name,
+        &ctx.region,
+        known,
+    );
+    let described = |e| match e {
+        common::cluster::DescribeError::Call { cluster, source } => {
+            Error::DescribeCluster { cluster, source }
+        }
+        common::cluster::DescribeError::NotFound { cluster, region } => {
+            Error::ClusterNotFound { cluster, region }
         }
     };
+    let endpoint = facts
+        .endpoint()
+        .await
+        .map_err(described)?
+        .ok_or(Error::ClusterIncomplete {
+            cluster: name.clone(),
+            what: "endpoint",
+        })?;
+    let arn = facts.arn().await.map_err(described)?.unwrap_or_default();
+    let ca = facts.certificate_authority().await.map_err(described)?;
     Ok(Entry {
         name: if arn.is_empty() {
             format!("{name}.{}", ctx.region)
@@ -322,6 +345,57 @@ mod tests {
         assert_eq!(
             once["clusters"][1]["cluster"]["certificate-authority-data"],
             "Q0E="
+        );
+    }
+
+    /// The entry made of kube's types is the one written by hand before, key for key.
+    #[test]
+    fn the_entry_is_what_kubectl_reads() {
+        let doc = merge(Value::Null, &entry());
+        let name = entry().name;
+        let expected = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": name, "cluster": {
+                "server": "https://example.eks.amazonaws.com",
+                "certificate-authority-data": "Q0E="}}],
+            "users": [{"name": name, "user": {"exec": {
+                "apiVersion": EXEC_API_VERSION,
+                "command": "/usr/local/bin/eks-cluster",
+                "args": ["token", "--cluster", "demo", "--region", "us-east-2"],
+                "interactiveMode": "Never",
+                "provideClusterInfo": false}}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name
+        });
+        assert_eq!(doc, expected);
+        assert_eq!(
+            to_yaml(&doc),
+            to_yaml(&expected),
+            "same keys in the same order"
+        );
+    }
+
+    #[test]
+    fn other_entries_are_kept_as_they_are() {
+        let existing = json!({
+            "clusters": [{"name": "a", "cluster": {"server": "https://a", "future-field": 1}}],
+            "users": [{"name": "u", "user": {"auth-provider": {"name": "oidc",
+                "config": {"b": "1", "a": "2", "c": "3"}}}}],
+            "contexts": [{"name": "no-cluster", "context": {"user": "u"}}],
+            "my-top": {"x": 1}
+        });
+        let merged = merge(existing.clone(), &entry());
+        for key in ["clusters", "users", "contexts"] {
+            assert_eq!(merged[key][0], existing[key][0], "{key}");
+        }
+        assert_eq!(merged["my-top"], existing["my-top"]);
+        let config = merged["users"][0]["user"]["auth-provider"]["config"]
+            .as_object()
+            .unwrap();
+        assert_eq!(
+            config.keys().collect::<Vec<_>>(),
+            ["b", "a", "c"],
+            "in the file's order"
         );
     }
 

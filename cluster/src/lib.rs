@@ -6,6 +6,7 @@
 pub mod access;
 mod args;
 pub mod brought;
+pub mod cli;
 pub mod coredns;
 mod create;
 mod delete;

@@ -23,12 +23,13 @@
 //! entry whose user runs `eks-cluster token`; `token` prints an ExecCredential;
 //! `template` prints the network template.
 //!
-//! Usage: `eks-cluster [--state FILE] [--region R] create [--cluster NAME] [--kubernetes-version 1.NN]
+//! Usage: `eks-cluster [--state FILE] [--region R] [--kubeconfig PATH [--context NAME]] create [--cluster NAME] [--kubernetes-version 1.NN]
 //! [--namespace NS]... [--vpc-cidr CIDR] [--azs 2|3] [--vpc-id VPC --private-subnets IDS
 //! [--public-subnets IDS]] [--public-access-cidrs CIDR]... [--support-type STANDARD|EXTENDED]
-//! [--admin ARN]... [--no-admins] [--timeout 30m] [--kubeconfig PATH] [--adopt]`, `eks-cluster delete [--force]`,
+//! [--admin ARN]... [--no-admins] [--timeout 30m] [--adopt]`, `eks-cluster delete [--force]`,
 //! `eks-cluster kubeconfig [-o PATH|-]`, `eks-cluster token --cluster NAME`,
-//! `eks-cluster template [--vpc-cidr CIDR] [--azs N]`.
+//! `eks-cluster template [--vpc-cidr CIDR] [--azs N]`, `eks-cluster completions SHELL`.
+//! `--kubeconfig` and `--context` (create only) go before or after the subcommand.
 //!
 //! stdin/stdout: `create` and `delete` read the state document on stdin (empty: a new one) and
 //! write the updated document on stdout, or read and rewrite `--state FILE`; they write only the
@@ -39,62 +40,39 @@
 //! Exit codes: 0 done; 1 failed (the state records what was made and an `error`); 2 bad input or
 //! usage, nothing changed.
 //!
-//! IAM permissions: `sts:GetCallerIdentity`; `cloudformation:DescribeStacks`, `cloudformation:GetTemplate`,
-//! `cloudformation:CreateStack`, `cloudformation:UpdateStack` (subnets in place of refused
-//! zones), `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`,
-//! and for the stack's resources `ec2:CreateVpc`, `ec2:DeleteVpc`, `ec2:ModifyVpcAttribute`,
+//! <!-- generated:iam -->
+//! IAM permissions: `sts:GetCallerIdentity`, `cloudformation:DescribeStacks`,
+//! `cloudformation:GetTemplate`, `cloudformation:CreateStack`, `cloudformation:UpdateStack`,
+//! `cloudformation:DeleteStack`, `cloudformation:DescribeStackEvents`, `ec2:DescribeVpcs`,
+//! `ec2:DescribeVpcAttribute`, `ec2:DescribeAvailabilityZones`, `ec2:DescribeSubnets`,
+//! `ec2:DescribeRouteTables`, `ec2:DescribeVpcEndpoints`, `ec2:DescribeNatGateways`, `iam:GetRole`,
+//! `iam:CreateRole`, `iam:TagRole`, `iam:UpdateAssumeRolePolicy`, `iam:ListRolePolicies`,
+//! `iam:DeleteRolePolicy`, `iam:ListAttachedRolePolicies`, `iam:AttachRolePolicy`,
+//! `iam:DetachRolePolicy`, `iam:DeleteRole`, `iam:PassRole`, `iam:CreateServiceLinkedRole`,
+//! `eks:DescribeCluster`, `eks:CreateCluster`, `eks:UpdateClusterConfig`, `eks:DeleteCluster`,
+//! `eks:TagResource`, `eks:ListFargateProfiles`, `eks:DescribeFargateProfile`,
+//! `eks:CreateFargateProfile`, `eks:DeleteFargateProfile`; for the network stack's resources
+//! (CloudFormation acts as the caller): `ec2:CreateVpc`, `ec2:DeleteVpc`, `ec2:ModifyVpcAttribute`,
 //! `ec2:CreateSubnet`, `ec2:DeleteSubnet`, `ec2:ModifySubnetAttribute`,
 //! `ec2:CreateInternetGateway`, `ec2:DeleteInternetGateway`, `ec2:AttachInternetGateway`,
 //! `ec2:DetachInternetGateway`, `ec2:AllocateAddress`, `ec2:ReleaseAddress`,
-//! `ec2:CreateNatGateway`, `ec2:DeleteNatGateway`, `ec2:CreateRouteTable`,
-//! `ec2:DeleteRouteTable`, `ec2:CreateRoute`, `ec2:DeleteRoute`, `ec2:AssociateRouteTable`,
-//! `ec2:DisassociateRouteTable`, `ec2:CreateTags`, `ec2:Describe*` (with
-//! `ec2:DescribeAvailabilityZones` to choose the zones); `ec2:DescribeVpcs`,
-//! `ec2:DescribeVpcAttribute`, `ec2:DescribeSubnets`, `ec2:DescribeRouteTables`,
-//! `ec2:DescribeNatGateways`, `ec2:DescribeVpcEndpoints` (brought VPC); `iam:GetRole`,
-//! `iam:CreateRole`, `iam:TagRole`, `iam:UpdateAssumeRolePolicy`, `iam:ListAttachedRolePolicies`,
-//! `iam:AttachRolePolicy`, `iam:DetachRolePolicy`, `iam:ListRolePolicies`,
-//! `iam:DeleteRolePolicy`, `iam:DeleteRole`, `iam:PassRole`, `iam:CreateServiceLinkedRole`;
-//! `eks:DescribeCluster`, `eks:CreateCluster`, `eks:UpdateClusterConfig`, `eks:DeleteCluster`,
-//! `eks:TagResource`, `eks:ListFargateProfiles`, `eks:DescribeFargateProfile`,
-//! `eks:CreateFargateProfile`, `eks:DeleteFargateProfile`; with `--admin`: `iam:GetUser`,
-//! `eks:ListAccessEntries`, `eks:DescribeAccessEntry`, `eks:CreateAccessEntry`,
-//! `eks:AssociateAccessPolicy`, `eks:ListAssociatedAccessPolicies`, `eks:DeleteAccessEntry`.
+//! `ec2:DisassociateAddress`, `ec2:CreateNatGateway`, `ec2:DeleteNatGateway`,
+//! `ec2:CreateRouteTable`, `ec2:DeleteRouteTable`, `ec2:CreateRoute`, `ec2:DeleteRoute`,
+//! `ec2:AssociateRouteTable`, `ec2:DisassociateRouteTable`, `ec2:CreateTags`,
+//! `ec2:DescribeInternetGateways`, `ec2:DescribeAddresses`; for `delete`:
+//! `ec2:DescribeNetworkInterfaces`; with `--admin`: `iam:GetUser`, `eks:CreateAccessEntry`,
+//! `eks:AssociateAccessPolicy`, `eks:ListAssociatedAccessPolicies`, `eks:DeleteAccessEntry`,
+//! `eks:ListAccessEntries`, `eks:DescribeAccessEntry`.
+//! <!-- /generated:iam -->
 //! Kubernetes: get and patch Deployments and list pods in
 //! kube-system; list, get and patch Deployments and list pods and ReplicaSets in the namespaces
 //! of a replaced Fargate profile (the move onto the new one).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use common::step::{StepInfo, block_on, drive_with_summary, offline, query};
-use eks_cluster::{CreateArgs, DeleteArgs, KubeconfigArgs, SECTION, TemplateArgs, TokenArgs};
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "EKS cluster whose every pod runs on Fargate: create, delete, kubeconfig, token"
-)]
-struct Cli {
-    #[command(flatten)]
-    common: common::CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create (or finish) the network, roles, cluster, Fargate profile; CoreDNS on Fargate.
-    Create(CreateArgs),
-    /// Delete the Fargate profiles, the cluster, and the network and roles eks-cluster made.
-    Delete(DeleteArgs),
-    /// Merge a kubeconfig entry for the cluster whose user runs `eks-cluster token`.
-    Kubeconfig(KubeconfigArgs),
-    /// Print an ExecCredential with an EKS token (the kubeconfig's exec plugin).
-    Token(TokenArgs),
-    /// Print the network CloudFormation template.
-    Template(TemplateArgs),
-}
+use eks_cluster::SECTION;
+use eks_cluster::cli::{Cli, Command};
 
 const INFO: StepInfo = StepInfo {
     section: SECTION,
@@ -102,9 +80,10 @@ const INFO: StepInfo = StepInfo {
 };
 
 fn main() -> ExitCode {
-    let cli: Cli = common::step::parse_args(SECTION);
+    let cli: Cli = common::step::parse_args_with(SECTION, Cli::settle);
     let summary = Some(eks_cluster::summary as fn(&common::State) -> String);
     match cli.command {
+        Command::Completions(shell) => shell.print(eks_cluster::cli::command()),
         Command::Template(args) => offline(INFO, &cli.common, || eks_cluster::template(&args)),
         Command::Token(args) => block_on(eks_cluster::run_token(&cli.common, &args, INFO)),
         Command::Create(args) => block_on(drive_with_summary(

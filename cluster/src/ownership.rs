@@ -3,6 +3,7 @@
 //! so a name that exists but is not ours is refused with exit 2 and nothing changed, unless
 //! `--adopt` takes the cluster and roles over (recorded in the state).
 
+use common::iam::role::Owner;
 use common::owner::{NotOurs, why_not_ours};
 
 use crate::eks::{self, STEP};
@@ -91,13 +92,12 @@ pub async fn check_create(
         roles::cluster_role_name(name),
         roles::pod_execution_role_name(name),
     ] {
-        let claim = match roles::read(&clients.iam, &role).await? {
-            None => Claim::Absent,
-            Some(r) if r.tagged_ours(name) => Claim::Ours,
-            Some(_) if adopt || recorded.is_some_and(|p| p.adopted_role(&role).is_some()) => {
-                Claim::Adopted
-            }
-            Some(r) => return Err(roles::not_ours(&role, &r).into()),
+        let found = roles::read(&clients.iam, &role).await?;
+        let adopt = adopt || recorded.is_some_and(|p| p.adopted_role(&role).is_some());
+        let claim = match roles::claim(&role, found.as_ref(), name, adopt)? {
+            Owner::Absent => Claim::Absent,
+            Owner::Ours => Claim::Ours,
+            Owner::Adopted => Claim::Adopted,
         };
         claims.push((role, claim));
     }

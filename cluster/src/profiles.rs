@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::State;
 use common::wait::{Poll, wait_for_kube};
+use common::workload::rollout;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
@@ -217,19 +218,6 @@ fn cannot_move(d: &Deployment) -> Option<&'static str> {
     (spec.paused == Some(true)).then_some("it is paused")
 }
 
-/// True when the Deployment's current pod template is rolled out: observed, every replica
-/// updated and available, and no pod of an older template left.
-pub fn rolled_out(d: &Deployment) -> bool {
-    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(status) = &d.status else {
-        return false;
-    };
-    status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
-        && status.updated_replicas.unwrap_or(0) == wanted
-        && status.available_replicas.unwrap_or(0) == wanted
-        && status.replicas.unwrap_or(0) == wanted
-}
-
 /// The Deployments (by name) whose live pods run with another Fargate profile than `profile`:
 /// `pods` and `replica_sets` of one namespace, tied through their owner references.
 pub fn placed_elsewhere(
@@ -311,7 +299,7 @@ pub async fn move_deployments(
         for d in listed {
             let name = d.name_any();
             let labelled = template_profile(&d) == Some(profile);
-            if !elsewhere.contains(&name) && (!labelled || rolled_out(&d)) {
+            if !elsewhere.contains(&name) && (!labelled || rollout(&d).is_done()) {
                 continue;
             }
             if let Some(why) = cannot_move(&d) {
@@ -369,7 +357,7 @@ pub async fn move_deployments(
             else {
                 continue;
             };
-            if !rolled_out(&d) {
+            if !rollout(&d).is_done() {
                 let s = d.status.clone().unwrap_or_default();
                 waiting.push(format!(
                     "{ns}/{name} {} updated, {} available of {}",
@@ -440,13 +428,19 @@ mod tests {
             "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
         }));
         assert_eq!(cannot_move(&plain), None);
-        assert!(rolled_out(&plain));
+        assert!(rollout(&plain).is_done());
         let mut half = plain.clone();
         half.status.as_mut().unwrap().replicas = Some(3);
-        assert!(!rolled_out(&half), "a pod of the old template is left");
+        assert!(
+            !rollout(&half).is_done(),
+            "a pod of the old template is left"
+        );
         let mut old = plain.clone();
         old.metadata.generation = Some(4);
-        assert!(!rolled_out(&old), "the new template is not observed yet");
+        assert!(
+            !rollout(&old).is_done(),
+            "the new template is not observed yet"
+        );
         let selected = deployment(serde_json::json!({
             "metadata": {"name": "d"},
             "spec": {"selector": {"matchLabels": {PROFILE_LABEL: "fp-1"}}, "template": {}}

@@ -2,15 +2,13 @@
 //! brought VPC too): the cluster role EKS assumes, and the pod execution role Fargate assumes to
 //! pull images and write logs for the pods.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::Tag;
-use common::aws::AwsError;
+use common::iam::RoleError;
+use common::iam::role::{self, Desired, Owner, Ownership, Scope};
 use common::owner::NotOurs;
 use serde_json::{Value, json};
-
-use crate::Error;
 
 /// IAM's longest role name.
 pub const MAX_ROLE_NAME: usize = 64;
@@ -31,13 +29,39 @@ impl From<common::iam::Caller> for Account {
     }
 }
 
-/// One role as wanted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoleSpec {
-    pub name: String,
-    pub trust: Value,
-    pub policy_arn: String,
-    pub description: String,
+/// eks-cluster's roles: nothing beyond their trust and their one managed policy is touched (no
+/// inline policies, other attachments stay, the tags of roles made before the step tag stay as
+/// they are), and an adopted role keeps its trust policy (a warning says when it differs).
+const SCOPE: Scope = Scope {
+    retag: false,
+    exclusive_managed: false,
+    adopted_trust: false,
+};
+
+/// The way out when a role of our name is not ours.
+const NOT_OURS_FIX: &str = "Pass --adopt to use it as it is (its trust policy is left alone; eks-cluster attaches the managed policy it needs and delete detaches only that), or delete or rename the role";
+
+/// One of the two roles as wanted: its trust, its one managed policy, our tags.
+fn desired(
+    cluster: &str,
+    name: String,
+    trust: Value,
+    policy: &str,
+    account: &Account,
+    description: String,
+) -> Desired {
+    Desired {
+        name,
+        trust,
+        description,
+        tags: common::owner::tags(cluster, crate::eks::STEP),
+        inline: None,
+        managed: BTreeSet::from([format!(
+            "arn:{}:iam::aws:policy/{policy}",
+            account.partition
+        )]),
+        scope: SCOPE,
+    }
 }
 
 /// `eks-fargate-<cluster>-cluster`, shortened with a hash past 64 characters.
@@ -51,10 +75,11 @@ pub fn pod_execution_role_name(cluster: &str) -> String {
 }
 
 /// The cluster role: trusted by EKS, with AmazonEKSClusterPolicy.
-pub fn cluster_role(cluster: &str, account: &Account) -> RoleSpec {
-    RoleSpec {
-        name: cluster_role_name(cluster),
-        trust: json!({
+pub fn cluster_role(cluster: &str, account: &Account) -> Desired {
+    desired(
+        cluster,
+        cluster_role_name(cluster),
+        json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
@@ -62,20 +87,19 @@ pub fn cluster_role(cluster: &str, account: &Account) -> RoleSpec {
                 "Action": "sts:AssumeRole"
             }]
         }),
-        policy_arn: format!(
-            "arn:{}:iam::aws:policy/AmazonEKSClusterPolicy",
-            account.partition
-        ),
-        description: format!("EKS cluster role of {cluster} (eks-fargate-alb)"),
-    }
+        "AmazonEKSClusterPolicy",
+        account,
+        format!("EKS cluster role of {cluster} (eks-fargate-alb)"),
+    )
 }
 
 /// The Fargate pod execution role: trusted by Fargate only for this cluster's profiles, with
 /// AmazonEKSFargatePodExecutionRolePolicy.
-pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> RoleSpec {
-    RoleSpec {
-        name: pod_execution_role_name(cluster),
-        trust: json!({
+pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Desired {
+    desired(
+        cluster,
+        pod_execution_role_name(cluster),
+        json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
@@ -91,257 +115,51 @@ pub fn pod_execution_role(cluster: &str, region: &str, account: &Account) -> Rol
                 }
             }]
         }),
-        policy_arn: format!(
-            "arn:{}:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy",
-            account.partition
-        ),
-        description: format!(
-            "Fargate pod execution role of EKS cluster {cluster} (eks-fargate-alb)"
-        ),
-    }
+        "AmazonEKSFargatePodExecutionRolePolicy",
+        account,
+        format!("Fargate pod execution role of EKS cluster {cluster} (eks-fargate-alb)"),
+    )
 }
 
 /// A role as IAM has it.
-#[derive(Debug, Clone)]
-pub struct Existing {
-    pub arn: String,
-    pub trust: Value,
-    pub tags: BTreeMap<String, String>,
+pub type Existing = role::Current;
+
+/// True when a role's tags prove eks-cluster made it for `cluster` (roles made before the step
+/// tag carry only the cluster tag).
+pub fn tagged_ours(tags: &BTreeMap<String, String>, cluster: &str) -> bool {
+    common::owner::map_proves_ours(tags, cluster, crate::eks::STEP, true)
 }
 
-impl Existing {
-    /// True when its tags prove eks-cluster made it for `cluster` (roles made before the step
-    /// tag carry only the cluster tag).
-    pub fn tagged_ours(&self, cluster: &str) -> bool {
-        common::owner::map_proves_ours(&self.tags, cluster, crate::eks::STEP, true)
-    }
-
-    /// Why it is not ours, in words.
-    pub fn why_not_ours(&self) -> String {
-        common::owner::why_not_ours(|k| self.tags.get(k).map(String::as_str))
-    }
+/// The role (`GetRole`: ARN, trust, tags), `None` when it does not exist.
+pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, RoleError> {
+    role::get(iam, name).await
 }
 
-/// The role, `None` when it does not exist.
-pub async fn read(iam: &Client, name: &str) -> Result<Option<Existing>, Error> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(answer) => {
-            let Some(role) = answer.role() else {
-                return Ok(None);
-            };
-            Ok(Some(Existing {
-                arn: role.arn().to_owned(),
-                trust: role
-                    .assume_role_policy_document()
-                    .map(common::iam::parse_policy)
-                    .unwrap_or(Value::Null),
-                tags: role
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                    .collect(),
-            }))
-        }
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                Ok(None)
-            } else {
-                Err(Error::GetRole {
-                    role: name.to_owned(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// What `ensure` found and did.
-#[derive(Debug, Clone)]
-pub struct Ensured {
-    pub arn: String,
-    /// Made by this run, or an earlier run of ours (it carries our tag for this cluster).
-    pub ours: bool,
-    pub changed: bool,
-}
-
-/// The refusal for a role of our name that is not ours.
-pub fn not_ours(role: &str, existing: &Existing) -> NotOurs {
-    NotOurs {
-        what: "IAM role",
-        name: role.to_owned(),
-        why: existing.why_not_ours(),
-        fix: "Pass --adopt to use it as it is (its trust policy is left alone; eks-cluster attaches the managed policy it needs and delete detaches only that), or delete or rename the role".into(),
-    }
-}
-
-/// Makes the role, or brings the trust of a role we made to the wanted one; an `adopted` role
-/// (`--adopt`, recorded) is used as it is. No mutating call when nothing differs.
-/// [`has_policy`] and [`attach_policy`] see to its policy once its ARN is recorded. A
-/// `CreateRole` whose answer was lost answers `EntityAlreadyExists` on the SDK's retry: the role
-/// is then ours when it carries our tags.
-pub async fn ensure(
-    iam: &Client,
-    spec: &RoleSpec,
+/// Whose the role `name` (as `found`) is: ours when its tags say so (eks-cluster's roles are
+/// proven by their tags, not by the state), adopted when `adopt` (`--adopt`, or recorded in
+/// `adoptedRoles`), else refused: exit 2, nothing changed.
+pub fn claim(
+    name: &str,
+    found: Option<&Existing>,
     cluster: &str,
-    adopted: bool,
-) -> Result<Ensured, Error> {
-    let trust_text = spec.trust.to_string();
-    let mut changed = false;
-    let (arn, ours) = match read(iam, &spec.name).await? {
-        None => {
-            tracing::info!("creating IAM role {}", spec.name);
-            let tags: Vec<Tag> = common::owner::tags(cluster, crate::eks::STEP)
-                .into_iter()
-                .map(|(k, v)| {
-                    Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .expect("key and value set")
-                })
-                .collect();
-            let sent = iam
-                .create_role()
-                .role_name(&spec.name)
-                .assume_role_policy_document(&trust_text)
-                .description(&spec.description)
-                .set_tags(Some(tags))
-                .send()
-                .await;
-            let arn = match sent {
-                Ok(answer) => answer
-                    .role()
-                    .map(|r| r.arn().to_owned())
-                    .unwrap_or_default(),
-                Err(e) => {
-                    let source = AwsError::from(e);
-                    match read(iam, &spec.name).await? {
-                        Some(found)
-                            if common::owner::is_already_exists(&source)
-                                && found.tagged_ours(cluster) =>
-                        {
-                            tracing::info!(
-                                "IAM role {} already exists and carries our tags: the answer to our CreateRole was lost; going on with it",
-                                spec.name
-                            );
-                            found.arn
-                        }
-                        _ => {
-                            return Err(Error::CreateRole {
-                                role: spec.name.clone(),
-                                source,
-                            });
-                        }
-                    }
-                }
-            };
-            changed = true;
-            (arn, true)
-        }
-        Some(existing) if existing.tagged_ours(cluster) => {
-            if existing.trust != spec.trust {
-                tracing::info!("updating the trust policy of IAM role {}", spec.name);
-                iam.update_assume_role_policy()
-                    .role_name(&spec.name)
-                    .policy_document(&trust_text)
-                    .send()
-                    .await
-                    .map_err(|e| Error::UpdateAssumeRolePolicy {
-                        role: spec.name.clone(),
-                        source: e.into(),
-                    })?;
-                changed = true;
-            }
-            (existing.arn, true)
-        }
-        Some(existing) if adopted => {
-            if existing.trust != spec.trust {
-                tracing::warn!(
-                    "IAM role {} (adopted) has another trust policy than eks-cluster would give it; it is left as it is",
-                    spec.name
-                );
-            }
-            (existing.arn, false)
-        }
-        Some(existing) => return Err(not_ours(&spec.name, &existing).into()),
-    };
-    Ok(Ensured { arn, ours, changed })
-}
-
-/// True when the role has its managed policy attached.
-pub async fn has_policy(iam: &Client, spec: &RoleSpec) -> Result<bool, Error> {
-    Ok(attached_policies(iam, &spec.name)
-        .await?
-        .contains(&spec.policy_arn))
+    adopt: bool,
+) -> Result<Owner, NotOurs> {
+    let proof = |tags: &BTreeMap<String, String>| tagged_ours(tags, cluster);
+    role::decide(
+        name,
+        found,
+        &Ownership {
+            proof: &proof,
+            recorded: false,
+            adopt,
+            fix: NOT_OURS_FIX,
+        },
+    )
 }
 
 /// Detaches `policy` from `role`; false when it was not attached (or the role is gone).
-pub async fn detach_policy(iam: &Client, role: &str, policy: &str) -> Result<bool, Error> {
-    match iam
-        .detach_role_policy()
-        .role_name(role)
-        .policy_arn(policy)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                Ok(false)
-            } else {
-                Err(Error::DetachRolePolicy {
-                    role: role.to_owned(),
-                    policy: policy.to_owned(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// Attaches the role's managed policy (idempotent: attaching it again changes nothing).
-pub async fn attach_policy(iam: &Client, spec: &RoleSpec) -> Result<(), Error> {
-    tracing::info!("attaching {} to IAM role {}", spec.policy_arn, spec.name);
-    iam.attach_role_policy()
-        .role_name(&spec.name)
-        .policy_arn(&spec.policy_arn)
-        .send()
-        .await
-        .map_err(|e| Error::AttachRolePolicy {
-            role: spec.name.clone(),
-            policy: spec.policy_arn.clone(),
-            source: e.into(),
-        })?;
-    Ok(())
-}
-
-async fn attached_policies(iam: &Client, role: &str) -> Result<Vec<String>, Error> {
-    let mut arns = Vec::new();
-    let mut marker = None;
-    loop {
-        let answer = iam
-            .list_attached_role_policies()
-            .role_name(role)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| Error::ListAttachedRolePolicies {
-                role: role.to_owned(),
-                source: e.into(),
-            })?;
-        arns.extend(
-            answer
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_owned)),
-        );
-        if !answer.is_truncated() {
-            return Ok(arns);
-        }
-        marker = answer.marker().map(str::to_owned);
-    }
+pub async fn detach_policy(iam: &Client, role: &str, policy: &str) -> Result<bool, RoleError> {
+    role::detach(iam, role, policy).await
 }
 
 #[cfg(test)]
@@ -353,6 +171,37 @@ mod tests {
             id: "123456789012".into(),
             partition: "aws-cn".into(),
         }
+    }
+
+    #[test]
+    fn roles_are_ours_by_their_tags_older_ones_by_the_cluster_tag() {
+        let role = |tags: BTreeMap<String, String>| Existing {
+            tags,
+            ..Existing::default()
+        };
+        let ours = role(common::owner::tags("demo", crate::eks::STEP));
+        let older = role(BTreeMap::from([(
+            common::owner::CLUSTER_TAG.to_owned(),
+            "demo".to_owned(),
+        )]));
+        let irsas = role(common::owner::tags("demo", "irsa"));
+        assert_eq!(claim("r", None, "demo", false).unwrap(), Owner::Absent);
+        assert_eq!(claim("r", Some(&ours), "demo", false).unwrap(), Owner::Ours);
+        assert_eq!(
+            claim("r", Some(&older), "demo", false).unwrap(),
+            Owner::Ours
+        );
+        assert_eq!(
+            claim("r", Some(&ours), "other", true).unwrap(),
+            Owner::Adopted
+        );
+        let refused = claim("r", Some(&irsas), "demo", false).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "IAM role r is not ours: its tags say step irsa made it for cluster demo. Nothing was changed. {NOT_OURS_FIX}"
+            )
+        );
     }
 
     #[test]
@@ -370,8 +219,8 @@ mod tests {
     fn trust_and_policies_follow_the_partition() {
         let cluster = cluster_role("demo", &account());
         assert_eq!(
-            cluster.policy_arn,
-            "arn:aws-cn:iam::aws:policy/AmazonEKSClusterPolicy"
+            Vec::from_iter(cluster.managed),
+            ["arn:aws-cn:iam::aws:policy/AmazonEKSClusterPolicy"]
         );
         assert_eq!(
             cluster.trust["Statement"][0]["Principal"]["Service"],
@@ -383,8 +232,14 @@ mod tests {
             "arn:aws-cn:eks:cn-north-1:123456789012:fargateprofile/demo/*"
         );
         assert_eq!(
-            pods.policy_arn,
-            "arn:aws-cn:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
+            Vec::from_iter(pods.managed),
+            ["arn:aws-cn:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"]
         );
+        assert_eq!(
+            pods.tags,
+            common::owner::tags("demo", crate::eks::STEP),
+            "made with our tags"
+        );
+        assert!(pods.inline.is_none(), "no inline policies to manage");
     }
 }

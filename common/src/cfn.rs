@@ -513,3 +513,212 @@ mod tests {
         assert_eq!(phase("SOMETHING_NEW"), Phase::Stuck);
     }
 }
+
+/// The stack calls against a CloudFormation client answered in-process (`aws-smithy-mocks`):
+/// what a status means to `describe` and the waits, a create whose answer was lost, an update
+/// with nothing to do, and a delete that ends `DELETE_FAILED` once.
+#[cfg(test)]
+mod fakes {
+    use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
+    use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::{
+        DescribeStacksError, DescribeStacksOutput,
+    };
+    use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
+    use aws_sdk_cloudformation::types::{Output, StackStatus};
+    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    fn client(rules: &[&Rule]) -> Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        use aws_sdk_cloudformation::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(BehaviorVersion::v2026_01_12())
+            .region(Region::new("us-east-2"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    fn stack(status: StackStatus, tags: &[(&str, &str)]) -> DescribeStacksOutput {
+        let mut found = aws_sdk_cloudformation::types::Stack::builder()
+            .stack_name("s")
+            .stack_id("arn:aws:cloudformation:us-east-2:1:stack/s/1")
+            .stack_status(status)
+            .outputs(
+                Output::builder()
+                    .output_key("SecurityGroupId")
+                    .output_value("sg-1")
+                    .build(),
+            );
+        for (k, v) in tags {
+            found = found.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        DescribeStacksOutput::builder()
+            .stacks(found.build())
+            .build()
+    }
+
+    fn gone() -> DescribeStacksError {
+        DescribeStacksError::generic(meta("ValidationError", "Stack with id s does not exist"))
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            name: "s".into(),
+            body: "{}".into(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::from([("eks-fargate-alb/cluster".to_owned(), "demo".to_owned())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn describe_reads_a_stack_and_takes_missing_or_deleted_as_none() {
+        let live = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("live"))
+            .then_output(|| stack(StackStatus::UpdateComplete, &[("k", "v")]));
+        let deleted = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("deleted"))
+            .then_output(|| stack(StackStatus::DeleteComplete, &[]));
+        let missing = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("missing"))
+            .then_error(gone);
+        let refused = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("refused"))
+            .then_error(|| DescribeStacksError::generic(meta("AccessDenied", "not allowed")));
+        let cfn = client(&[&live, &deleted, &missing, &refused]);
+        let found = describe(&cfn, "live").await.unwrap().expect("the stack");
+        assert_eq!(found.status, "UPDATE_COMPLETE");
+        assert_eq!(found.outputs["SecurityGroupId"], "sg-1");
+        assert!(found.carries(&BTreeMap::from([("k".to_owned(), "v".to_owned())])));
+        assert_eq!(describe(&cfn, "deleted").await.unwrap(), None);
+        assert_eq!(describe(&cfn, "missing").await.unwrap(), None);
+        let err = describe(&cfn, "refused")
+            .await
+            .expect_err("not a missing stack");
+        assert!(
+            matches!(&err, CfnError::DescribeStacks { stack, source } if stack == "refused" && source.is("AccessDenied")),
+            "{err:?}"
+        );
+    }
+
+    /// `settle` polls while the status ends `_IN_PROGRESS` and returns the settled stack.
+    #[tokio::test]
+    async fn settle_waits_out_an_operation_in_progress() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| stack(StackStatus::UpdateInProgress, &[]))
+            .output(|| stack(StackStatus::UpdateCompleteCleanupInProgress, &[]))
+            .output(|| stack(StackStatus::UpdateRollbackComplete, &[]))
+            .build();
+        let cfn = client(&[&describe]);
+        let settled = settle(&cfn, "s", "s to settle", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("still there");
+        assert_eq!(settled.status, "UPDATE_ROLLBACK_COMPLETE");
+        assert_eq!(describe.num_calls(), 3);
+    }
+
+    /// A create told "already exists" (its answer was lost, the SDK sent it again) goes on with
+    /// the stack only when it carries every tag of ours; a stranger's keeps the error.
+    #[tokio::test]
+    async fn a_lost_create_answer_is_ours_only_by_our_tags() {
+        let exists = || {
+            CreateStackError::generic(meta("AlreadyExistsException", "Stack [s] already exists"))
+        };
+        let create = mock!(Client::create_stack)
+            .match_requests(|r| {
+                r.stack_name() == Some("s")
+                    && r.client_request_token()
+                        .is_some_and(|t| t.starts_with("eks-fa-"))
+            })
+            .then_error(exists);
+        let ours = mock!(Client::describe_stacks).then_output(|| {
+            stack(
+                StackStatus::CreateInProgress,
+                &[("eks-fargate-alb/cluster", "demo")],
+            )
+        });
+        let cfn = client(&[&create, &ours]);
+        assert_eq!(
+            super::create(&cfn, &spec()).await.unwrap(),
+            "arn:aws:cloudformation:us-east-2:1:stack/s/1"
+        );
+
+        let create = mock!(Client::create_stack).then_error(exists);
+        let theirs = mock!(Client::describe_stacks).then_output(|| {
+            stack(
+                StackStatus::CreateComplete,
+                &[("eks-fargate-alb/cluster", "other")],
+            )
+        });
+        let cfn = client(&[&create, &theirs]);
+        let err = super::create(&cfn, &spec()).await.expect_err("not ours");
+        assert!(
+            matches!(&err, CfnError::CreateStack { source, .. } if source.is("AlreadyExistsException")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_with_nothing_to_do_is_no_change_and_other_errors_stay() {
+        let nothing = mock!(Client::update_stack).then_error(|| {
+            UpdateStackError::generic(meta("ValidationError", "No updates are to be performed."))
+        });
+        assert!(!update(&client(&[&nothing]), &spec()).await.unwrap());
+        let invalid = mock!(Client::update_stack).then_error(|| {
+            UpdateStackError::generic(meta("ValidationError", "Template format error"))
+        });
+        assert!(matches!(
+            update(&client(&[&invalid]), &spec()).await,
+            Err(CfnError::UpdateStack { .. })
+        ));
+    }
+
+    /// Through the real client: the stack ends DELETE_FAILED once, is deleted again after the
+    /// readiness wait, and is gone.
+    #[tokio::test]
+    async fn a_delete_failed_once_is_deleted_again_through_the_client() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| stack(StackStatus::CreateComplete, &[]))
+            .output(|| stack(StackStatus::DeleteInProgress, &[]))
+            .output(|| stack(StackStatus::DeleteFailed, &[]))
+            .times(2)
+            .output(|| stack(StackStatus::DeleteInProgress, &[]))
+            .error(gone)
+            .build();
+        let delete =
+            mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+        let cfn = client(&[&describe, &delete]);
+        let readied = std::cell::Cell::new(0);
+        let left: Option<Stack> = delete_with_retries::<_, CfnError, _, _>(
+            &cfn,
+            "s",
+            "stack s",
+            Duration::from_secs(60),
+            DELETE_ATTEMPTS,
+            || {
+                readied.set(readied.get() + 1);
+                async { Ok(()) }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(left, None);
+        assert_eq!(delete.num_calls(), 2, "deleted again after DELETE_FAILED");
+        assert_eq!(readied.get(), 2, "each attempt after the readiness wait");
+    }
+}

@@ -43,7 +43,106 @@ pub struct CommonArgs {
     pub lock_wait: Duration,
 }
 
-/// Parses a duration such as `90`, `90s`, `15m`, `1h30m` (clap value parser).
+/// Where the steps that reach Kubernetes (`eks-cluster create`, `irsa ensure`/`delete`,
+/// `eks-deploy apply`/`delete`) reach it: flatten into the binary's top-level parser, so the
+/// flags are taken before or after the subcommand; the binary's `cli` module then hands them to
+/// the subcommand that uses them ([`KubeArgs::checked`]) and refuses them elsewhere
+/// ([`KubeArgs::unused`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KubeArgs {
+    /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS
+    /// token.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Context of --kubeconfig (default: its current-context).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+}
+
+impl KubeArgs {
+    /// The flags for a command that reaches Kubernetes, once the kubeconfig was read and the
+    /// context (`--context`, else its current-context) found in it; else a usage error (exit
+    /// 2, before any state is read or any call made) rendered by `command`.
+    ///
+    /// `--context` without `--kubeconfig` is refused: without it the cluster is reached through
+    /// its endpoint and an EKS token, and no kubeconfig (not `KUBECONFIG`'s either) is read.
+    /// (clap's `requires` cannot say it: it looks on one side of the subcommand only.)
+    pub fn checked(&self, command: impl FnOnce() -> clap::Command) -> Result<Self, clap::Error> {
+        match (&self.kubeconfig, &self.context) {
+            (Some(path), context) => {
+                crate::kube::kubeconfig_context(path, context.as_deref()).map_err(|e| {
+                    command().error(clap::error::ErrorKind::ValueValidation, e.to_string())
+                })?;
+            }
+            (None, Some(context)) => {
+                return Err(command().error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!(
+                        "--context {context} names a context of --kubeconfig, which is not \
+                         given; pass --kubeconfig PATH too (without it the cluster is reached \
+                         through its endpoint and an EKS token, and no kubeconfig is read)"
+                    ),
+                ));
+            }
+            (None, None) => {}
+        }
+        Ok(self.clone())
+    }
+
+    /// Refuses the flags for `subcommand`, which does not reach Kubernetes (`used_by`: the
+    /// subcommands that do), as clap refuses a flag a subcommand does not have.
+    pub fn unused(
+        &self,
+        subcommand: &str,
+        used_by: &str,
+        command: impl FnOnce() -> clap::Command,
+    ) -> Result<(), clap::Error> {
+        let given = match (&self.kubeconfig, &self.context) {
+            (Some(_), _) => "--kubeconfig",
+            (None, Some(_)) => "--context",
+            (None, None) => return Ok(()),
+        };
+        let mut command = command();
+        let message = format!(
+            "{given} is not used by `{} {subcommand}`: it reaches no Kubernetes cluster \
+             ({given} is for {used_by})",
+            command.get_name()
+        );
+        Err(command.error(clap::error::ErrorKind::ArgumentConflict, message))
+    }
+}
+
+/// `<binary> completions SHELL`: the shell completion script of the binary on stdout.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Completions {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+impl Completions {
+    /// Prints the completion script of `command` (the binary's clap command, named as the
+    /// binary) for the shell; reads no state, makes no call. Exit 0, or 1 when stdout cannot
+    /// be written.
+    pub fn print(&self, mut command: clap::Command) -> std::process::ExitCode {
+        use std::io::Write;
+        let name = command.get_name().to_owned();
+        let mut script = Vec::new();
+        clap_complete::generate(self.shell, &mut command, name, &mut script);
+        let mut out = std::io::stdout().lock();
+        match out.write_all(&script).and_then(|()| out.flush()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write to stdout: {e}");
+                std::process::ExitCode::from(crate::step::EXIT_FAILED)
+            }
+        }
+    }
+}
+
+/// Parses a duration (clap value parser): whole seconds (`90`), or `humantime`'s form, a
+/// number with a unit, several summed (`90s`, `15m`, `1h30m`, `1h 30m`, `2min`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let hint = "use seconds or a number with a unit: 90, 90s, 15m, 1h30m";
     let text = text.trim();
@@ -53,32 +152,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for ch in text.chars() {
-        if ch.is_ascii_digit() {
-            number.push(ch);
-            continue;
-        }
-        let unit = match ch {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(format!("`{text}` is not a duration; {hint}")),
-        };
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration; {hint}"))?;
-        total = value
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("`{text}` is too long"))?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return Err(format!("`{text}` has a number without a unit; {hint}"));
-    }
-    Ok(Duration::from_secs(total))
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); {hint}"))
 }
 
 /// Formats a duration the way the seed's `time.sh` did: `0h:2m:5s`.
@@ -97,7 +171,9 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "m", "10x", "1h30", "-5", "1.5m"] {
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        for bad in ["", "m", "10x", "1h30", "-5", "s10"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
     }

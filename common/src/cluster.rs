@@ -251,31 +251,25 @@ pub async fn kube_client_from(
     if let Some(path) = kubeconfig {
         return Ok(crate::kube::client_from_kubeconfig(path, context).await?);
     }
-    let (endpoint, ca) = match (endpoint, ca) {
-        (Some(endpoint), Some(ca)) => (endpoint.to_owned(), ca.to_owned()),
-        _ => {
-            let eks = aws_sdk_eks::Client::new(aws);
-            let found = describe(&eks, cluster)
-                .await
-                .map_err(|source| AccessError::Describe {
-                    cluster: cluster.to_owned(),
-                    source,
-                })?
-                .ok_or_else(|| AccessError::NotFound {
-                    cluster: cluster.to_owned(),
-                })?;
-            let endpoint = found.endpoint().filter(|e| !e.is_empty());
-            let ca = found.certificate_authority().and_then(|c| c.data());
-            match (endpoint, ca) {
-                (Some(e), Some(c)) => (e.to_owned(), c.to_owned()),
-                _ => {
-                    return Err(AccessError::NoEndpoint {
-                        cluster: cluster.to_owned(),
-                    });
-                }
-            }
-        }
+    let known = crate::facts::ClusterFacts {
+        name: cluster.to_owned(),
+        endpoint: endpoint.map(str::to_owned),
+        certificate_authority_data: ca.map(str::to_owned),
+        ..Default::default()
     };
+    let region = aws.region().map(ToString::to_string).unwrap_or_default();
+    let mut facts =
+        crate::facts::Resolver::new(aws_sdk_eks::Client::new(aws), cluster, &region, known);
+    let (endpoint, ca) = facts
+        .endpoint_and_ca()
+        .await
+        .map_err(|e| match e {
+            DescribeError::Call { cluster, source } => AccessError::Describe { cluster, source },
+            DescribeError::NotFound { cluster, .. } => AccessError::NotFound { cluster },
+        })?
+        .ok_or_else(|| AccessError::NoEndpoint {
+            cluster: cluster.to_owned(),
+        })?;
     let tokens = crate::kubeauth::TokenSource::eks(aws, cluster);
     tokens.sign_now().await?;
     Ok(crate::kube::client_for_eks(

@@ -477,3 +477,191 @@ mod tests {
         assert!(foreign_among(&Scope::Vpc("vpc-1".into()), &ours).is_none());
     }
 }
+
+/// The waits against an EC2 client answered in-process (`aws-smithy-mocks`): which interfaces a
+/// scope's describe returns (by the filter the code sends, page by page), which of them the
+/// stack deletes itself, and which are foreign and refused at once.
+#[cfg(test)]
+mod fakes {
+    use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
+    use aws_sdk_ec2::operation::describe_network_interfaces::{
+        DescribeNetworkInterfacesInput, DescribeNetworkInterfacesOutput,
+    };
+    use aws_sdk_ec2::operation::describe_vpc_endpoints::DescribeVpcEndpointsOutput;
+    use aws_sdk_ec2::types::{
+        GroupIdentifier, NatGateway, NatGatewayAddress, NetworkInterface, NetworkInterfaceStatus,
+        NetworkInterfaceType, VpcEndpoint,
+    };
+    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+
+    use super::*;
+
+    fn client(rules: &[&Rule]) -> aws_sdk_ec2::Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::v2026_01_12())
+            .region(Region::new("us-east-2"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+
+    /// True when the request filters on `name` = `value` (and nothing else).
+    fn filters_on(input: &DescribeNetworkInterfacesInput, name: &str, value: &str) -> bool {
+        let filters = input.filters();
+        filters.len() == 1
+            && filters[0].name() == Some(name)
+            && filters[0].values() == [value.to_owned()]
+    }
+
+    fn interface(id: &str, description: &str, kind: NetworkInterfaceType) -> NetworkInterface {
+        NetworkInterface::builder()
+            .network_interface_id(id)
+            .description(description)
+            .status(NetworkInterfaceStatus::InUse)
+            .interface_type(kind)
+            .requester_managed(true)
+            .groups(
+                GroupIdentifier::builder()
+                    .group_id(format!("sg-{id}"))
+                    .build(),
+            )
+            .build()
+    }
+
+    /// In a VPC: two pages of interfaces; the NAT gateway's is the stack's own and left out;
+    /// a GuardDuty endpoint's is foreign: the wait refuses at its first look, naming the
+    /// endpoint, its service and its group, instead of waiting out the timeout.
+    #[tokio::test]
+    async fn a_foreign_interface_in_the_vpc_is_named_at_the_first_look() {
+        let first_page = mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .match_requests(|r| filters_on(r, "vpc-id", "vpc-1") && r.next_token().is_none())
+            .then_output(|| {
+                DescribeNetworkInterfacesOutput::builder()
+                    .network_interfaces(interface(
+                        "eni-nat",
+                        "Interface for NAT Gateway nat-1",
+                        NetworkInterfaceType::NatGateway,
+                    ))
+                    .network_interfaces(interface(
+                        "eni-alb",
+                        "ELB app/k8s-game-2048/abc",
+                        NetworkInterfaceType::Interface,
+                    ))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second_page = mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .match_requests(|r| {
+                filters_on(r, "vpc-id", "vpc-1") && r.next_token() == Some("page-2")
+            })
+            .then_output(|| {
+                DescribeNetworkInterfacesOutput::builder()
+                    .network_interfaces(interface(
+                        "eni-gd",
+                        "VPC Endpoint Interface vpce-1",
+                        NetworkInterfaceType::Interface,
+                    ))
+                    .build()
+            });
+        let gateways = mock!(aws_sdk_ec2::Client::describe_nat_gateways).then_output(|| {
+            DescribeNatGatewaysOutput::builder()
+                .nat_gateways(
+                    NatGateway::builder()
+                        .nat_gateway_id("nat-1")
+                        .nat_gateway_addresses(
+                            NatGatewayAddress::builder()
+                                .network_interface_id("eni-nat")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let endpoints = mock!(aws_sdk_ec2::Client::describe_vpc_endpoints).then_output(|| {
+            DescribeVpcEndpointsOutput::builder()
+                .vpc_endpoints(
+                    VpcEndpoint::builder()
+                        .vpc_endpoint_id("vpce-1")
+                        .service_name("com.amazonaws.us-east-2.guardduty-data")
+                        .network_interface_ids("eni-gd")
+                        .build(),
+                )
+                .build()
+        });
+        let ec2 = client(&[&first_page, &second_page, &gateways, &endpoints]);
+        let scope = Scope::Vpc("vpc-1".into());
+
+        let found = blocking(&ec2, &scope).await.expect("the describes answer");
+        let ids: Vec<&str> = found.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["eni-alb", "eni-gd"],
+            "the NAT gateway's is the stack's own"
+        );
+
+        let started = std::time::Instant::now();
+        let err = wait_gone(&ec2, &scope, Duration::from_secs(600))
+            .await
+            .expect_err("foreign interfaces never go");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "refused at once"
+        );
+        let EniError::Foreign { foreign, .. } = &err else {
+            panic!("not refused as foreign: {err}");
+        };
+        assert_eq!(foreign.len(), 1, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("eni-gd")
+                && text.contains("VPC endpoint vpce-1 (com.amazonaws.us-east-2.guardduty-data)")
+                && text.contains("security group(s) sg-eni-gd")
+                && !text.contains("eni-alb"),
+            "{text}"
+        );
+    }
+
+    /// For a security group: the interfaces using it (filter `group-id`), no NAT gateway or
+    /// endpoint lookup; the ALB's goes after a while and the wait ends.
+    #[tokio::test]
+    async fn the_albs_interface_on_a_group_is_waited_for_until_it_goes() {
+        let describe = mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .match_requests(|r| filters_on(r, "group-id", "sg-alb"))
+            .sequence()
+            .output(|| {
+                DescribeNetworkInterfacesOutput::builder()
+                    .network_interfaces(interface(
+                        "eni-alb",
+                        "ELB app/k8s-game-2048/abc",
+                        NetworkInterfaceType::Interface,
+                    ))
+                    .build()
+            })
+            .times(2)
+            .output(|| DescribeNetworkInterfacesOutput::builder().build())
+            .build();
+        let gateways = mock!(aws_sdk_ec2::Client::describe_nat_gateways)
+            .then_output(|| DescribeNatGatewaysOutput::builder().build());
+        let ec2 = client(&[&describe, &gateways]);
+        wait_gone(
+            &ec2,
+            &Scope::Group("sg-alb".into()),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("gone within the timeout");
+        assert_eq!(describe.num_calls(), 3, "two looks with it, one without");
+        assert_eq!(
+            gateways.num_calls(),
+            0,
+            "a group's scope has no NAT gateway"
+        );
+    }
+}

@@ -1,8 +1,7 @@
 //! IAM plumbing more than one step needs: who the caller is (account and partition), the ARN of
-//! a cluster's OIDC provider, removing a role with its policies, and reading the
-//! percent-encoded policy documents IAM returns.
+//! a cluster's OIDC provider, reading the percent-encoded policy documents IAM returns, and
+//! ([`role`]) the one reconciliation of a step's IAM role, and its removal.
 
-use aws_sdk_iam::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -12,6 +11,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 
 use crate::aws::{AwsError, CredentialsError, caller_partition};
+
+pub mod role;
+
+pub use role::{Removed, RoleError, remove_role};
 
 /// The caller of `GetCallerIdentity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,11 +226,15 @@ pub fn partition_and_account(arn: &str) -> Option<(&str, &str)> {
 /// `arn:<partition>:iam::<account>:oidc-provider/<issuer without https://>`: the ARN IAM gives
 /// the OIDC provider of an issuer.
 pub fn oidc_provider_arn(partition: &str, account: &str, issuer: &str) -> String {
-    let host_and_path = issuer
-        .strip_prefix("https://")
-        .unwrap_or(issuer)
-        .trim_end_matches('/');
+    let host_and_path = issuer_host_path(issuer).trim_end_matches('/');
     format!("arn:{partition}:iam::{account}:oidc-provider/{host_and_path}")
+}
+
+/// The issuer URL without `https://`, as IAM names its provider (in the ARN and in the keys of
+/// trust policy conditions, `<host and path>:sub`). Textual, as IAM's naming is: no URL
+/// normalization (a lowercased host or an added `/` would name another provider).
+pub fn issuer_host_path(issuer: &str) -> &str {
+    issuer.strip_prefix("https://").unwrap_or(issuer)
 }
 
 /// Decodes the percent-encoding (RFC 3986) IAM puts on the policy documents it returns.
@@ -243,126 +250,6 @@ pub fn parse_policy(text: &str) -> Value {
     serde_json::from_str(text)
         .or_else(|_| serde_json::from_str(&percent_decode(text)))
         .unwrap_or(Value::Null)
-}
-
-/// A failed IAM call while removing a role.
-#[derive(Debug, thiserror::Error)]
-#[error("{action} {}", describe(.role, .policy.as_deref()))]
-pub struct RoleError {
-    /// The IAM action (`DetachRolePolicy`).
-    pub action: &'static str,
-    pub role: String,
-    /// The policy ARN or inline policy name, for the policy actions.
-    pub policy: Option<String>,
-    pub source: AwsError,
-}
-
-fn describe(role: &str, policy: Option<&str>) -> String {
-    match policy {
-        Some(policy) => format!("{policy} of role {role}"),
-        None => role.to_owned(),
-    }
-}
-
-/// The outcome of a removal call: true when it removed something, false when IAM says
-/// `NoSuchEntity` (someone else removed it first), else the error.
-fn done<T, E>(outcome: Result<T, E>) -> Result<bool, AwsError>
-where
-    AwsError: From<E>,
-{
-    match outcome.map_err(AwsError::from) {
-        Ok(_) => Ok(true),
-        Err(e) if e.is("NoSuchEntity") => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// What [`remove_role`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Removed {
-    /// False when there was no such role.
-    pub role: bool,
-    /// Managed policies detached.
-    pub detached: Vec<String>,
-    /// Inline policies deleted.
-    pub deleted_inline: Vec<String>,
-}
-
-/// Detaches every managed policy and deletes every inline policy of the role, then the role.
-/// `NoSuchEntity` at any point means someone else removed it: success, not an error.
-pub async fn remove_role(iam: &Client, role: &str) -> Result<Removed, RoleError> {
-    let fail = |action: &'static str, policy: Option<&str>| {
-        let role = role.to_owned();
-        let policy = policy.map(str::to_owned);
-        move |source: AwsError| RoleError {
-            action,
-            role,
-            policy,
-            source,
-        }
-    };
-    let gone = |e: &AwsError| e.is("NoSuchEntity");
-    let mut removed = Removed::default();
-
-    // Every page (IAM pages at 100); NoSuchEntity: the role is gone already.
-    let attached: Result<Vec<_>, _> = iam
-        .list_attached_role_policies()
-        .role_name(role)
-        .into_paginator()
-        .items()
-        .send()
-        .collect()
-        .await;
-    let attached: Vec<String> = match attached.map_err(AwsError::from) {
-        Ok(list) => list
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_owned))
-            .collect(),
-        Err(e) if gone(&e) => return Ok(removed),
-        Err(e) => return Err(fail("ListAttachedRolePolicies", None)(e)),
-    };
-    for policy in attached {
-        let outcome = iam
-            .detach_role_policy()
-            .role_name(role)
-            .policy_arn(&policy)
-            .send()
-            .await;
-        if done(outcome).map_err(fail("DetachRolePolicy", Some(&policy)))? {
-            tracing::info!("detached {policy} from {role}");
-            removed.detached.push(policy);
-        }
-    }
-
-    let inline: Result<Vec<String>, _> = iam
-        .list_role_policies()
-        .role_name(role)
-        .into_paginator()
-        .items()
-        .send()
-        .collect()
-        .await;
-    let inline = match inline.map_err(AwsError::from) {
-        Ok(list) => list,
-        Err(e) if gone(&e) => return Ok(removed),
-        Err(e) => return Err(fail("ListRolePolicies", None)(e)),
-    };
-    for policy in inline {
-        let outcome = iam
-            .delete_role_policy()
-            .role_name(role)
-            .policy_name(&policy)
-            .send()
-            .await;
-        if done(outcome).map_err(fail("DeleteRolePolicy", Some(&policy)))? {
-            tracing::info!("deleted inline policy {policy} of {role}");
-            removed.deleted_inline.push(policy);
-        }
-    }
-
-    let outcome = iam.delete_role().role_name(role).send().await;
-    removed.role = done(outcome).map_err(fail("DeleteRole", None))?;
-    Ok(removed)
 }
 
 #[cfg(test)]
@@ -417,19 +304,5 @@ mod tests {
         assert_eq!(parse_policy("%zz"), Value::Null);
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("a%2Bb+c"), "a+b+c");
-    }
-
-    #[test]
-    fn role_errors_name_the_action_policy_and_role() {
-        let err = RoleError {
-            action: "DetachRolePolicy",
-            role: "r".into(),
-            policy: Some("arn:aws:iam::aws:policy/P".into()),
-            source: AwsError::from_parts(Some("AccessDenied"), "AccessDenied: no"),
-        };
-        assert_eq!(
-            err.to_string(),
-            "DetachRolePolicy arn:aws:iam::aws:policy/P of role r"
-        );
     }
 }

@@ -112,6 +112,75 @@ pub async fn client_from_kubeconfig(
     )
 }
 
+/// Why a kubeconfig given with `--kubeconfig` (and `--context`) cannot be used: found when the
+/// command line is read, before anything else (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigProblem {
+    #[error("--kubeconfig {path}: cannot read it: {reason}; pass a readable kubeconfig file")]
+    Unreadable { path: String, reason: String },
+    #[error(
+        "--context {context}: kubeconfig {path} has no such context; its contexts: {known}; pass one of them"
+    )]
+    NoSuchContext {
+        context: String,
+        path: String,
+        known: String,
+    },
+    #[error(
+        "--kubeconfig {path}: its current-context {}; pass --context NAME (its contexts: {known})",
+        match current { Some(c) => format!("`{c}` is not one of its contexts"), None => "is not set".to_owned() }
+    )]
+    NoCurrentContext {
+        path: String,
+        current: Option<String>,
+        known: String,
+    },
+}
+
+/// The context a client from the kubeconfig at `path` uses: `context` when given, else the
+/// file's `current-context`; either must name one of its contexts (what
+/// [`client_from_kubeconfig`] needs). Reads the file; makes no call.
+pub fn kubeconfig_context(path: &Path, context: Option<&str>) -> Result<String, KubeconfigProblem> {
+    let shown = path.display().to_string();
+    let unreadable = |reason: String| KubeconfigProblem::Unreadable {
+        path: shown.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
+        unreadable(format!(
+            "not a kubeconfig: {}",
+            crate::step::error_chain(&e)
+        ))
+    })?;
+    let names: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let known = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    };
+    match context {
+        Some(asked) if names.contains(&asked) => Ok(asked.to_owned()),
+        Some(asked) => Err(KubeconfigProblem::NoSuchContext {
+            context: asked.to_owned(),
+            path: shown,
+            known,
+        }),
+        None => match kubeconfig.current_context.filter(|c| !c.is_empty()) {
+            Some(current) if names.contains(&current.as_str()) => Ok(current),
+            current => Err(KubeconfigProblem::NoCurrentContext {
+                path: shown,
+                current,
+                known,
+            }),
+        },
+    }
+}
+
 /// The DER certificates in base64-encoded PEM (the form EKS returns).
 pub fn ca_certificates_der(ca_data: &str) -> Result<Vec<Vec<u8>>, KubeClientError> {
     let bad = |reason: &str| KubeClientError::CertificateAuthority {
@@ -172,6 +241,41 @@ mod tests {
         let der = ca_certificates_der(&data).unwrap();
         assert_eq!(der.len(), 2);
         assert_eq!(der[1], b"second");
+    }
+
+    #[test]
+    fn the_context_must_be_in_the_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let config = |current: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: https://127.0.0.1:1}}\n\
+                 users:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: one\n  context: {{cluster: c, user: u}}\n\
+                 - name: two\n  context: {{cluster: c, user: u}}\n{current}"
+            )
+        };
+        std::fs::write(&path, config("current-context: one\n")).unwrap();
+        assert_eq!(kubeconfig_context(&path, None).unwrap(), "one");
+        assert_eq!(kubeconfig_context(&path, Some("two")).unwrap(), "two");
+        let err = kubeconfig_context(&path, Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--context nope:"), "{err}");
+        assert!(err.contains("its contexts: one, two"), "{err}");
+        std::fs::write(&path, config("")).unwrap();
+        let err = kubeconfig_context(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("current-context is not set; pass --context NAME"),
+            "{err}"
+        );
+        std::fs::write(&path, config("current-context: gone\n")).unwrap();
+        let err = kubeconfig_context(&path, None).unwrap_err().to_string();
+        assert!(err.contains("`gone` is not one of its contexts"), "{err}");
+        let err = kubeconfig_context(&dir.path().join("missing"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--kubeconfig "), "{err}");
+        assert!(err.contains("cannot read it"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod cfn;
+pub mod cidr;
 pub mod cli;
 pub mod cluster;
 pub mod eni;
@@ -18,11 +19,13 @@ pub mod logging;
 pub mod names;
 pub mod owner;
 pub mod proxy;
+pub mod sections;
 pub mod state;
 pub mod step;
 pub mod steps;
 pub mod token;
 pub mod wait;
+pub mod workload;
 
 pub use cli::CommonArgs;
 pub use error::Usage;

@@ -138,7 +138,7 @@ impl Channel {
                     .and_then(|()| out.flush())
                     .map_err(|e| format!("cannot write the state to stdout: {e}"))
             }
-            Channel::File(path) => write_atomically(path, &text)
+            Channel::File(path) => write_atomically(path, &text, PRIVATE)
                 .map_err(|e| format!("cannot write the state file {}: {e}", path.display())),
             Channel::Terminal(summary) => {
                 let mut out = std::io::stdout().lock();
@@ -162,19 +162,28 @@ impl Channel {
     }
 }
 
-/// Writes `text` to `path` through a temporary file in the same folder and a rename, mode 0600.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+/// The mode of a file only its owner reads: the state, a kubeconfig, keys.
+pub const PRIVATE: u32 = 0o600;
+
+/// Writes `text` to `path` through a temporary file in the same folder (`.NAME.*.tmp`), synced,
+/// then renamed over `path`, so a reader sees the old file or the new one, never a part. The file
+/// gets `mode` (before any byte is written), whatever the old one had.
+pub fn write_atomically(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tmp = tempfile::Builder::new()
-        .prefix(".state-")
+        .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(&dir)?;
     tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -209,15 +218,25 @@ fn record(info: &StepInfo, command: &str, message: String, exit_code: u8) -> Err
 /// Parses the command line; on a usage error prints clap's message and, when the state travels
 /// through a pipe, passes the incoming state on with an error record so the pipe stops there.
 pub fn parse_args<T: Parser>(section: &'static str) -> T {
-    parse_args_from(section, std::env::args_os())
+    parse_args_from(section, std::env::args_os(), Ok)
+}
+
+/// [`parse_args`], then `settle`: the checks clap cannot make alone (a flag's value against a
+/// file, a shared flag a subcommand does not use), whose error is a usage error like clap's.
+pub fn parse_args_with<T: Parser>(
+    section: &'static str,
+    settle: impl FnOnce(T) -> Result<T, clap::Error>,
+) -> T {
+    parse_args_from(section, std::env::args_os(), settle)
 }
 
 fn parse_args_from<T: Parser>(
     section: &'static str,
     args: impl IntoIterator<Item = OsString>,
+    settle: impl FnOnce(T) -> Result<T, clap::Error>,
 ) -> T {
     let args: Vec<OsString> = args.into_iter().collect();
-    match T::try_parse_from(&args) {
+    match T::try_parse_from(&args).and_then(settle) {
         Ok(parsed) => parsed,
         Err(err) if !err.use_stderr() => err.exit(),
         Err(err) => {
@@ -590,11 +609,29 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_atomically(&path, "new").unwrap();
+        write_atomically(&path, "new", PRIVATE).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn atomic_write_gives_the_mode_asked_and_makes_new_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.yaml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&path, "shared", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "shared");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the mode asked, not the old file's");
+        let new = dir.path().join("new.yaml");
+        write_atomically(&new, "made", PRIVATE).unwrap();
+        let mode = std::fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -1,9 +1,9 @@
 //! The step registry: every step binary of the pipeline, its state section, and the commands and
 //! make targets that install and tear it down. Install order is the order of [`STEPS`]; teardown
 //! order is its reverse, over the steps that have a teardown. Everything that lists the steps
-//! (preflight's binary check, the end-to-end tests, the CI lint test, `eks-cluster delete`'s
-//! check for later sections, and a test that the Makefile and CI files keep this order) reads it
-//! from here.
+//! reads it from here: preflight's binary check, the end-to-end tests, `eks-cluster delete`'s
+//! check for later sections, and `cargo xtask gen`, which writes the Makefile's step targets
+//! (`make/steps.mk`) and the CI pipelines (`ci/*.yml`) from it.
 
 /// One step of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,53 @@ pub struct Step {
     /// What it makes sits in the cluster's VPC (the ALB, its security group), so the cluster
     /// may not be deleted while its section is in the state.
     pub uses_cluster_network: bool,
+    /// The arguments of the install command, after the sub-command.
+    pub install_args: Args,
+    /// The arguments of the teardown command ([`Args::NONE`] without a teardown).
+    pub teardown_args: Args,
+    /// The line `make help` shows for the install target (`""`: none).
+    pub install_help: &'static str,
+    /// The line `make help` shows for the teardown target (`""`: none).
+    pub teardown_help: &'static str,
+    /// Other make targets of the step, run by hand (`kubeconfig`, `irsa-list`): not part of
+    /// `make install` or `make clean`, and not CI jobs.
+    pub more_targets: &'static [MakeTarget],
+    /// The step makes AWS calls: its CI job takes the AWS role (`eks-patch` is offline).
+    pub calls_aws: bool,
+}
+
+/// The arguments a step command gets from its make target and from its CI job, after the
+/// sub-command (`create`). `cargo xtask gen` writes the make targets (`make/steps.mk`) and the CI
+/// jobs (`ci/*.yml`) from them; the part before the sub-command is the same for every step:
+/// `$(BIN)/<binary> $(STEP)` in make, `bin/<binary> --state state.json --region R --resume` in CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Args {
+    /// Make text: make variables (`$(CLUSTER)`), `$(foreach ...)` for repeated flags, `$(if
+    /// ...)` for optional ones; a backslash, newline, tab and two spaces continue the recipe on
+    /// the next line.
+    pub make: &'static str,
+    /// CI text: the CI variable `"$CLUSTER"` and the Makefile's defaults for the rest;
+    /// `{fargate-namespaces}` stands for `--namespace NS` per namespace of eks-cluster's default
+    /// Fargate profile (`eks_cluster::inputs::DEFAULT_NAMESPACES`).
+    pub ci: &'static str,
+}
+
+impl Args {
+    /// No arguments (a step without a teardown).
+    pub const NONE: Args = Args { make: "", ci: "" };
+}
+
+/// A make target of a step run by hand, beside its install and teardown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MakeTarget {
+    /// The target (`irsa-list`).
+    pub name: &'static str,
+    /// Its recipe line after `$(BIN)/` (binary and arguments, make variables allowed).
+    pub recipe: &'static str,
+    /// Make does not echo the command (`@`): for targets whose output is the point.
+    pub silent: bool,
+    /// Its line in `make help` (`""`: none).
+    pub help: &'static str,
 }
 
 /// The steps, in install order.
@@ -41,6 +88,28 @@ pub const STEPS: [Step; 6] = [
         make_teardown: Some("cluster-delete"),
         ci_job: "cluster",
         uses_cluster_network: false,
+        install_args: Args {
+            make: "--cluster $(CLUSTER) $(foreach n,$(FARGATE_NAMESPACES),--namespace $(n)) $(KUBE) \\\n\t  \
+                   $(if $(VPC_ID),--vpc-id $(VPC_ID) --private-subnets $(PRIVATE_SUBNETS) \
+                   $(if $(PUBLIC_SUBNETS),--public-subnets $(PUBLIC_SUBNETS))) \\\n\t  \
+                   $(if $(PUBLIC_ACCESS_CIDRS),--public-access-cidrs $(PUBLIC_ACCESS_CIDRS)) \
+                   $(if $(SUPPORT_TYPE),--support-type $(SUPPORT_TYPE)) \\\n\t  \
+                   $(foreach a,$(ADMINS),--admin $(a))",
+            ci: "--cluster \"$CLUSTER\" {fargate-namespaces}",
+        },
+        teardown_args: Args {
+            make: "--cluster $(CLUSTER)",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        install_help: "VPC stack, IAM roles, the EKS cluster, Fargate profile, CoreDNS on Fargate (cluster-delete)",
+        teardown_help: "",
+        more_targets: &[MakeTarget {
+            name: "kubeconfig",
+            recipe: "eks-cluster --state $(STATE) --region $(REGION) kubeconfig --cluster $(CLUSTER)",
+            silent: false,
+            help: "merge the cluster into ~/.kube/config (kubectl then works, no aws CLI needed)",
+        }],
+        calls_aws: true,
     },
     Step {
         binary: "eks-oidc",
@@ -52,6 +121,18 @@ pub const STEPS: [Step; 6] = [
         make_teardown: Some("oidc-delete"),
         ci_job: "oidc",
         uses_cluster_network: false,
+        install_args: Args {
+            make: "--cluster $(CLUSTER)",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        teardown_args: Args {
+            make: "--cluster $(CLUSTER)",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        install_help: "the IAM OIDC provider of CLUSTER's issuer (oidc-delete removes it)",
+        teardown_help: "",
+        more_targets: &[],
+        calls_aws: true,
     },
     Step {
         binary: "irsa",
@@ -63,6 +144,25 @@ pub const STEPS: [Step; 6] = [
         make_teardown: Some("irsa-delete"),
         ci_job: "irsa",
         uses_cluster_network: false,
+        install_args: Args {
+            make: "--cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) \
+                   --policy-document $(SA_POLICY) $(KUBE)",
+            ci: "--cluster \"$CLUSTER\" --namespace kube-system --sa-name aws-load-balancer-controller \
+                 --policy-document policies/aws-load-balancer-controller.json",
+        },
+        teardown_args: Args {
+            make: "--cluster $(CLUSTER) --namespace $(SA_NAMESPACE) --sa-name $(SA_NAME) $(KUBE)",
+            ci: "--cluster \"$CLUSTER\" --namespace kube-system --sa-name aws-load-balancer-controller",
+        },
+        install_help: "the IAM role of SA_NAMESPACE/SA_NAME (irsa-delete, irsa-list)",
+        teardown_help: "",
+        more_targets: &[MakeTarget {
+            name: "irsa-list",
+            recipe: "irsa --state $(STATE) --region $(REGION) list --cluster $(CLUSTER)",
+            silent: true,
+            help: "",
+        }],
+        calls_aws: true,
     },
     Step {
         binary: "eks-sg-stack",
@@ -74,6 +174,25 @@ pub const STEPS: [Step; 6] = [
         make_teardown: Some("sg-delete"),
         ci_job: "sg",
         uses_cluster_network: true,
+        install_args: Args {
+            make: "--cluster $(CLUSTER) $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) \
+                   $(foreach p,$(TARGET_PORTS),--target-port $(p))",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        teardown_args: Args {
+            make: "--cluster $(CLUSTER)",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        install_help: "create/update the ALB security group stack of CLUSTER in REGION",
+        teardown_help: "delete it",
+        more_targets: &[MakeTarget {
+            name: "sg-template",
+            recipe: "eks-sg-stack template $(foreach c,$(ALLOWED_CIDR),--allowed-cidr $(c)) \
+                     $(foreach p,$(TARGET_PORTS),--target-port $(p))",
+            silent: true,
+            help: "print the CloudFormation template",
+        }],
+        calls_aws: true,
     },
     Step {
         binary: "eks-patch",
@@ -85,6 +204,15 @@ pub const STEPS: [Step; 6] = [
         make_teardown: None,
         ci_job: "patch",
         uses_cluster_network: false,
+        install_args: Args {
+            make: "--out $(OUT)",
+            ci: "--out patched",
+        },
+        teardown_args: Args::NONE,
+        install_help: "render the controller and 2048 manifests into OUT",
+        teardown_help: "",
+        more_targets: &[],
+        calls_aws: false,
     },
     Step {
         binary: "eks-deploy",
@@ -96,6 +224,18 @@ pub const STEPS: [Step; 6] = [
         make_teardown: Some("delete-deployment"),
         ci_job: "deploy",
         uses_cluster_network: true,
+        install_args: Args {
+            make: "--cluster $(CLUSTER) $(KUBE) $(if $(CONNECT_TO),--connect-to $(CONNECT_TO))",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        teardown_args: Args {
+            make: "--cluster $(CLUSTER) $(KUBE)",
+            ci: "--cluster \"$CLUSTER\"",
+        },
+        install_help: "apply them, wait for the ALB and HTTP 200 (delete-deployment removes them)",
+        teardown_help: "",
+        more_targets: &[],
+        calls_aws: true,
     },
 ];
 
@@ -174,7 +314,26 @@ mod tests {
                 "{}",
                 a.binary
             );
+            assert_eq!(
+                a.teardown.is_none(),
+                a.teardown_args == Args::NONE,
+                "{}",
+                a.binary
+            );
         }
+        let mut targets: Vec<&str> = STEPS
+            .iter()
+            .flat_map(|s| {
+                [s.make_install]
+                    .into_iter()
+                    .chain(s.make_teardown)
+                    .chain(s.more_targets.iter().map(|t| t.name))
+            })
+            .collect();
+        let count = targets.len();
+        targets.sort_unstable();
+        targets.dedup();
+        assert_eq!(targets.len(), count, "make targets are unique");
         let teardown: Vec<&str> = teardown_order().map(|s| s.binary).collect();
         assert_eq!(
             teardown,

@@ -116,30 +116,28 @@ pub fn decode_token(token: &str) -> Option<String> {
     String::from_utf8(URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
+/// Every byte but RFC 3986's unreserved characters (letters, digits, `-`, `_`, `.`, `~`).
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters, as SigV4 wants.
 fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, RESERVED).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The query parameters, decoded.
     fn query(url: &str) -> Vec<(String, String)> {
-        let (_, q) = url.split_once('?').unwrap();
-        q.split('&')
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap();
-                (k.to_owned(), v.to_owned())
-            })
+        url::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
             .collect()
     }
 
@@ -179,13 +177,21 @@ mod tests {
         assert_eq!(get(&q, "Version"), "2011-06-15");
         assert_eq!(get(&q, "X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
         assert_eq!(get(&q, "X-Amz-Expires"), "60");
-        assert_eq!(get(&q, "X-Amz-SignedHeaders"), "host%3Bx-k8s-aws-id");
+        assert_eq!(get(&q, "X-Amz-SignedHeaders"), "host;x-k8s-aws-id");
         assert_eq!(get(&q, "X-Amz-Date"), "20251124T160000Z");
         assert_eq!(
             get(&q, "X-Amz-Credential"),
-            "AKIDEXAMPLE%2F20251124%2Fus-east-2%2Fsts%2Faws4_request"
+            "AKIDEXAMPLE/20251124/us-east-2/sts/aws4_request"
         );
-        assert_eq!(get(&q, "X-Amz-Security-Token"), "sessiontoken%2F%2B%3D");
+        assert_eq!(get(&q, "X-Amz-Security-Token"), "sessiontoken/+=");
+        // Encoded as RFC 3986 wants (`/`, `+`, `=` and `;` too), not as a form would.
+        for encoded in [
+            "X-Amz-SignedHeaders=host%3Bx-k8s-aws-id",
+            "X-Amz-Credential=AKIDEXAMPLE%2F20251124%2Fus-east-2%2Fsts%2Faws4_request",
+            "X-Amz-Security-Token=sessiontoken%2F%2B%3D",
+        ] {
+            assert!(url.contains(encoded), "{encoded} in {url}");
+        }
         let signature = get(&q, "X-Amz-Signature");
         assert_eq!(signature.len(), 64);
         assert!(signature.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -263,3 +263,197 @@ mod tests {
         );
     }
 }
+
+/// The watcher against a Kubernetes client whose API server is a fake in this process
+/// (`tower-test`): each poll's event list is what a controller repeating a failure would have
+/// written by then, so what `said` reads off the wire (the field selector it asks with, each
+/// event's reason, count and timestamps) decides when the wait stops.
+#[cfg(test)]
+mod fakes {
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+
+    const NS: &str = "game-2048";
+    const NAME: &str = "2048-ingress";
+    const UID: &str = "u-1";
+
+    fn event(name: &str, reason: &str, count: i32, last: &str, version: u64) -> serde_json::Value {
+        since(name, reason, count, "2026-01-01T00:00:00Z", last, version)
+    }
+
+    /// An event first written at `first`, last at `last`.
+    fn since(
+        name: &str,
+        reason: &str,
+        count: i32,
+        first: &str,
+        last: &str,
+        version: u64,
+    ) -> serde_json::Value {
+        json!({
+            "metadata": {"name": name, "namespace": NS, "resourceVersion": version.to_string()},
+            "involvedObject": {"kind": "Ingress", "namespace": NS, "name": NAME, "uid": UID},
+            "reason": reason,
+            "message": format!("{reason}: couldn't auto-discover subnets"),
+            "type": if reason == SUCCESS_REASON { "Normal" } else { "Warning" },
+            "count": count,
+            "firstTimestamp": first,
+            "lastTimestamp": last,
+            "source": {"component": "ingress"},
+        })
+    }
+
+    /// Serves `lists(poll)` as the event list of each poll, after checking the request is the
+    /// list of this Ingress's events (by uid); the queries seen are kept.
+    fn fake_api(
+        lists: impl Fn(usize) -> Vec<serde_json::Value> + Send + 'static,
+    ) -> (Client, Arc<Mutex<Vec<String>>>) {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let seen = queries.clone();
+        tokio::spawn(async move {
+            let mut poll = 0;
+            while let Some((request, reply)) = handle.next_request().await {
+                assert_eq!(request.method(), http::Method::GET);
+                assert_eq!(
+                    request.uri().path(),
+                    format!("/api/v1/namespaces/{NS}/events")
+                );
+                seen.lock()
+                    .unwrap()
+                    .push(request.uri().query().unwrap_or_default().to_owned());
+                let body = json!({
+                    "apiVersion": "v1",
+                    "kind": "EventList",
+                    "metadata": {"resourceVersion": "100"},
+                    "items": lists(poll),
+                });
+                reply.send_response(
+                    Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+                poll += 1;
+            }
+        });
+        (Client::new(service, "default"), queries)
+    }
+
+    /// The verdicts of `polls` polls, one every 10 s.
+    async fn verdicts(client: &Client, polls: u32) -> Vec<Verdict> {
+        let start = Instant::now();
+        let mut watch = Watch::default();
+        let mut out = Vec::new();
+        for n in 0..polls {
+            let events = said(client, NS, NAME, UID).await.expect("the list answers");
+            out.push(watch.observe(&events, start + Duration::from_secs(10) * n));
+        }
+        out
+    }
+
+    /// The controller fails again at every try (the event's count and lastTimestamp move): it
+    /// failed before, succeeded once since (an older lastTimestamp, a later firstTimestamp than
+    /// the failure's), and another component wrote a later event; the wait goes on while the
+    /// failure is younger than FAILURE_PERSISTS and stops once it has held that long.
+    #[tokio::test]
+    async fn a_failure_the_controller_repeats_stops_the_wait_after_the_window() {
+        let (client, queries) = fake_api(|poll| {
+            let n = poll as i32;
+            vec![
+                since(
+                    "i.ok",
+                    SUCCESS_REASON,
+                    1,
+                    "2025-12-31T23:00:00Z",
+                    "2025-12-31T23:00:00Z",
+                    5,
+                ),
+                since(
+                    "i.sched",
+                    "Scheduled",
+                    9,
+                    "2026-01-01T01:00:00Z",
+                    "2026-01-01T01:00:00Z",
+                    1000 + poll as u64,
+                ),
+                since(
+                    "i.fail",
+                    "FailedBuildModel",
+                    n + 1,
+                    "2025-12-31T22:00:00Z",
+                    &format!("2026-01-01T00:00:{:02}Z", 10 * n),
+                    10 + poll as u64,
+                ),
+            ]
+        });
+        let seen = verdicts(&client, 5).await;
+        let kinds: Vec<&str> = seen
+            .iter()
+            .map(|v| match v {
+                Verdict::Quiet => "quiet",
+                Verdict::Failing(_) => "failing",
+                Verdict::Persists { .. } => "persists",
+            })
+            .collect();
+        // 0 s, 10 s, 20 s: failing; 30 s: held for the whole window.
+        assert_eq!(kinds[..4], ["failing", "failing", "failing", "persists"]);
+        let Verdict::Persists { said, for_ } = &seen[3] else {
+            unreachable!()
+        };
+        assert_eq!(said.reason, "FailedBuildModel");
+        assert_eq!(said.count, 4);
+        assert_eq!(*for_, FAILURE_PERSISTS);
+        assert!(advice(said).contains("kubernetes.io/role/elb"));
+        let query = queries.lock().unwrap()[0].clone();
+        assert!(
+            query.contains("involvedObject.uid%3Du-1")
+                && query.contains("involvedObject.kind%3DIngress"),
+            "the list asks for this Ingress's events by uid: {query}"
+        );
+    }
+
+    /// A failure written before this wait and never repeated (count and time stay) is only
+    /// shown; a success written after it (same second, later write) clears it.
+    #[tokio::test]
+    async fn a_stale_failure_or_a_later_success_never_stops_the_wait() {
+        let (client, _) = fake_api(|_| {
+            vec![event(
+                "i.fail",
+                "FailedDeployModel",
+                7,
+                "2026-01-01T00:00:00Z",
+                10,
+            )]
+        });
+        let seen = verdicts(&client, 6).await;
+        assert!(
+            seen.iter().all(|v| matches!(v, Verdict::Failing(_))),
+            "{seen:?}"
+        );
+
+        let (client, _) = fake_api(|poll| {
+            let n = poll as i32;
+            let stamp = format!("2026-01-01T00:00:{:02}Z", 10 * n);
+            vec![
+                event(
+                    "i.fail",
+                    "FailedBuildModel",
+                    n + 1,
+                    &stamp,
+                    10 + 2 * poll as u64,
+                ),
+                event("i.ok", SUCCESS_REASON, n + 1, &stamp, 11 + 2 * poll as u64),
+            ]
+        });
+        let seen = verdicts(&client, 6).await;
+        assert!(seen.iter().all(|v| *v == Verdict::Quiet), "{seen:?}");
+    }
+}

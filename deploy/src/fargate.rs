@@ -112,34 +112,13 @@ pub fn unselected<'a>(workloads: &'a [Workload], profiles: &[Profile]) -> Vec<&'
 /// profile of the cluster (while a profile is being replaced there are two: then `None`). An
 /// adopted cluster may have profiles of others, which the state does not record: `None`.
 pub fn from_state(state: &State) -> Option<Vec<Profile>> {
-    let cluster = state.raw("cluster")?;
-    if cluster.get("clusterAdopted").and_then(Value::as_bool) == Some(true) {
-        return None;
-    }
-    let names: Vec<&str> = cluster
-        .get("fargateProfiles")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let namespaces: Vec<&str> = cluster
-        .get("fargateNamespaces")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let [name] = names.as_slice() else {
-        return None;
-    };
-    if namespaces.is_empty() {
-        return None;
-    }
+    let (name, namespaces) = common::sections::cluster::fargate_profile(state)?;
     Some(vec![Profile {
-        name: (*name).to_owned(),
+        name,
         selectors: namespaces
             .into_iter()
-            .map(|n| Selector {
-                namespace: n.to_owned(),
+            .map(|namespace| Selector {
+                namespace,
                 labels: BTreeMap::new(),
             })
             .collect(),

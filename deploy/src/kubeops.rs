@@ -2,6 +2,7 @@
 //! the apply order waits on, and deletion.
 
 use common::cluster::kube_not_found;
+use common::workload::Rollout;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -275,45 +276,38 @@ pub async fn deployment_pending(
     else {
         return Ok(Some("not found".into()));
     };
-    let generation = deployment.metadata.generation.unwrap_or(0);
+    match common::workload::rollout(&deployment) {
+        Rollout::Done => return Ok(None),
+        Rollout::NotObserved => return Ok(Some("rollout not observed yet".into())),
+        Rollout::Updating { .. } | Rollout::OldPodsLeft { .. } | Rollout::Unavailable { .. } => {}
+    }
     let wanted = deployment
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(1);
     let status = deployment.status.unwrap_or_default();
-    let available = status
-        .conditions
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c.type_ == "Available" && c.status == "True");
     let updated = status.updated_replicas.unwrap_or(0);
     let ready = status.available_replicas.unwrap_or(0);
-    if status.observed_generation.unwrap_or(0) < generation {
-        return Ok(Some("rollout not observed yet".into()));
-    }
-    if !available || updated < wanted || ready < wanted {
-        let selector = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        let pending = if selector.is_empty() {
-            String::new()
-        } else {
-            pending_pods(client, namespace, &selector).await?
-        };
-        return Ok(Some(format!(
-            "{ready}/{wanted} available, {updated} updated{pending}"
-        )));
-    }
-    Ok(None)
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let pending = if selector.is_empty() {
+        String::new()
+    } else {
+        pending_pods(client, namespace, &selector).await?
+    };
+    Ok(Some(format!(
+        "{ready}/{wanted} available, {updated} updated{pending}"
+    )))
 }
 
 /// Why a pod that does not run waits: its `PodScheduled=False` message, else the latest

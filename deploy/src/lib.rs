@@ -9,6 +9,7 @@
 //! reverse order ([`teardown`]).
 
 pub mod albs;
+pub mod cli;
 pub mod controller;
 pub mod error;
 pub mod fargate;
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use common::wait::{Poll, wait_for_kube};
 use common::{Context, State};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::http::ConnectTo;
@@ -35,7 +35,7 @@ use crate::ownership::{Foreign, NotOurs};
 pub use error::{Error, Usage};
 
 /// This step's section.
-pub const SECTION: &str = "deploy";
+pub const SECTION: &str = common::sections::deploy::KEY;
 /// The finalizer the AWS Load Balancer Controller puts on Ingresses.
 pub const INGRESS_FINALIZER: &str = "ingress.k8s.aws/resources";
 
@@ -48,11 +48,13 @@ pub struct Target {
     /// Apply the YAML files of this folder (by name) instead of the state's `patch` files.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
-    /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
-    #[arg(long, value_name = "PATH")]
+    /// The shared `--kubeconfig` (`common::cli::KubeArgs`, taken before or after the
+    /// subcommand), set by `cli`: reach Kubernetes through it instead of the cluster's endpoint
+    /// and an EKS token.
+    #[arg(skip)]
     pub kubeconfig: Option<PathBuf>,
-    /// Context of --kubeconfig.
-    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    /// The shared `--context` of `kubeconfig`, set by `cli` (default: its current-context).
+    #[arg(skip)]
     pub context: Option<String>,
     /// How long all the waits together may take.
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = common::cli::parse_duration)]
@@ -85,31 +87,21 @@ pub struct DeleteArgs {
     pub force: bool,
 }
 
-/// One applied object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Applied {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    pub file: String,
-    /// Not made by us: it existed and another field manager owned fields we set, and `apply
-    /// --adopt` took them over. `delete` leaves it in place. Absent: made by us.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub adopted: bool,
-    /// Recorded before its apply was sent, and no answer seen since (the run stopped or the
-    /// answer was lost): it may exist. `delete` removes it when its managedFields show our
-    /// apply, and takes it as never made when it is absent. Absent: applied.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pending: bool,
-    /// Keys this version does not know, passed through.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+/// One applied object, and the `deploy` section: their one model lives in
+/// `common::sections::deploy`.
+pub use common::sections::deploy::{Applied, Section};
+
+/// What this step makes of an applied object and a manifest document.
+pub(crate) trait AppliedDoc {
+    /// The record of `doc`, applied, made by us.
+    fn of(doc: &Doc) -> Self;
+    /// The document the record names (no content).
+    fn as_doc(&self) -> Doc;
+    /// The same object as `doc` (kind, namespace, name).
+    fn is(&self, doc: &Doc) -> bool;
 }
 
-impl Applied {
+impl AppliedDoc for Applied {
     fn of(doc: &Doc) -> Applied {
         Applied {
             api_version: doc.api_version.clone(),
@@ -134,37 +126,20 @@ impl Applied {
         }
     }
 
-    /// The same object as `doc` (kind, namespace, name).
     fn is(&self, doc: &Doc) -> bool {
         self.kind == doc.kind && self.namespace == doc.namespace && self.name == doc.name
     }
 }
 
-/// The `deploy` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Section {
-    pub cluster_name: String,
-    pub manifests_dir: String,
-    /// In the order applied.
-    pub applied_objects: Vec<Applied>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// From the start of `apply` to the first HTTP 200.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds_to_first_200: Option<f64>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
 /// The cluster: `--cluster`, else the state's, else the one this step or `eks-patch` recorded.
 fn pick_cluster(flag: Option<&str>, state: &State) -> Result<String, Error> {
-    let recorded = state
-        .str_at(SECTION, "clusterName")
-        .or_else(|| state.str_at("patch", "clusterName"));
-    Ok(common::cluster::pick_in(flag, state, recorded)?)
+    // Lenient, as a picker is: a section that cannot be read names no cluster.
+    let own = common::sections::deploy::Facts::read(state).ok().flatten();
+    let patch = common::sections::patch::Facts::read(state).ok().flatten();
+    let recorded = own
+        .and_then(|f| f.cluster_name)
+        .or_else(|| patch.and_then(|f| f.cluster_name));
+    Ok(common::cluster::pick_in(flag, state, recorded.as_deref())?)
 }
 
 /// A shared deadline for all the waits of one run.

@@ -14,8 +14,9 @@
 //! release (webhook configurations first, then the finalizers of the
 //! Ingress and its TargetGroupBindings) and names the load balancers and target groups left.
 //!
-//! Usage: `eks-deploy [--state FILE] apply [--kubeconfig PATH] [--timeout 20m] [--connect-to H:P:A:P2]... [--adopt]`,
-//! `eks-deploy delete [--force]`.
+//! Usage: `eks-deploy [--state FILE] [--kubeconfig PATH [--context NAME]] apply [--timeout 20m] [--connect-to H:P:A:P2]... [--adopt]`,
+//! `eks-deploy delete [--force]`, `eks-deploy completions SHELL`. `--kubeconfig` and `--context`
+//! go before or after the subcommand.
 //!
 //! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
 //! document on stdout, or reads and rewrites `--state FILE`. It writes only its `deploy` section
@@ -24,42 +25,24 @@
 //! Exit codes: 0 done; 1 failed (the state records what was applied and an `error`); 2 bad input
 //! or usage, nothing changed.
 //!
-//! IAM permissions: `eks:DescribeCluster` (unless the state has the endpoint and CA, or
-//! `--kubeconfig` is given), for `apply` `eks:ListFargateProfiles` and
-//! `eks:DescribeFargateProfile` (unless the state records the cluster's one profile: every pod
-//! the manifests make must be selected by a Fargate profile, else exit 2 before anything is
-//! applied), for `delete --force` `elasticloadbalancing:DescribeLoadBalancers`,
-//! `elasticloadbalancing:DescribeTargetGroups` and `elasticloadbalancing:DescribeTags`, and an
-//! identity the cluster admits; Kubernetes: create, patch, get,
+//! <!-- generated:iam -->
+//! IAM permissions: unless the state has the endpoint and CA, or `--kubeconfig` is given:
+//! `eks:DescribeCluster`; for `apply`, unless the state records the cluster's one profile (every
+//! pod the manifests make must be selected by a Fargate profile): `eks:ListFargateProfiles`,
+//! `eks:DescribeFargateProfile`; for `delete --force`:
+//! `elasticloadbalancing:DescribeLoadBalancers`, `elasticloadbalancing:DescribeTargetGroups`,
+//! `elasticloadbalancing:DescribeTags`.
+//! <!-- /generated:iam -->
+//! Besides, an identity the cluster admits; Kubernetes: create, patch, get,
 //! list and delete on every kind in the manifests, list on Events, IngressClasses and
 //! Ingresses, delete on Ingresses (cluster-admin in practice, as the manifests include CRDs,
 //! RBAC and webhook configurations).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use common::step::{StepInfo, block_on, drive};
-use eks_deploy::{ApplyArgs, DeleteArgs, SECTION};
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Applies the AWS Load Balancer Controller and the app; waits for the ALB and HTTP 200"
-)]
-struct Cli {
-    #[command(flatten)]
-    common: common::CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Apply in dependency order and wait until the app answers HTTP 200.
-    Apply(ApplyArgs),
-    /// Delete the Ingress (waiting for its ALB to go), then everything else.
-    Delete(DeleteArgs),
-}
+use eks_deploy::SECTION;
+use eks_deploy::cli::{Cli, Command};
 
 const INFO: StepInfo = StepInfo {
     section: SECTION,
@@ -67,8 +50,9 @@ const INFO: StepInfo = StepInfo {
 };
 
 fn main() -> ExitCode {
-    let cli: Cli = common::step::parse_args(SECTION);
+    let cli: Cli = common::step::parse_args_with(SECTION, Cli::settle);
     match cli.command {
+        Command::Completions(shell) => shell.print(eks_deploy::cli::command()),
         Command::Apply(args) => block_on(drive(INFO, "apply", &cli.common, async |state, ctx| {
             eks_deploy::apply(state, ctx, &args).await
         })),

@@ -173,19 +173,14 @@ pub fn source(
     if let Some(dir) = flag {
         return Ok((dir.to_path_buf(), files_in(dir)?));
     }
-    let Some(dir) = state.str_at("patch", "outputDir") else {
+    // What eks-patch recorded; a section this version cannot read counts as none.
+    let Some(patch) = common::sections::patch::Facts::read(state).ok().flatten() else {
         return Err(ManifestError::NoPatch);
     };
-    let files: Vec<String> = state
-        .raw("patch")
-        .and_then(|p| p.get("files"))
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let Some(dir) = patch.output_dir.clone() else {
+        return Err(ManifestError::NoPatch);
+    };
+    let files = patch.file_names();
     if files.is_empty() {
         return Err(ManifestError::NoFiles);
     }

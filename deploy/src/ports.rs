@@ -126,13 +126,11 @@ pub fn closed<'a>(targets: &'a [Target], open: &[u16]) -> Vec<&'a Target> {
 /// The ports `eks-sg-stack` opened, from its section; None when it does not say (a section
 /// written before they were chosen: every port was open), or there is no section.
 pub fn open_ports(state: &common::State) -> Option<Vec<u16>> {
-    let ports = state.raw("sgStack")?.get("targetPorts")?.as_array()?;
-    Some(
-        ports
-            .iter()
-            .filter_map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok()))
-            .collect(),
-    )
+    // A section this version cannot read says nothing of the ports (none are judged).
+    common::sections::sg_stack::Facts::read(state)
+        .ok()
+        .flatten()?
+        .target_ports
 }
 
 /// Refuses manifests whose ALB backends reach a pod port the ALB security group keeps closed.

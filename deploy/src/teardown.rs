@@ -23,7 +23,9 @@ use serde_json::json;
 use crate::kubeops::{self, Resolver};
 use crate::manifests::{self, Doc};
 use crate::ownership::{self, Foreign, NotProvenOurs};
-use crate::{Applied, Deadline, DeleteArgs, Error, SECTION, Section, Usage, albs, pick_cluster};
+use crate::{
+    Applied, AppliedDoc, Deadline, DeleteArgs, Error, SECTION, Section, Usage, albs, pick_cluster,
+};
 
 /// The finalizer the controller puts on its TargetGroupBindings.
 pub const BINDING_FINALIZER: &str = "elbv2.k8s.aws/resources";

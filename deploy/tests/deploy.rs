@@ -432,7 +432,7 @@ async fn delete_with_nothing_deployed_is_success() {
 
 #[test]
 fn main_rs_documents_the_contract() {
-    testbed::run::check_contract(env!("CARGO_MANIFEST_DIR"), BIN, &["eks:DescribeCluster"]);
+    testbed::run::check_contract(env!("CARGO_MANIFEST_DIR"), BIN);
 }
 
 /// Replaces the bed's manifests with `files` (name, text).

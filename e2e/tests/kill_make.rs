@@ -78,13 +78,17 @@ impl Make<'_> {
         std::fs::read_to_string(&self.state).unwrap_or_default()
     }
 
+    /// The state file is the old document or a complete one that a step of the target wrote
+    /// (any step's section: make runs them all).
     fn check_file(&self, old: &str, when: &str) {
         let text = self.text();
-        assert!(
-            text == old || serde_json::from_str::<serde_json::Value>(&text).is_ok(),
-            "after a kill {when} the state file is neither the old document nor a complete \
-             one: {text:?}"
-        );
+        let sections: Vec<&str> = common::steps::STEPS.iter().map(|s| s.section).collect();
+        if let Err(why) = testbed::statecheck::after_kill(&text, old, &sections) {
+            panic!(
+                "after a kill {when} the state file is neither the old document nor a complete \
+                 one: {why}: {text:?}"
+            );
+        }
     }
 }
 
@@ -121,7 +125,9 @@ async fn make_install_and_clean_killed_anywhere_converge() {
     assert_eq!(Inventory::read(&config).await, base);
     bed.assert_nothing_left().await;
 
-    let (mut kills, mut converged) = (0, 0);
+    // Each kill that landed (make was still running) is counted; its re-run is counted apart,
+    // as converged only when it ended where an uninterrupted run ends.
+    let (mut kills, mut converged, mut diverged) = (0, 0, Vec::new());
     for i in 1..=KILLS {
         let _ = std::fs::remove_file(&state);
         let at = install_time * i / (KILLS + 1);
@@ -129,14 +135,18 @@ async fn make_install_and_clean_killed_anywhere_converge() {
             kills += 1;
             make.check_file("", &format!("of make install at {at:?}"));
             make.run_ok("install");
-            assert_eq!(
-                Inventory::read(&config).await,
-                installed,
-                "make install killed at {at:?} then run again"
-            );
+            let now = Inventory::read(&config).await;
             let doc: serde_json::Value = serde_json::from_str(&make.text()).unwrap();
-            assert!(doc["deploy"]["url"].is_string(), "{doc}");
-            converged += 1;
+            if now == installed && doc["deploy"]["url"].is_string() {
+                converged += 1;
+            } else {
+                diverged.push(format!(
+                    "make install killed at {at:?} then run again: {now:?} (state {doc})"
+                ));
+            }
+        }
+        if !diverged.is_empty() {
+            break;
         }
         make.run_ok("clean");
         bed.assert_nothing_left().await;
@@ -149,7 +159,17 @@ async fn make_install_and_clean_killed_anywhere_converge() {
             kills += 1;
             make.check_file(&old, &format!("of make clean at {at:?}"));
             make.run_ok("clean");
-            converged += 1;
+            let now = Inventory::read(&config).await;
+            if now == base {
+                converged += 1;
+            } else {
+                diverged.push(format!(
+                    "make clean killed at {at:?} then run again left {now:?}"
+                ));
+            }
+        }
+        if !diverged.is_empty() {
+            break;
         }
         assert_eq!(Inventory::read(&config).await, base);
         bed.assert_nothing_left().await;
@@ -158,6 +178,13 @@ async fn make_install_and_clean_killed_anywhere_converge() {
         "make kill sweep: install took {install_time:?}, clean {clean_time:?}; {kills} kills, \
          {converged} converged"
     );
-    assert!(kills >= KILLS, "most moments fell inside a run: {kills}");
-    assert_eq!(kills, converged);
+    assert!(
+        diverged.is_empty(),
+        "re-runs that did not converge: {diverged:#?}"
+    );
+    assert!(
+        kills >= KILLS,
+        "at least {KILLS} of {} moments fell inside a run: {kills}",
+        2 * KILLS
+    );
 }

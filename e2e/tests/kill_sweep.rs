@@ -242,6 +242,7 @@ impl Bed {
             mutating_calls,
             ..SweepReport::default()
         };
+        let mut diverged = Vec::new();
         for k in 1..=mutating_calls {
             let base = self.fresh().await;
             before.iter().for_each(|s| self.run_ok(s));
@@ -269,21 +270,24 @@ impl Bed {
 
             // The state file is the old document or a complete new one.
             let text = std::fs::read_to_string(self.state()).unwrap_or_default();
-            assert!(
-                text == old || serde_json::from_str::<serde_json::Value>(&text).is_ok(),
-                "after a kill on {killed_on} the state file is neither the old document nor \
-                 a complete one: {text:?}"
-            );
+            if let Err(why) = testbed::statecheck::after_kill(&text, &old, &[section(target.0)]) {
+                panic!(
+                    "after a kill on {killed_on} the state file is neither the old document nor \
+                     a complete one: {why}: {text:?}"
+                );
+            }
 
-            // The same command again converges to the uninterrupted end state.
+            // The same command again converges to the uninterrupted end state (counted apart
+            // from the kill: the sweep fails at the end, naming every kill that did not).
             self.run_ok(target);
             let converged = self.inventory().await;
-            assert_eq!(
-                converged, reference,
-                "{} {:?} killed on {killed_on} then run again",
-                target.0, target.1
-            );
-            report.converged += 1;
+            if converged == reference {
+                report.converged += 1;
+            } else {
+                diverged.push(format!(
+                    "killed on {killed_on}: {converged:?} instead of {reference:?}"
+                ));
+            }
 
             after.iter().for_each(|s| self.run_ok(s));
             assert_eq!(
@@ -308,8 +312,23 @@ impl Bed {
             .collect();
         assert!(left.is_empty(), "Kubernetes objects left: {left:?}");
         eprintln!("sweep of {} {:?}: {report}", target.0, target.1);
+        assert!(
+            diverged.is_empty(),
+            "{} {:?}: re-runs after a kill that did not end as an uninterrupted run: {diverged:#?}",
+            target.0,
+            target.1
+        );
         report
     }
+}
+
+/// The state section of the step binary `bin`.
+fn section(bin: &str) -> &'static str {
+    common::steps::STEPS
+        .iter()
+        .find(|s| s.binary == bin)
+        .unwrap_or_else(|| panic!("{bin} is not in the step registry"))
+        .section
 }
 
 /// Waits for the child at most `limit` (then kills it and fails).
@@ -346,7 +365,6 @@ async fn every_ensure_killed_at_every_mutating_call_converges() {
         total.converged += report.converged;
     }
     eprintln!("ensure sweeps in all: {total}");
-    assert_eq!(total.kills, total.converged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +382,6 @@ async fn every_delete_killed_at_every_mutating_call_converges() {
         total.converged += report.converged;
     }
     eprintln!("delete sweeps in all: {total}");
-    assert_eq!(total.kills, total.converged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,8 +408,4 @@ async fn eks_cluster_create_and_delete_killed_at_every_mutating_call_converge() 
     let made = bed.sweep(&[], &create, std::slice::from_ref(&delete)).await;
     let removed = bed.sweep(std::slice::from_ref(&create), &delete, &[]).await;
     eprintln!("eks-cluster sweeps: create {made}; delete {removed}");
-    assert_eq!(
-        made.kills + removed.kills,
-        made.converged + removed.converged
-    );
 }

@@ -17,11 +17,13 @@ pub struct Target {
     /// Role name (default `sa-<sa>-in-<cluster>-<region>`, shortened with a hash past 64 characters).
     #[arg(long, value_name = "NAME")]
     pub role_name: Option<String>,
-    /// Reach Kubernetes through this kubeconfig instead of the cluster's endpoint and an EKS token.
-    #[arg(long, value_name = "PATH")]
+    /// The shared `--kubeconfig` (`common::cli::KubeArgs`, taken before or after the
+    /// subcommand), set by `cli`: reach Kubernetes through it instead of the cluster's endpoint
+    /// and an EKS token.
+    #[arg(skip)]
     pub kubeconfig: Option<PathBuf>,
-    /// Context of --kubeconfig (default: its current context).
-    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    /// The shared `--context` of `kubeconfig`, set by `cli` (default: its current-context).
+    #[arg(skip)]
     pub context: Option<String>,
 }
 

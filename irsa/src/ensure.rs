@@ -1,8 +1,8 @@
 //! `irsa ensure`: the role, its policies and the service account annotation, as asked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use common::owner::NotOurs;
+use common::iam::role::{Added, Owner};
 use common::{Context, State};
 
 use crate::args::EnsureArgs;
@@ -56,48 +56,36 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     let current = role::read(&clients.iam, &role_name).await?;
     // Ours (recorded as made, or carrying our tags), adopted (recorded, or --adopt now), or
     // refused before anything changes.
-    let adopted = match &current {
-        None => false,
-        Some(c)
-            if role::tagged_ours(&c.tags, &cluster, &account)
-                || recorded.as_ref().is_some_and(|r| r.role_created) =>
-        {
-            false
-        }
-        Some(_) if args.adopt || recorded.as_ref().is_some_and(|r| r.adopted) => true,
-        Some(c) => {
-            return Err(NotOurs {
-                what: "IAM role",
-                name: role_name,
-                why: common::owner::why_not_ours(|k| c.tags.get(k).map(String::as_str)),
-                fix: "Pass --adopt to take it over (irsa sets its trust policy for the service account and adds the policies asked, removing none it did not add; delete then removes only those and leaves the role), or name another role with --role-name".into(),
-            }
-            .into());
-        }
+    let owner = role::claim(
+        &role_name,
+        current.as_ref(),
+        &cluster,
+        &account,
+        recorded.as_ref().is_some_and(|r| r.role_created),
+        args.adopt || recorded.as_ref().is_some_and(|r| r.adopted),
+    )?;
+    let adopted = owner == Owner::Adopted;
+    let wanted = role::desired(
+        &role_name,
+        role::trust_policy(&provider, &issuer, &target.namespace, &target.sa_name),
+        &cluster,
+        &account,
+        &documents,
+        managed,
+    );
+    // Of an adopted role (never tagged: tags would prove it ours to a later delete), only what
+    // irsa added before may be removed.
+    let added = Added {
+        inline: recorded
+            .iter()
+            .flat_map(|r| r.inline_policies.iter().map(|p| p.name.clone()))
+            .collect(),
+        managed: recorded
+            .iter()
+            .flat_map(|r| r.managed_policies.iter().cloned())
+            .collect(),
     };
-    let wanted = role::Wanted {
-        name: role_name.clone(),
-        trust: role::trust_policy(&provider, &issuer, &target.namespace, &target.sa_name),
-        // An adopted role is not tagged: tags would prove it ours to a later delete.
-        tags: if adopted {
-            BTreeMap::new()
-        } else {
-            role::our_tags(&cluster, &account)
-        },
-        inline: documents,
-        attached: managed,
-    };
-    let mut changes = role::plan(current.as_ref(), &wanted);
-    if adopted {
-        // Of an adopted role, only what irsa added before may be removed.
-        let added = recorded.as_ref();
-        changes
-            .delete
-            .retain(|n| added.is_some_and(|r| r.inline_policies.iter().any(|p| &p.name == n)));
-        changes
-            .detach
-            .retain(|a| added.is_some_and(|r| r.managed_policies.contains(a)));
-    }
+    let changes = common::iam::role::plan(current.as_ref(), &wanted, owner, &added);
     let kube = kube_client(target, &facts, &ctx.aws, &cluster).await?;
     let annotation = sa::current(&kube, &target.namespace, &target.sa_name).await?;
 
@@ -132,19 +120,9 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
     }
     // What irsa added, which delete removes: everything on a role it made; on an adopted role,
     // what it puts or attaches now and what it recorded adding before.
-    let added_before = |inline: bool, name: &str| {
-        recorded.as_ref().is_some_and(|r| {
-            if inline {
-                r.inline_policies.iter().any(|p| p.name == name)
-            } else {
-                r.managed_policies.iter().any(|a| a == name)
-            }
-        })
-    };
-    let inline_policies: Vec<InlineRecord> = wanted
-        .inline
+    let inline_policies: Vec<InlineRecord> = documents
         .iter()
-        .filter(|d| !adopted || changes.put.contains(&d.name) || added_before(true, &d.name))
+        .filter(|d| !adopted || changes.put.contains(&d.name) || added.inline.contains(&d.name))
         .map(|d| InlineRecord {
             name: d.name.clone(),
             source: d.source.to_string(),
@@ -152,9 +130,9 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
         })
         .collect();
     let managed_policies: Vec<String> = wanted
-        .attached
+        .managed
         .iter()
-        .filter(|a| !adopted || changes.attach.contains(a) || added_before(false, a))
+        .filter(|a| !adopted || changes.attach.contains(a) || added.managed.contains(*a))
         .cloned()
         .collect();
     let mut entry = Entry {
@@ -185,7 +163,7 @@ pub async fn ensure(state: &mut State, ctx: &Context, args: &EnsureArgs) -> Resu
                 &target.sa_name,
             );
         };
-        role::apply(
+        common::iam::role::apply(
             &clients.iam,
             &wanted,
             &changes,

@@ -35,9 +35,9 @@ pub enum Error {
         target: String,
         source: AwsError,
     },
-    /// Removing the role (its policies, then the role) failed.
+    /// A call on the IAM role failed: reading, making, changing or removing it.
     #[error(transparent)]
-    RemoveRole(#[from] common::iam::RoleError),
+    Role(#[from] common::iam::RoleError),
     #[error(
         "namespace {namespace} does not exist in the cluster; create it first (the IAM role is in place)"
     )]

@@ -4,6 +4,7 @@
 //! account annotated with the role's ARN.
 
 pub mod args;
+pub mod cli;
 pub mod delete;
 pub mod documents;
 pub mod ensure;

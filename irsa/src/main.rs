@@ -1,9 +1,10 @@
 //! `irsa`: an IAM role for a Kubernetes service account (IRSA) on any EKS cluster.
 //!
-//! Usage: `irsa [--region R] ensure --cluster C [--namespace NS] --sa-name SA
+//! Usage: `irsa [--region R] [--kubeconfig PATH [--context NAME]] ensure --cluster C [--namespace NS] --sa-name SA
 //! [--policy-document FILE|https-URL]... [--policy-sha256 HEX]... [--policy-arn ARN]... [--role-name N]
-//! [--restart] [--adopt] [--kubeconfig PATH]`, `irsa delete --cluster C [--namespace NS] --sa-name SA`,
-//! `irsa list --cluster C`.
+//! [--restart] [--adopt]`, `irsa delete --cluster C [--namespace NS] --sa-name SA`,
+//! `irsa list --cluster C`, `irsa completions SHELL`. `--kubeconfig` and `--context` (ensure and
+//! delete) go before or after the subcommand.
 //!
 //! stdin/stdout: with a state document on stdin (or `--state FILE`) it reads the cluster and
 //! OIDC facts from it and records the role in the `irsa` section (one entry per service account),
@@ -13,40 +14,20 @@
 //! Exit codes: 0 done; 1 failed (the state records what was made and an `error`); 2 bad input or
 //! usage, nothing changed.
 //!
-//! IAM permissions: `eks:DescribeCluster`, `sts:GetCallerIdentity`,
-//! `iam:GetOpenIDConnectProvider`, `iam:GetRole`, `iam:CreateRole`, `iam:TagRole`,
+//! <!-- generated:iam -->
+//! IAM permissions: `sts:GetCallerIdentity`, `iam:GetRole`, `iam:CreateRole`, `iam:TagRole`,
 //! `iam:UpdateAssumeRolePolicy`, `iam:ListRolePolicies`, `iam:GetRolePolicy`, `iam:PutRolePolicy`,
 //! `iam:DeleteRolePolicy`, `iam:ListAttachedRolePolicies`, `iam:AttachRolePolicy`,
-//! `iam:DetachRolePolicy`, `iam:DeleteRole`, and for `list` `iam:ListRoles`, `iam:ListRoleTags`;
+//! `iam:DetachRolePolicy`, `iam:DeleteRole`, `iam:GetOpenIDConnectProvider`, `eks:DescribeCluster`;
+//! for `list`: `iam:ListRoles`, `iam:ListRoleTags`.
+//! <!-- /generated:iam -->
 //! Kubernetes: get/patch/create/delete ServiceAccounts, list/patch Deployments (for --restart).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use common::step::{StepInfo, block_on, drive_with_summary, query};
-use irsa::{DeleteArgs, EnsureArgs, ListArgs, SECTION};
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "IAM role for a Kubernetes service account (IRSA) on any EKS cluster"
-)]
-struct Cli {
-    #[command(flatten)]
-    common: common::CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create or update the role, its policies and the service account annotation.
-    Ensure(EnsureArgs),
-    /// Remove the annotation, the policies and the role.
-    Delete(DeleteArgs),
-    /// List the roles irsa made for a cluster, warning of stale trust.
-    List(ListArgs),
-}
+use irsa::SECTION;
+use irsa::cli::{Cli, Command};
 
 const INFO: StepInfo = StepInfo {
     section: SECTION,
@@ -54,9 +35,10 @@ const INFO: StepInfo = StepInfo {
 };
 
 fn main() -> ExitCode {
-    let cli: Cli = common::step::parse_args(SECTION);
+    let cli: Cli = common::step::parse_args_with(SECTION, Cli::settle);
     let summary = Some(irsa::summary as fn(&common::State) -> String);
     match cli.command {
+        Command::Completions(shell) => shell.print(irsa::cli::command()),
         Command::Ensure(args) => block_on(drive_with_summary(
             INFO,
             "ensure",

@@ -1,62 +1,18 @@
 //! The `irsa` section: one entry per service account, and the summary a person sees.
 
 use common::State;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::Error;
 
 /// This step's section: a list, one entry per service account.
-pub const SECTION: &str = "irsa";
+pub const SECTION: &str = common::sections::irsa::KEY;
 
-/// One inline policy as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InlineRecord {
-    pub name: String,
-    pub source: String,
-    pub sha256: String,
-}
-
-/// One entry of the `irsa` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    pub cluster_name: String,
-    pub region: String,
-    pub namespace: String,
-    pub service_account: String,
-    pub role_name: String,
-    pub role_arn: String,
-    pub provider_arn: String,
-    #[serde(default)]
-    pub inline_policies: Vec<InlineRecord>,
-    #[serde(default)]
-    pub managed_policies: Vec<String>,
-    /// True when this tool created the service account (delete then deletes it).
-    #[serde(default)]
-    pub service_account_created: bool,
-    /// True when irsa made the role (its `CreateRole`, or a lost answer to it proven by our
-    /// tags): delete deletes it. Entries written before this key rely on the role's tags.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub role_created: bool,
-    /// True when the role was someone else's, taken over with `ensure --adopt`: delete removes
-    /// only the policies irsa added (the ones recorded here) and leaves the role.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub adopted: bool,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Entry {
-    pub(crate) fn is_for(&self, cluster: &str, namespace: &str, name: &str) -> bool {
-        self.cluster_name == cluster && self.namespace == namespace && self.service_account == name
-    }
-}
+/// The section's entries: their one model lives in `common::sections::irsa`.
+pub use common::sections::irsa::{Entry, InlineRecord};
 
 /// The entries the state records.
 pub(crate) fn entries(state: &State) -> Result<Vec<Entry>, Error> {
-    Ok(state.section::<Vec<Entry>>(SECTION)?.unwrap_or_default())
+    Ok(common::sections::irsa::entries(state)?)
 }
 
 /// Records `entry` for the account (`None`: forgets it); the section goes when empty.
@@ -79,11 +35,7 @@ pub(crate) fn store(
 
 /// What a person running `irsa` by hand sees on stdout.
 pub fn summary(state: &State) -> String {
-    let list = state
-        .section::<Vec<Entry>>(SECTION)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let list = common::sections::irsa::entries(state).unwrap_or_default();
     if list.is_empty() {
         return "no IRSA role recorded\n".into();
     }
@@ -100,6 +52,7 @@ pub fn summary(state: &State) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::Map;
 
     pub(crate) fn entry(role: &str) -> Entry {
         Entry {

@@ -1,12 +1,16 @@
-//! The IAM side: the role's name, its trust policy, reading what the role has, planning the
-//! changes, and making them in an order that never leaves a gap in permissions.
+//! The IAM side: the role's name, its trust policy, its tags and what proves it ours, and the
+//! role as irsa wants it; reading, planning and making the changes is
+//! [`common::iam::role`]'s, shared with eks-cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::Tag;
 use common::aws::AwsError;
+use common::iam::RoleError;
 use common::iam::parse_policy;
+pub use common::iam::role::remove_added;
+use common::iam::role::{self, Current, Desired, InlinePolicy, Owner, Ownership, Scope};
+use common::owner::NotOurs;
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -90,7 +94,7 @@ pub fn trust_policy(
     namespace: &str,
     service_account: &str,
 ) -> Value {
-    let host_path = issuer.trim_start_matches("https://");
+    let host_path = common::iam::issuer_host_path(issuer);
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -123,91 +127,71 @@ pub fn federated_principal(trust: &Value) -> Option<String> {
         })
 }
 
-/// What the role has now.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Current {
-    pub arn: String,
-    pub trust: Value,
-    pub tags: BTreeMap<String, String>,
-    pub inline: BTreeMap<String, Value>,
-    pub attached: BTreeSet<String>,
-}
+/// What irsa manages of its roles: exactly the inline policies and managed policies asked, and
+/// its tags (roles tagged the older way get the shared scheme); an adopted role gets the trust
+/// for its service account too, since it cannot serve it otherwise.
+const SCOPE: Scope = Scope {
+    retag: true,
+    exclusive_managed: true,
+    adopted_trust: true,
+};
 
-/// What the role should have.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wanted {
-    pub name: String,
-    pub trust: Value,
-    pub tags: BTreeMap<String, String>,
-    pub inline: Vec<Document>,
-    pub attached: BTreeSet<String>,
-}
+/// The way out when a role of our name is not ours.
+pub const NOT_OURS_FIX: &str = "Pass --adopt to take it over (irsa sets its trust policy for the service account and adds the policies asked, removing none it did not add; delete then removes only those and leaves the role), or name another role with --role-name";
 
-/// The changes to make; empty when the role is as wanted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
-    pub create: bool,
-    pub update_trust: bool,
-    pub tag: bool,
-    pub put: Vec<String>,
-    pub delete: Vec<String>,
-    pub attach: Vec<String>,
-    pub detach: Vec<String>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        *self == Changes::default()
-    }
-
-    /// One line per change, for logs and --dry-run.
-    pub fn describe(&self, role: &str) -> Vec<String> {
-        let mut lines = Vec::new();
-        if self.create {
-            lines.push(format!("create role {role}"));
-        }
-        if self.update_trust {
-            lines.push(format!("update the trust policy of {role}"));
-        }
-        if self.tag {
-            lines.push(format!("tag {role} as managed by irsa"));
-        }
-        lines.extend(self.put.iter().map(|n| format!("put inline policy {n}")));
-        lines.extend(
-            self.delete
+/// The role irsa wants for `service_account` (`namespace/name`) of `cluster`: the trust policy,
+/// the documents as inline policies, the managed policies, our tags.
+pub fn desired(
+    name: &str,
+    trust: Value,
+    cluster: &str,
+    service_account: &str,
+    documents: &[Document],
+    managed: BTreeSet<String>,
+) -> Desired {
+    Desired {
+        name: name.to_owned(),
+        trust,
+        description: format!("IRSA role of {service_account}, made by irsa (eks-fargate-alb)"),
+        tags: our_tags(cluster, service_account),
+        inline: Some(
+            documents
                 .iter()
-                .map(|n| format!("delete inline policy {n}")),
-        );
-        lines.extend(self.attach.iter().map(|a| format!("attach {a}")));
-        lines.extend(self.detach.iter().map(|a| format!("detach {a}")));
-        lines
+                .map(|d| InlinePolicy {
+                    name: d.name.clone(),
+                    text: d.text.clone(),
+                    json: d.json.clone(),
+                    from: d.source.to_string(),
+                })
+                .collect(),
+        ),
+        managed,
+        scope: SCOPE,
     }
 }
 
-/// Compares; `None` current means the role does not exist.
-pub fn plan(current: Option<&Current>, wanted: &Wanted) -> Changes {
-    let empty = Current::default();
-    let now = current.unwrap_or(&empty);
-    let wanted_inline: BTreeSet<&str> = wanted.inline.iter().map(|d| d.name.as_str()).collect();
-    Changes {
-        create: current.is_none(),
-        update_trust: current.is_some() && now.trust != wanted.trust,
-        tag: current.is_some() && wanted.tags.iter().any(|(k, v)| now.tags.get(k) != Some(v)),
-        put: wanted
-            .inline
-            .iter()
-            .filter(|d| now.inline.get(&d.name) != Some(&d.json))
-            .map(|d| d.name.clone())
-            .collect(),
-        delete: now
-            .inline
-            .keys()
-            .filter(|n| !wanted_inline.contains(n.as_str()))
-            .cloned()
-            .collect(),
-        attach: wanted.attached.difference(&now.attached).cloned().collect(),
-        detach: now.attached.difference(&wanted.attached).cloned().collect(),
-    }
+/// Whose the role `name` (as `found`) is: ours when `recorded` as made or its tags prove it
+/// ([`tagged_ours`]), adopted when `adopt` (`--adopt`, or recorded adopted), else refused: exit
+/// 2, nothing changed.
+pub fn claim(
+    name: &str,
+    found: Option<&Current>,
+    cluster: &str,
+    service_account: &str,
+    recorded: bool,
+    adopt: bool,
+) -> Result<Owner, NotOurs> {
+    let proof = |tags: &BTreeMap<String, String>| tagged_ours(tags, cluster, service_account);
+    role::decide(
+        name,
+        found,
+        &Ownership {
+            proof: &proof,
+            recorded,
+            adopt,
+            fix: NOT_OURS_FIX,
+        },
+    )
 }
 
 fn iam_error(action: &'static str, role: &str) -> impl FnOnce(AwsError) -> Error + use<> {
@@ -219,248 +203,9 @@ fn iam_error(action: &'static str, role: &str) -> impl FnOnce(AwsError) -> Error
     }
 }
 
-/// Reads the role; `None` when it does not exist.
-pub async fn read(iam: &Client, name: &str) -> Result<Option<Current>, Error> {
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(answer) => answer.role().cloned(),
-        Err(e) => {
-            let source = AwsError::from(e);
-            if source.is("NoSuchEntity") {
-                return Ok(None);
-            }
-            return Err(iam_error("GetRole", name)(source));
-        }
-    };
-    let Some(role) = role else { return Ok(None) };
-    let mut current = Current {
-        arn: role.arn().to_owned(),
-        trust: role
-            .assume_role_policy_document()
-            .map(parse_policy)
-            .unwrap_or(Value::Null),
-        tags: role
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect(),
-        ..Current::default()
-    };
-    let mut pages = iam
-        .list_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| iam_error("ListRolePolicies", name)(e.into()))?;
-        for policy in page.policy_names() {
-            let document = iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy)
-                .send()
-                .await
-                .map_err(|e| iam_error("GetRolePolicy", name)(e.into()))?;
-            current
-                .inline
-                .insert(policy.clone(), parse_policy(document.policy_document()));
-        }
-    }
-    let mut pages = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| iam_error("ListAttachedRolePolicies", name)(e.into()))?;
-        current.attached.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_owned)),
-        );
-    }
-    Ok(Some(current))
-}
-
-/// Makes the changes: the role (or its trust) first, then the wanted inline policies, then the
-/// removal of unwanted ones, then attachments, then detachments. Returns the role ARN; `on_created`
-/// is called as soon as the role exists, so the caller can record it before anything else fails.
-pub async fn apply(
-    iam: &Client,
-    wanted: &Wanted,
-    changes: &Changes,
-    mut arn: String,
-    on_created: impl FnOnce(&str),
-) -> Result<String, Error> {
-    let name = wanted.name.as_str();
-    let tags: Vec<Tag> = wanted
-        .tags
-        .iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect();
-    if changes.create {
-        let created = iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(wanted.trust.to_string())
-            .description(format!(
-                "IRSA role of {}, made by irsa (eks-fargate-alb)",
-                wanted
-                    .tags
-                    .get(TAG_SERVICE_ACCOUNT)
-                    .map_or("a service account", String::as_str)
-            ))
-            .set_tags(Some(tags.clone()))
-            .send()
-            .await;
-        arn = match created {
-            Ok(answer) => answer
-                .role()
-                .map(|r| r.arn().to_owned())
-                .unwrap_or_default(),
-            Err(e) => {
-                // The answer to our CreateRole was lost and the SDK's retry was told the role
-                // exists: it is ours when it carries every tag we created it with.
-                let source = AwsError::from(e);
-                let found = if common::owner::is_already_exists(&source) {
-                    read(iam, name).await?
-                } else {
-                    None
-                };
-                match found {
-                    Some(found)
-                        if wanted
-                            .tags
-                            .iter()
-                            .all(|(k, v)| found.tags.get(k) == Some(v)) =>
-                    {
-                        tracing::info!(
-                            "role {name} already exists and carries our tags: the answer to our CreateRole was lost; going on with it"
-                        );
-                        found.arn
-                    }
-                    _ => return Err(iam_error("CreateRole", name)(source)),
-                }
-            }
-        };
-        tracing::info!("created role {name} ({arn})");
-        on_created(&arn);
-    }
-    if changes.update_trust {
-        iam.update_assume_role_policy()
-            .role_name(name)
-            .policy_document(wanted.trust.to_string())
-            .send()
-            .await
-            .map_err(|e| iam_error("UpdateAssumeRolePolicy", name)(e.into()))?;
-        tracing::info!("updated the trust policy of {name}");
-    }
-    if changes.tag {
-        iam.tag_role()
-            .role_name(name)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| iam_error("TagRole", name)(e.into()))?;
-    }
-    for document in wanted
-        .inline
-        .iter()
-        .filter(|d| changes.put.contains(&d.name))
-    {
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name(&document.name)
-            .policy_document(&document.text)
-            .send()
-            .await
-            .map_err(|e| iam_error("PutRolePolicy", &document.name)(e.into()))?;
-        tracing::info!(
-            "put inline policy {} on {name} (from {})",
-            document.name,
-            document.source
-        );
-    }
-    for policy in &changes.delete {
-        delete_inline(iam, name, policy).await?;
-    }
-    for policy in &changes.attach {
-        iam.attach_role_policy()
-            .role_name(name)
-            .policy_arn(policy)
-            .send()
-            .await
-            .map_err(|e| iam_error("AttachRolePolicy", policy)(e.into()))?;
-        tracing::info!("attached {policy} to {name}");
-    }
-    for policy in &changes.detach {
-        detach(iam, name, policy).await?;
-    }
-    Ok(arn)
-}
-
-/// The outcome of a removal, where IAM's `NoSuchEntity` means there was nothing to remove:
-/// true when something was removed.
-fn removed<T>(
-    outcome: Result<T, AwsError>,
-    action: &'static str,
-    target: &str,
-) -> Result<bool, Error> {
-    match outcome {
-        Ok(_) => Ok(true),
-        Err(source) if source.is("NoSuchEntity") => Ok(false),
-        Err(source) => Err(iam_error(action, target)(source)),
-    }
-}
-
-async fn delete_inline(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
-    let outcome = iam
-        .delete_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .send()
-        .await
-        .map_err(AwsError::from);
-    if removed(outcome, "DeleteRolePolicy", policy)? {
-        tracing::info!("deleted inline policy {policy} of {role}");
-    }
-    Ok(())
-}
-
-async fn detach(iam: &Client, role: &str, policy: &str) -> Result<(), Error> {
-    let outcome = iam
-        .detach_role_policy()
-        .role_name(role)
-        .policy_arn(policy)
-        .send()
-        .await
-        .map_err(AwsError::from);
-    if removed(outcome, "DetachRolePolicy", policy)? {
-        tracing::info!("detached {policy} from {role}");
-    }
-    Ok(())
-}
-
-/// Removes from a role only what irsa added to it (an adopted role): the named inline policies
-/// and managed policy attachments; the role and everything else on it stay.
-pub async fn remove_added(
-    iam: &Client,
-    role: &str,
-    inline: &[String],
-    managed: &[String],
-) -> Result<(), Error> {
-    for policy in inline {
-        delete_inline(iam, role, policy).await?;
-    }
-    for policy in managed {
-        detach(iam, role, policy).await?;
-    }
-    Ok(())
+/// Reads the role with its inline and managed policies; `None` when it does not exist.
+pub async fn read(iam: &Client, name: &str) -> Result<Option<Current>, RoleError> {
+    role::read(iam, name, true).await
 }
 
 /// A role this tool made, as `list` shows it.
@@ -583,47 +328,65 @@ mod tests {
     }
 
     #[test]
-    fn plans() {
-        let wanted = Wanted {
-            name: "r".into(),
-            trust: json!({"t": 1}),
-            tags: BTreeMap::from([("k".to_string(), "v".to_string())]),
-            inline: vec![doc("a", json!({"a": 1})), doc("b", json!({"b": 1}))],
-            attached: BTreeSet::from(["arn:x".to_string()]),
-        };
-        let fresh = plan(None, &wanted);
-        assert!(fresh.create && !fresh.update_trust && !fresh.tag);
-        assert_eq!(fresh.put, ["a", "b"]);
-        assert_eq!(fresh.attach, ["arn:x"]);
+    fn the_role_as_wanted() {
+        let wanted = desired(
+            "r",
+            json!({"t": 1}),
+            "demo",
+            "ns/sa",
+            &[doc("a", json!({"a": 1}))],
+            BTreeSet::from(["arn:x".to_string()]),
+        );
+        assert_eq!(wanted.tags, our_tags("demo", "ns/sa"));
+        assert_eq!(
+            wanted.description,
+            "IRSA role of ns/sa, made by irsa (eks-fargate-alb)"
+        );
+        let inline = wanted.inline.as_deref().unwrap();
+        assert_eq!(
+            (inline[0].name.as_str(), inline[0].from.as_str()),
+            ("a", "f")
+        );
+        assert_eq!(inline[0].json, json!({"a": 1}));
+        assert_eq!(wanted.managed, BTreeSet::from(["arn:x".to_string()]));
+        assert_eq!(
+            wanted.scope,
+            Scope {
+                retag: true,
+                exclusive_managed: true,
+                adopted_trust: true
+            }
+        );
+    }
 
-        let same = Current {
-            arn: "arn".into(),
-            trust: json!({"t": 1}),
-            tags: wanted.tags.clone(),
-            inline: BTreeMap::from([
-                ("a".to_string(), json!({"a": 1})),
-                ("b".to_string(), json!({"b": 1})),
-            ]),
-            attached: BTreeSet::from(["arn:x".to_string()]),
+    #[test]
+    fn ours_by_record_or_tags_old_or_new() {
+        let role = |tags: BTreeMap<String, String>| Current {
+            tags,
+            ..Current::default()
         };
-        assert!(plan(Some(&same), &wanted).is_empty());
-
-        let drifted = Current {
-            trust: json!({"t": 0}),
-            tags: BTreeMap::new(),
-            inline: BTreeMap::from([
-                ("a".to_string(), json!({"a": 0})),
-                ("old".to_string(), json!({})),
-            ]),
-            attached: BTreeSet::from(["arn:y".to_string()]),
-            ..same
+        let ours = role(our_tags("demo", "ns/sa"));
+        let legacy = role(BTreeMap::from([
+            (LEGACY_TAG_MANAGED_BY.to_owned(), STEP.to_owned()),
+            (LEGACY_TAG_CLUSTER.to_owned(), "demo".to_owned()),
+            (LEGACY_TAG_SERVICE_ACCOUNT.to_owned(), "ns/sa".to_owned()),
+        ]));
+        let other_account = role(our_tags("demo", "ns/other"));
+        let claim_of = |found: &Current, recorded, adopt| {
+            claim("r", Some(found), "demo", "ns/sa", recorded, adopt)
         };
-        let changes = plan(Some(&drifted), &wanted);
-        assert!(!changes.create && changes.update_trust && changes.tag);
-        assert_eq!(changes.put, ["a", "b"]);
-        assert_eq!(changes.delete, ["old"]);
-        assert_eq!(changes.attach, ["arn:x"]);
-        assert_eq!(changes.detach, ["arn:y"]);
-        assert_eq!(changes.describe("r").len(), 7);
+        assert_eq!(
+            claim("r", None, "demo", "ns/sa", false, false).unwrap(),
+            Owner::Absent
+        );
+        assert_eq!(claim_of(&ours, false, false).unwrap(), Owner::Ours);
+        assert_eq!(claim_of(&legacy, false, false).unwrap(), Owner::Ours);
+        assert_eq!(claim_of(&other_account, true, false).unwrap(), Owner::Ours);
+        assert_eq!(
+            claim_of(&other_account, false, true).unwrap(),
+            Owner::Adopted
+        );
+        let refused = claim_of(&other_account, false, false).unwrap_err();
+        assert!(refused.to_string().ends_with(NOT_OURS_FIX), "{refused}");
     }
 }

@@ -15,8 +15,6 @@ use crate::Error;
 pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// Our server-side apply field manager.
 pub const FIELD_MANAGER: &str = "irsa";
-/// The pod template annotation a restart sets (as `kubectl rollout restart` does).
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 fn kube_error(action: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube {
@@ -149,10 +147,8 @@ pub async fn restart_users(
 ) -> Result<Vec<String>, Error> {
     let names = users(client, namespace, service_account).await?;
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for name in &names {
-        let patch = json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } } });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        common::workload::restart(&api, name, &[])
             .await
             .map_err(kube_error(
                 "restart deployment",

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use common::aws::AwsError;
+use common::facts::Resolver;
 use common::{ClusterFacts, State};
 
 use crate::args::Target;
@@ -137,38 +138,42 @@ impl Facts {
             .unwrap_or_default())
     }
 
-    /// Fills what is missing from DescribeCluster (one call, only when something is missing).
+    /// Fills what is missing from DescribeCluster (one call, only when something is missing):
+    /// each fact resolved by [`common::facts::Resolver`]; the endpoint and CA only when
+    /// `need_endpoint`.
     pub async fn complete(
-        mut self,
+        self,
         eks: &aws_sdk_eks::Client,
         cluster: &str,
         region: &str,
         need_endpoint: bool,
     ) -> Result<Facts, Error> {
-        if self.issuer.is_some()
-            && self.arn.is_some()
-            && (!need_endpoint || (self.endpoint.is_some() && self.ca_data.is_some()))
-        {
-            return Ok(self);
-        }
-        let described = common::cluster::describe_existing(eks, cluster, region).await?;
-        let keep = |now: Option<String>, found: Option<&str>| {
-            now.or(found.filter(|s| !s.is_empty()).map(str::to_owned))
+        let known = ClusterFacts {
+            name: cluster.to_owned(),
+            oidc_issuer: self.issuer,
+            arn: self.arn,
+            endpoint: self.endpoint,
+            certificate_authority_data: self.ca_data,
+            ..ClusterFacts::default()
         };
-        self.issuer = keep(
-            self.issuer,
-            described
-                .identity()
-                .and_then(|i| i.oidc())
-                .and_then(|o| o.issuer()),
-        );
-        self.arn = keep(self.arn, described.arn());
-        self.endpoint = keep(self.endpoint, described.endpoint());
-        self.ca_data = keep(
-            self.ca_data,
-            described.certificate_authority().and_then(|c| c.data()),
-        );
-        Ok(self)
+        let mut facts = Resolver::new(eks.clone(), cluster, region, known);
+        let issuer = facts.oidc_issuer().await?.map(|r| r.value);
+        let arn = facts.arn().await?;
+        let (endpoint, ca_data) = if need_endpoint {
+            facts.endpoint_and_ca().await?.unzip()
+        } else {
+            let known = facts.known();
+            (
+                known.endpoint.clone(),
+                known.certificate_authority_data.clone(),
+            )
+        };
+        Ok(Facts {
+            issuer,
+            arn,
+            endpoint,
+            ca_data,
+        })
     }
 }
 
@@ -184,10 +189,8 @@ pub async fn provider_arn(
     let issuer = facts.issuer.as_deref().ok_or_else(|| Error::NoIssuer {
         cluster: cluster.to_owned(),
     })?;
-    if let Some(arn) = state.str_at("oidc", "providerArn")
-        && state.str_at("oidc", "issuer") == Some(issuer)
-    {
-        return Ok(arn.to_owned());
+    if let Some(arn) = common::sections::oidc::provider_arn_for(state, issuer) {
+        return Ok(arn);
     }
     let (partition, account) = match facts
         .arn

@@ -352,7 +352,7 @@ async fn restart_rolls_the_deployments_that_use_the_account() {
         .unwrap()
         .annotations
         .unwrap_or_default();
-    assert!(template.contains_key("kubectl.kubernetes.io/restartedAt"));
+    assert!(template.contains_key(common::workload::RESTARTED_AT));
     let untouched = deployments.get("other").await.unwrap();
     assert!(
         untouched
@@ -820,11 +820,7 @@ async fn alone_on_a_terminal_it_prints_a_summary() {
 
 #[test]
 fn main_rs_documents_the_contract() {
-    testbed::run::check_contract(
-        env!("CARGO_MANIFEST_DIR"),
-        BIN,
-        &["iam:CreateRole", "iam:PutRolePolicy"],
-    );
+    testbed::run::check_contract(env!("CARGO_MANIFEST_DIR"), BIN);
 }
 
 #[tokio::test]
@@ -880,4 +876,99 @@ async fn the_policy_is_rendered_for_the_callers_partition() {
             made.stderr
         );
     }
+}
+
+/// The control plane's kubeconfig with a second context, `dead` (a server nobody serves), made
+/// the current one: only `--context testbed` reaches the control plane.
+fn dead_current_context(kubeconfig: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    assert!(text.contains("current-context: testbed"), "{text}");
+    let text = text
+        .replacen(
+            "clusters:\n",
+            "clusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:1\n",
+            1,
+        )
+        .replacen(
+            "contexts:\n",
+            "contexts:\n- name: dead\n  context:\n    cluster: dead\n    user: testbed\n",
+            1,
+        )
+        .replacen("current-context: testbed", "current-context: dead", 1);
+    let path = dir.join("two-contexts");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn kubeconfig_and_context_go_before_or_after_the_subcommand() {
+    let bed = Bed::new("demo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dead_current_context(&bed.kube.kubeconfig(), dir.path());
+    let k = kubeconfig.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let all = [&["--region", REGION][..], args].concat();
+        testbed::run::run(bed.moto.command(BIN).args(&all), "")
+    };
+    let ensure = |sa: &'static str| ["ensure", "--cluster", "demo", "--sa-name", sa];
+    let annotated = async |sa: &str| {
+        bed.service_account("kube-system", sa)
+            .await
+            .is_some_and(|a| {
+                a.metadata
+                    .annotations
+                    .is_some_and(|m| m.contains_key("eks.amazonaws.com/role-arn"))
+            })
+    };
+
+    // Its current context, `dead`: the control plane is not reached.
+    let unreached = run(&[&ensure("current")[..], &["--kubeconfig", k]].concat());
+    assert_exit(&unreached, 1);
+    assert!(
+        unreached.stderr.contains("Connection refused"),
+        "{}",
+        unreached.stderr
+    );
+    assert!(!annotated("current").await);
+
+    // Before the subcommand, after it, and one on each side: `testbed` is reached.
+    let before = run(&[
+        &["--kubeconfig", k, "--context", "testbed"][..],
+        &ensure("before"),
+    ]
+    .concat());
+    assert_exit(&before, 0);
+    assert!(annotated("before").await);
+    let after = run(&[
+        &ensure("after")[..],
+        &["--kubeconfig", k, "--context", "testbed"],
+    ]
+    .concat());
+    assert_exit(&after, 0);
+    assert!(annotated("after").await);
+    let split = run(&[
+        &["--context", "testbed"][..],
+        &ensure("split"),
+        &["--kubeconfig", k],
+    ]
+    .concat());
+    assert_exit(&split, 0);
+    assert!(annotated("split").await);
+
+    // delete, too, reaches `testbed` from either side.
+    let delete = |sa: &'static str| ["delete", "--cluster", "demo", "--sa-name", sa];
+    let before = run(&[
+        &["--kubeconfig", k, "--context", "testbed"][..],
+        &delete("before"),
+    ]
+    .concat());
+    assert_exit(&before, 0);
+    assert!(!annotated("before").await);
+    let after = run(&[
+        &delete("after")[..],
+        &["--kubeconfig", k, "--context", "testbed"],
+    ]
+    .concat());
+    assert_exit(&after, 0);
+    assert!(!annotated("after").await);
 }

@@ -63,7 +63,7 @@ impl Issuer {
 
     /// The URL without `https://`: how IAM names the provider.
     pub fn host_and_path(&self) -> &str {
-        &self.url["https://".len()..]
+        common::iam::issuer_host_path(&self.url)
     }
 
     /// `arn:<partition>:iam::<account>:oidc-provider/<host and path>`.

@@ -11,6 +11,7 @@
 //! the client id it added.
 
 mod args;
+pub mod cli;
 mod delete;
 mod ensure;
 pub mod error;
@@ -21,8 +22,6 @@ pub mod proxy;
 pub mod thumbprint;
 
 use common::Context;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 pub use crate::args::{DeleteArgs, EnsureArgs};
 pub use crate::delete::delete;
@@ -31,51 +30,14 @@ pub use crate::error::{Error, Usage};
 pub use crate::locate::{issuer_from_state, reported_issuer};
 
 /// This step's section of the state document.
-pub const SECTION: &str = "oidc";
+pub const SECTION: &str = common::sections::oidc::KEY;
 /// The audience of the tokens EKS pods exchange with STS: the client id the provider needs.
 pub const STS_CLIENT_ID: &str = "sts.amazonaws.com";
 pub use common::owner::{CLUSTER_TAG, STEP_TAG};
 /// The step named in [`STEP_TAG`] on the provider this tool makes.
 pub const STEP: &str = "oidc";
-/// What to do when the state's `oidc` section is about another cluster or region.
-const SAME_PLACE_FIX: &str = "delete that provider first or use a separate state";
-
-/// The `oidc` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Section {
-    /// The issuer URL, `https://...`.
-    pub issuer: String,
-    pub provider_arn: String,
-    /// The thumbprints IAM keeps for the provider (none when it was made without one).
-    #[serde(default)]
-    pub thumbprints: Vec<String>,
-    #[serde(default)]
-    pub client_ids: Vec<String>,
-    /// True when this tool created the provider, so `delete` may remove it.
-    #[serde(default)]
-    pub created_by_us: bool,
-    /// True when the provider was someone else's, taken over with `ensure --adopt`: `delete`
-    /// leaves it in place.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub adopted: bool,
-    /// True when this tool added the STS client id to an adopted provider (`delete` removes it).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub added_client_id: bool,
-    pub cluster_name: String,
-    pub region: String,
-    /// Keys a newer version wrote, kept as they are.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl common::error::OwnSection for Section {
-    const SECTION: &'static str = SECTION;
-    const SAME_PLACE_FIX: &'static str = SAME_PLACE_FIX;
-    fn place(&self) -> (&str, &str) {
-        (&self.cluster_name, &self.region)
-    }
-}
+/// The `oidc` section: its one model lives in `common::sections::oidc`.
+pub use common::sections::oidc::Section;
 
 /// The AWS clients this step uses, built once from the shared configuration.
 #[derive(Debug, Clone)]
@@ -97,8 +59,10 @@ impl Clients {
 mod tests {
     use super::*;
     use common::error::pick_for_section;
+    use common::sections::oidc::SAME_PLACE_FIX;
     use common::step::EXIT_USAGE;
     use common::{State, StepFailure};
+    use serde_json::Map;
 
     fn state(text: &str) -> State {
         State::parse(text).unwrap()
@@ -152,36 +116,5 @@ mod tests {
         let err = Error::from(err.expect_err("another region"));
         assert_eq!(err.exit_code(), EXIT_USAGE);
         assert!(err.to_string().ends_with(SAME_PLACE_FIX), "{err}");
-    }
-
-    #[test]
-    fn section_keeps_unknown_keys_and_uses_camel_case() {
-        let text = r#"{"issuer":"https://o/id/X","providerArn":"arn:aws:iam::1:oidc-provider/o/id/X",
-            "thumbprints":["ab"],"clientIds":["sts.amazonaws.com"],"createdByUs":true,
-            "clusterName":"c","region":"us-east-2","futureKey":{"a":1}}"#;
-        let parsed: Section = serde_json::from_str(text).unwrap();
-        assert!(parsed.created_by_us);
-        assert_eq!(parsed.extra["futureKey"], serde_json::json!({"a": 1}));
-        let back = serde_json::to_value(&parsed).unwrap();
-        let keys: Vec<&String> = back.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "issuer",
-                "providerArn",
-                "thumbprints",
-                "clientIds",
-                "createdByUs",
-                "clusterName",
-                "region",
-                "futureKey"
-            ]
-        );
-        // A section written without the optional lists still reads (createdByUs false).
-        let lean: Section = serde_json::from_str(
-            r#"{"issuer":"https://o","providerArn":"a","clusterName":"c","region":"r"}"#,
-        )
-        .unwrap();
-        assert!(!lean.created_by_us && lean.thumbprints.is_empty());
     }
 }

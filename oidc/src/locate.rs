@@ -1,7 +1,8 @@
 //! Finding the provider of a cluster: its issuer (from the state's `cluster` section, else
-//! `DescribeCluster`) and the ARN IAM names after it (the account and partition from
-//! `GetCallerIdentity`).
+//! `DescribeCluster`: [`common::facts::Resolver::oidc_issuer`]) and the ARN IAM names after it
+//! (the account and partition from `GetCallerIdentity`).
 
+use common::facts::{Origin, Resolved, Resolver};
 use common::{ClusterFacts, Context, State};
 
 use crate::Clients;
@@ -17,14 +18,19 @@ pub fn issuer_from_state(state: &State, cluster: &str) -> Result<Option<Issuer>,
         .filter(|s| !s.is_empty())
     {
         None => Ok(None),
-        Some(url) => Issuer::parse(url).map(Some).map_err(|reason| {
-            Usage::StateIssuer {
-                issuer: url.to_owned(),
-                reason,
-            }
-            .into()
-        }),
+        Some(url) => parse_recorded(url).map(Some),
     }
+}
+
+/// An issuer the state records: one that is not an `https://` URL is bad input.
+fn parse_recorded(url: &str) -> Result<Issuer, Error> {
+    Issuer::parse(url).map_err(|reason| {
+        Usage::StateIssuer {
+            issuer: url.to_owned(),
+            reason,
+        }
+        .into()
+    })
 }
 
 /// The issuer `DescribeCluster` reports (`identity.oidc.issuer`, an optional field).
@@ -36,24 +42,20 @@ pub fn reported_issuer(
         .identity()
         .and_then(|i| i.oidc())
         .and_then(|o| o.issuer())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::NoIssuer {
-            cluster: cluster_name.to_owned(),
-        })?;
+        .filter(|s| !s.is_empty());
+    parse_reported(cluster_name, url)
+}
+
+/// An issuer `DescribeCluster` reported (`None`: it reported none).
+fn parse_reported(cluster: &str, url: Option<&str>) -> Result<Issuer, Error> {
+    let url = url.ok_or_else(|| Error::NoIssuer {
+        cluster: cluster.to_owned(),
+    })?;
     Issuer::parse(url).map_err(|reason| Error::ReportedIssuer {
-        cluster: cluster_name.to_owned(),
+        cluster: cluster.to_owned(),
         issuer: url.to_owned(),
         reason,
     })
-}
-
-async fn describe_issuer(
-    eks: &aws_sdk_eks::Client,
-    cluster: &str,
-    region: &str,
-) -> Result<Issuer, Error> {
-    let described = common::cluster::describe_existing(eks, cluster, region).await?;
-    reported_issuer(cluster, &described)
 }
 
 /// The issuer and provider ARN of `cluster`: the issuer from the state or `DescribeCluster`,
@@ -64,17 +66,21 @@ pub(crate) async fn locate(
     state: &State,
     cluster: &str,
 ) -> Result<(Issuer, String), Error> {
-    let region = ctx.region.as_str();
-    let issuer = match issuer_from_state(state, cluster)? {
-        Some(issuer) => {
+    let mut facts = Resolver::from_state(state, clients.eks.clone(), cluster, &ctx.region)?;
+    let issuer = match facts.oidc_issuer().await? {
+        Some(Resolved {
+            value,
+            origin: Origin::State,
+        }) => {
+            let issuer = parse_recorded(&value)?;
             tracing::info!(
                 "cluster {cluster}: OIDC issuer {} (from the state)",
                 issuer.url()
             );
             issuer
         }
-        None => {
-            let issuer = describe_issuer(&clients.eks, cluster, region).await?;
+        reported => {
+            let issuer = parse_reported(cluster, reported.as_ref().map(|r| r.value.as_str()))?;
             tracing::info!("cluster {cluster}: OIDC issuer {}", issuer.url());
             issuer
         }

@@ -7,7 +7,7 @@
 //! `ensure --adopt`; `delete` removes it only if this tool made it (recorded, or tagged).
 //!
 //! Usage: `eks-oidc [--state FILE] [--region R] ensure [--cluster NAME] [--issuer-ca FILE] [--timeout 5s] [--adopt]`,
-//! `eks-oidc delete [--cluster NAME]`.
+//! `eks-oidc delete [--cluster NAME]`, `eks-oidc completions SHELL`.
 //!
 //! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
 //! document on stdout, or reads and rewrites `--state FILE`. It writes only its `oidc` section and
@@ -16,38 +16,21 @@
 //! Exit codes: 0 done; 1 failed (the state records what was made and an `error`); 2 bad input or
 //! usage, nothing changed.
 //!
-//! IAM permissions: `eks:DescribeCluster` (unless the state has `cluster.oidcIssuer`),
-//! `sts:GetCallerIdentity`, `iam:GetOpenIDConnectProvider`, `iam:CreateOpenIDConnectProvider`,
-//! `iam:TagOpenIDConnectProvider` (tags on create), `iam:AddClientIDToOpenIDConnectProvider`,
-//! `iam:RemoveClientIDFromOpenIDConnectProvider` (an adopted provider's added client id),
-//! `iam:DeleteOpenIDConnectProvider`. Network: HTTPS to the issuer's host (through
+//! <!-- generated:iam -->
+//! IAM permissions: `sts:GetCallerIdentity`, `iam:GetOpenIDConnectProvider`,
+//! `iam:CreateOpenIDConnectProvider`, `iam:TagOpenIDConnectProvider`,
+//! `iam:AddClientIDToOpenIDConnectProvider`, `iam:RemoveClientIDFromOpenIDConnectProvider`,
+//! `iam:DeleteOpenIDConnectProvider`; unless the state has `cluster.oidcIssuer`:
+//! `eks:DescribeCluster`.
+//! <!-- /generated:iam -->
+//! Network: HTTPS to the issuer's host (through
 //! `HTTPS_PROXY` when set) to read its certificate chain.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use common::step::{StepInfo, block_on, drive};
-use eks_oidc::{DeleteArgs, EnsureArgs, SECTION};
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "IAM OIDC identity provider for the issuer of an EKS cluster"
-)]
-struct Cli {
-    #[command(flatten)]
-    common: common::CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create the provider, or add the STS client id to the one that exists.
-    Ensure(EnsureArgs),
-    /// Delete the provider if this tool made it (an adopted one loses only what was added).
-    Delete(DeleteArgs),
-}
+use eks_oidc::SECTION;
+use eks_oidc::cli::{Cli, Command};
 
 const INFO: StepInfo = StepInfo {
     section: SECTION,
@@ -57,6 +40,7 @@ const INFO: StepInfo = StepInfo {
 fn main() -> ExitCode {
     let cli: Cli = common::step::parse_args(SECTION);
     match cli.command {
+        Command::Completions(shell) => shell.print(eks_oidc::cli::command()),
         Command::Ensure(args) => {
             block_on(drive(INFO, "ensure", &cli.common, async |state, ctx| {
                 eks_oidc::ensure(state, ctx, &args).await

@@ -8,7 +8,7 @@ use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::issuer::{address, split_authority};
+use crate::issuer::address;
 
 /// An `http://` proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,33 +28,34 @@ impl std::fmt::Display for Proxy {
 
 impl Proxy {
     /// Parses `http://[user:password@]host[:port][/]` or `host:port`; the port defaults to 80.
-    pub fn parse(url: &str) -> Result<Proxy, String> {
-        let url = url.trim();
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+    pub fn parse(text: &str) -> Result<Proxy, String> {
+        let text = text.trim();
+        let with_scheme = match text.split_once("://") {
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => text.to_owned(),
             Some((scheme, _)) => {
                 return Err(format!(
                     "only http:// proxies are supported, not {scheme}://"
                 ));
             }
-            None => url,
+            None => format!("http://{text}"),
         };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') {
+        let url = url::Url::parse(&with_scheme).map_err(|e| format!("not a proxy URL: {e}"))?;
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
             return Err("a proxy URL has no path".into());
         }
-        let (user_info, authority) = match rest.rsplit_once('@') {
-            Some((info, authority)) => (Some(info), authority),
-            None => (None, rest),
+        let host = match url.host() {
+            // Without brackets, as `address` adds them.
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err("it has no host".into()),
         };
-        let (host, port) = split_authority(authority)?;
-        let after_host = authority
-            .rsplit_once(']')
-            .map_or(authority, |(_, after)| after);
-        let port = if after_host.contains(':') { port } else { 80 };
-        let basic = user_info.map(|info| {
-            let (user, password) = info.split_once(':').unwrap_or((info, ""));
-            let pair = format!("{}:{}", percent_decode(user), percent_decode(password));
+        let port = url.port_or_known_default().unwrap_or(80);
+        let basic = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            let pair = format!(
+                "{}:{}",
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or_default())
+            );
             base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
         });
         Ok(Proxy { host, port, basic })

@@ -3,25 +3,25 @@
 //! webhook's TLS, into a directory that `eks-deploy` applies in file-name order. Offline: it
 //! makes no AWS call.
 
+pub mod cli;
 pub mod error;
 pub mod render;
 pub mod tls;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::step::Context;
 use common::{ClusterFacts, State};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use sha2::Digest;
 
 use crate::render::{Facts, Seen, TlsFiles};
+use crate::tls::CaBundle;
 
 pub use error::{Error, Usage};
 
 /// This step's section of the state document.
-pub const SECTION: &str = "patch";
+pub const SECTION: &str = common::sections::patch::KEY;
 /// The default output directory, as the seed named it.
 pub const DEFAULT_OUT: &str = "patched";
 
@@ -53,38 +53,9 @@ pub struct PatchArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// One rendered file in the `patch` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileRecord {
-    pub name: String,
-    pub sha256: String,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// The `patch` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Section {
-    pub output_dir: String,
-    pub controller_version: String,
-    pub cluster_name: String,
-    pub region: String,
-    pub vpc_id: String,
-    pub security_group_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
-    /// The subnets the Ingress names for the ALB (empty: the controller discovers them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alb_subnet_ids: Vec<String>,
-    /// The rendered files, in apply order.
-    pub files: Vec<FileRecord>,
-    pub webhook_certificate: tls::Record,
-    /// Keys a newer version wrote, kept as they are.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
+/// The `patch` section and its file records: their one model lives in
+/// `common::sections::patch`.
+pub use common::sections::patch::{FileRecord, Section};
 
 /// A file to write: its name in the output directory, its text, and whether it is private.
 #[derive(Debug, Clone)]
@@ -137,15 +108,6 @@ pub async fn run(state: &mut State, ctx: &Context, args: &PatchArgs) -> Result<(
     );
     state.set_section(SECTION, &rendered.section);
     Ok(())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IrsaEntry {
-    #[serde(default)]
-    namespace: Option<String>,
-    service_account: String,
-    role_arn: Option<String>,
 }
 
 /// Everything `run` writes, made in memory from the state, the flags and the manifests.
@@ -287,12 +249,13 @@ pub fn render_all(
 
 fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> {
     // The whole section, also one without a name (its vpcId counts, as it always did).
-    let known: ClusterFacts = state.section(common::facts::SECTION)?.unwrap_or_default();
+    let known = ClusterFacts::any(state)?;
+    let sg_stack = common::sections::sg_stack::Facts::read(state)?.unwrap_or_default();
     // The sgStack section's cluster only stands in when neither the flag nor the state's
     // cluster names one; it is not held against --cluster.
     let also = match args.cluster {
         Some(_) => None,
-        None => state.str_at("sgStack", "clusterName"),
+        None => sg_stack.cluster_name.as_deref(),
     };
     let picked = match common::cluster::pick_in(args.cluster.as_deref(), state, also) {
         Err(mismatch @ common::cluster::PickError::Mismatch { .. }) => {
@@ -312,18 +275,14 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
         .vpc_id
         .clone()
         .or(known.vpc_id.clone())
-        .or_else(|| state.str_at("sgStack", "vpcId").map(str::to_owned))
+        .or(sg_stack.vpc_id)
         .filter(|v| !v.is_empty())
         .ok_or(Usage::NoVpc)?;
     check_id("--vpc-id", &vpc_id, "vpc-", "a VPC id (vpc-…)")?;
     let security_group_id = args
         .security_group_id
         .clone()
-        .or_else(|| {
-            state
-                .str_at("sgStack", "securityGroupId")
-                .map(str::to_owned)
-        })
+        .or(sg_stack.security_group_id)
         .filter(|v| !v.is_empty())
         .ok_or(Usage::NoSecurityGroup)?;
     check_id(
@@ -377,16 +336,11 @@ fn facts(state: &State, region: &str, args: &PatchArgs) -> Result<Facts, Error> 
 }
 
 fn irsa_role(state: &State) -> Result<Option<String>, Error> {
-    let entries: Option<Vec<IrsaEntry>> = state.section("irsa")?;
-    Ok(entries.unwrap_or_default().into_iter().find_map(|e| {
-        let ns_ok = e
-            .namespace
-            .as_deref()
-            .is_none_or(|n| n == render::NAMESPACE);
-        (e.service_account == render::SERVICE_ACCOUNT && ns_ok)
-            .then_some(e.role_arn)
-            .flatten()
-    }))
+    Ok(common::sections::irsa::role_arn_for(
+        state,
+        render::NAMESPACE,
+        render::SERVICE_ACCOUNT,
+    )?)
 }
 
 fn check_id(
@@ -482,22 +436,8 @@ fn write_all(out: &Path, rendered: &Rendered) -> Result<(), Error> {
 }
 
 fn write_one(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |source| Error::Write {
+    common::step::write_atomically(path, text, mode).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".eks-patch-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    tmp.write_all(text.as_bytes()).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }

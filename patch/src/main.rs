@@ -8,7 +8,8 @@
 //! the state.
 //!
 //! Usage: `eks-patch [--state FILE] [--region R] [--cluster NAME] [--vpc-id VPC] [--security-group-id SG]
-//! [--role-arn ARN] [--manifests DIR] [--out DIR] [--dry-run] [FILE]...`
+//! [--role-arn ARN] [--manifests DIR] [--out DIR] [--dry-run] [FILE]...`, `eks-patch completions SHELL`
+//! (a FILE named `completions` is passed as `./completions`).
 //!
 //! stdin/stdout: reads the state document on stdin (empty: a new one) and writes the updated
 //! document on stdout, or reads and rewrites `--state FILE`. It reads `cluster`, `sgStack` and
@@ -17,25 +18,15 @@
 //! Exit codes: 0 done; 1 failed (the state records an `error`); 2 bad input or usage (a missing
 //! cluster name, region, VPC id or security group id, unreadable manifests): nothing written.
 //!
-//! IAM permissions: none. It makes no AWS call.
+//! <!-- generated:iam -->
+//! IAM permissions: none; it makes no AWS call.
+//! <!-- /generated:iam -->
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use common::step::{StepInfo, block_on, drive};
-use eks_patch::{PatchArgs, SECTION};
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Render the AWS Load Balancer Controller and 2048 manifests for an EKS Fargate cluster"
-)]
-struct Cli {
-    #[command(flatten)]
-    common: common::CommonArgs,
-    #[command(flatten)]
-    args: PatchArgs,
-}
+use eks_patch::SECTION;
+use eks_patch::cli::{Cli, Command};
 
 const INFO: StepInfo = StepInfo {
     section: SECTION,
@@ -44,6 +35,9 @@ const INFO: StepInfo = StepInfo {
 
 fn main() -> ExitCode {
     let cli: Cli = common::step::parse_args(SECTION);
+    if let Some(Command::Completions(shell)) = cli.command {
+        return shell.print(eks_patch::cli::command());
+    }
     block_on(drive(INFO, "render", &cli.common, async |state, ctx| {
         eks_patch::run(state, ctx, &cli.args).await
     }))

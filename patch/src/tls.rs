@@ -18,7 +18,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::render::{NAMESPACE, WEBHOOK_SERVICE};
 
@@ -40,26 +39,9 @@ pub fn dns_names() -> Vec<String> {
     ]
 }
 
-/// The public record of the webhook certificates in the state's `patch` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Record {
-    /// When the serving certificate expires (RFC 3339, UTC).
-    pub not_after: String,
-    pub dns_names: Vec<String>,
-    pub ca_pem: String,
-    pub cert_pem: String,
-    /// The key file, relative to the output directory.
-    pub key_file: String,
-    /// The CA this one replaced, kept in the `caBundle` until `previous_ca_until`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_ca_pem: Option<String>,
-    /// Until when (RFC 3339, UTC) the replaced CA stays in the `caBundle`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_ca_until: Option<String>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
+/// The public record of the webhook certificates in the state's `patch` section (its model
+/// lives with the section's, in `common::sections::patch`).
+pub use common::sections::patch::WebhookCertificate as Record;
 
 /// The pair in use and whether it was made now.
 #[derive(Debug, Clone)]
@@ -75,10 +57,17 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
 }
 
-impl Record {
+/// What this step reads of a recorded certificate.
+pub trait CaBundle {
     /// The PEM certificates the webhooks' `caBundle` carries at `now`: the CA, and the one it
     /// replaced while that is kept.
-    pub fn ca_bundle(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+    fn ca_bundle(&self, now: chrono::DateTime<chrono::Utc>) -> String;
+    /// The replaced CA, while it is to be kept at `now`.
+    fn previous_ca(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&str>;
+}
+
+impl CaBundle for Record {
+    fn ca_bundle(&self, now: chrono::DateTime<chrono::Utc>) -> String {
         let mut bundle = self.ca_pem.trim_end().to_owned();
         bundle.push('\n');
         if let Some(previous) = self.previous_ca(now) {
@@ -88,7 +77,6 @@ impl Record {
         bundle
     }
 
-    /// The replaced CA, while it is to be kept at `now`.
     fn previous_ca(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&str> {
         let pem = self.previous_ca_pem.as_deref()?;
         let until =

@@ -1,161 +1,288 @@
-//! The IAM actions the whole pipeline needs from the identity that runs it.
+//! The IAM actions each binary needs, the one list of them: [`ACTIONS`], each action with the
+//! binaries that call it (or make CloudFormation call it for the resources of their stacks) and
+//! when, if not on every run.
 //!
-//! Where the list comes from: the `IAM permissions` paragraph of the `//!` block of each step's
-//! `src/main.rs` (`cluster/`, `oidc/`, `irsa/`, `sg-stack/`, `deploy/`; `patch/` makes no AWS
-//! call), plus what CloudFormation does with our identity's permissions for the resources the two
-//! stacks make (the network stack of `eks-cluster`: VPC, subnets, internet gateway, Elastic IP,
-//! NAT gateway, route tables; the ALB security group stack of `eks-sg-stack`), listed in
-//! [`FROM_STACK_RESOURCES`]. `ec2:Describe*` of `eks-cluster` is spelled out as the Describe calls
-//! those resources need, since a simulation takes action names, not patterns.
-//!
-//! The unit tests read those `main.rs` files, so a permission added to a step's doc and not here
-//! fails the build's tests.
+//! `eks-preflight` simulates [`PIPELINE_ACTIONS`] (what the steps and `eks-preflight leftovers`
+//! need) for the caller. `cargo xtask gen` writes each binary's list from here into the `IAM
+//! permissions` paragraph of its `main.rs` and the `<!-- generated:iam:BINARY -->` blocks of the
+//! docs. `ec2:Describe*` of `eks-cluster` is spelled out as the Describe calls it and its stack
+//! need, since a simulation takes action names, not patterns.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-/// Every IAM action the steps call or make CloudFormation call for them, by service.
-pub const PIPELINE_ACTIONS: &[&str] = &[
+/// Who needs an action: a binary, or [`LEFTOVERS`]; and when, if not on every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// The binary (`eks-cluster`), or [`LEFTOVERS`].
+    pub by: &'static str,
+    /// When it needs it, as it reads after "IAM permissions" (with `--admin`); `""`: always.
+    pub when: &'static str,
+}
+
+/// One IAM action and who needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    /// `service:Action`.
+    pub name: &'static str,
+    pub needed_by: &'static [Need],
+}
+
+/// `eks-preflight leftovers`, run by `make clean` with the pipeline's identity: its actions are
+/// in [`PIPELINE_ACTIONS`].
+pub const LEFTOVERS: &str = "eks-preflight leftovers";
+/// `eks-preflight`'s own checks (not simulated: whoever runs the check needs them).
+pub const PREFLIGHT: &str = "eks-preflight";
+
+const CLUSTER: &str = "eks-cluster";
+const OIDC: &str = "eks-oidc";
+const IRSA: &str = "irsa";
+const SG: &str = "eks-sg-stack";
+const DEPLOY: &str = "eks-deploy";
+
+const fn by(binary: &'static str) -> Need {
+    Need {
+        by: binary,
+        when: "",
+    }
+}
+
+const fn when(binary: &'static str, when: &'static str) -> Need {
+    Need { by: binary, when }
+}
+
+const fn action(name: &'static str, needed_by: &'static [Need]) -> Action {
+    Action { name, needed_by }
+}
+
+/// What CloudFormation does with the caller's permissions for the network stack's resources.
+const NETWORK_STACK: &str = "for the network stack's resources (CloudFormation acts as the caller)";
+/// The same for the ALB security group stack.
+const SG_STACK: &str = "for the stack's resources (CloudFormation acts as the caller)";
+/// `eks-cluster create --admin`, and a delete of the access entries it made.
+const ADMINS: &str = "with `--admin`";
+/// `eks-deploy`'s reads of the cluster.
+const DEPLOY_CLUSTER: &str = "unless the state has the endpoint and CA, or `--kubeconfig` is given";
+const DEPLOY_PROFILES: &str = "for `apply`, unless the state records the cluster's one profile (every pod the manifests \
+     make must be selected by a Fargate profile)";
+const DEPLOY_FORCE: &str = "for `delete --force`";
+
+/// Every IAM action a binary calls or makes CloudFormation call, by service, in the order
+/// `eks-preflight` simulates and lists them.
+pub const ACTIONS: &[Action] = &[
     // sts: every step that names the account.
-    "sts:GetCallerIdentity",
+    action(
+        "sts:GetCallerIdentity",
+        &[
+            by(CLUSTER),
+            by(OIDC),
+            by(IRSA),
+            by(SG),
+            by(PREFLIGHT),
+            by(LEFTOVERS),
+        ],
+    ),
     // cloudformation: eks-cluster (network stack) and eks-sg-stack (ALB security group stack).
-    "cloudformation:DescribeStacks",
-    "cloudformation:GetTemplate",
-    "cloudformation:CreateStack",
-    "cloudformation:UpdateStack",
-    "cloudformation:DeleteStack",
-    "cloudformation:DescribeStackEvents",
+    action(
+        "cloudformation:DescribeStacks",
+        &[by(CLUSTER), by(SG), by(LEFTOVERS)],
+    ),
+    action("cloudformation:GetTemplate", &[by(CLUSTER), by(SG)]),
+    action("cloudformation:CreateStack", &[by(CLUSTER), by(SG)]),
+    action("cloudformation:UpdateStack", &[by(CLUSTER), by(SG)]),
+    action("cloudformation:DeleteStack", &[by(CLUSTER), by(SG)]),
+    action("cloudformation:DescribeStackEvents", &[by(CLUSTER), by(SG)]),
     // ec2: the network stack's resources (eks-cluster).
-    "ec2:CreateVpc",
-    "ec2:DeleteVpc",
-    "ec2:ModifyVpcAttribute",
-    "ec2:CreateSubnet",
-    "ec2:DeleteSubnet",
-    "ec2:ModifySubnetAttribute",
-    "ec2:CreateInternetGateway",
-    "ec2:DeleteInternetGateway",
-    "ec2:AttachInternetGateway",
-    "ec2:DetachInternetGateway",
-    "ec2:AllocateAddress",
-    "ec2:ReleaseAddress",
-    "ec2:DisassociateAddress",
-    "ec2:CreateNatGateway",
-    "ec2:DeleteNatGateway",
-    "ec2:CreateRouteTable",
-    "ec2:DeleteRouteTable",
-    "ec2:CreateRoute",
-    "ec2:DeleteRoute",
-    "ec2:AssociateRouteTable",
-    "ec2:DisassociateRouteTable",
-    "ec2:CreateTags",
-    "ec2:DeleteTags",
+    action("ec2:CreateVpc", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteVpc", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:ModifyVpcAttribute", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:CreateSubnet", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteSubnet", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:ModifySubnetAttribute", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:CreateInternetGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteInternetGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:AttachInternetGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DetachInternetGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:AllocateAddress", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:ReleaseAddress", &[when(CLUSTER, NETWORK_STACK)]),
+    // The Elastic IP's release after the NAT gateway.
+    action("ec2:DisassociateAddress", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:CreateNatGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteNatGateway", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:CreateRouteTable", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteRouteTable", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:CreateRoute", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:DeleteRoute", &[when(CLUSTER, NETWORK_STACK)]),
+    action("ec2:AssociateRouteTable", &[when(CLUSTER, NETWORK_STACK)]),
+    action(
+        "ec2:DisassociateRouteTable",
+        &[when(CLUSTER, NETWORK_STACK)],
+    ),
+    action(
+        "ec2:CreateTags",
+        &[when(CLUSTER, NETWORK_STACK), when(SG, SG_STACK)],
+    ),
+    action("ec2:DeleteTags", &[when(SG, SG_STACK)]),
     // ec2: the ALB security group stack's resources (eks-sg-stack).
-    "ec2:CreateSecurityGroup",
-    "ec2:DeleteSecurityGroup",
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:AuthorizeSecurityGroupEgress",
-    "ec2:RevokeSecurityGroupIngress",
-    "ec2:RevokeSecurityGroupEgress",
-    // ec2: reads (eks-cluster's `ec2:Describe*` and a brought VPC, eks-sg-stack's lookups).
-    "ec2:DescribeVpcs",
-    "ec2:DescribeVpcAttribute",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeRouteTables",
-    "ec2:DescribeVpcEndpoints",
-    "ec2:DescribeInternetGateways",
-    "ec2:DescribeNatGateways",
-    "ec2:DescribeAddresses",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSecurityGroupRules",
-    // the wait for network interfaces before a stack delete (eks-sg-stack, eks-cluster).
-    "ec2:DescribeNetworkInterfaces",
+    action("ec2:CreateSecurityGroup", &[when(SG, SG_STACK)]),
+    action("ec2:DeleteSecurityGroup", &[when(SG, SG_STACK)]),
+    action("ec2:AuthorizeSecurityGroupIngress", &[when(SG, SG_STACK)]),
+    action("ec2:AuthorizeSecurityGroupEgress", &[when(SG, SG_STACK)]),
+    action("ec2:RevokeSecurityGroupIngress", &[when(SG, SG_STACK)]),
+    action("ec2:RevokeSecurityGroupEgress", &[when(SG, SG_STACK)]),
+    // ec2: reads (eks-cluster's zones and a brought VPC, eks-sg-stack's lookups, what
+    // CloudFormation reads back of what it made).
+    action(
+        "ec2:DescribeVpcs",
+        &[by(CLUSTER), by(PREFLIGHT), by(LEFTOVERS)],
+    ),
+    action("ec2:DescribeVpcAttribute", &[by(CLUSTER)]),
+    action("ec2:DescribeAvailabilityZones", &[by(CLUSTER)]),
+    action("ec2:DescribeSubnets", &[by(CLUSTER), by(SG)]),
+    action("ec2:DescribeRouteTables", &[by(CLUSTER)]),
+    action("ec2:DescribeVpcEndpoints", &[by(CLUSTER)]),
+    action(
+        "ec2:DescribeInternetGateways",
+        &[when(CLUSTER, NETWORK_STACK)],
+    ),
+    action("ec2:DescribeNatGateways", &[by(CLUSTER), by(LEFTOVERS)]),
+    action(
+        "ec2:DescribeAddresses",
+        &[when(CLUSTER, NETWORK_STACK), by(PREFLIGHT), by(LEFTOVERS)],
+    ),
+    action("ec2:DescribeSecurityGroups", &[by(SG), by(LEFTOVERS)]),
+    action("ec2:DescribeSecurityGroupRules", &[when(SG, SG_STACK)]),
+    // The wait for network interfaces before a stack delete.
+    action(
+        "ec2:DescribeNetworkInterfaces",
+        &[
+            when(CLUSTER, "for `delete`"),
+            when(SG, "for `delete`"),
+            by(LEFTOVERS),
+        ],
+    ),
     // iam: the cluster and pod execution roles (eks-cluster), the IRSA roles (irsa).
-    "iam:GetRole",
-    "iam:CreateRole",
-    "iam:TagRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:ListRolePolicies",
-    "iam:GetRolePolicy",
-    "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
-    "iam:ListAttachedRolePolicies",
-    "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
-    "iam:DeleteRole",
-    "iam:PassRole",
-    "iam:CreateServiceLinkedRole",
-    "iam:ListRoles",
-    "iam:ListRoleTags",
+    action("iam:GetRole", &[by(CLUSTER), by(IRSA), by(PREFLIGHT)]),
+    action("iam:CreateRole", &[by(CLUSTER), by(IRSA)]),
+    action("iam:TagRole", &[by(CLUSTER), by(IRSA)]),
+    action("iam:UpdateAssumeRolePolicy", &[by(CLUSTER), by(IRSA)]),
+    action("iam:ListRolePolicies", &[by(CLUSTER), by(IRSA)]),
+    action("iam:GetRolePolicy", &[by(IRSA)]),
+    action("iam:PutRolePolicy", &[by(IRSA)]),
+    action("iam:DeleteRolePolicy", &[by(CLUSTER), by(IRSA)]),
+    action("iam:ListAttachedRolePolicies", &[by(CLUSTER), by(IRSA)]),
+    action("iam:AttachRolePolicy", &[by(CLUSTER), by(IRSA)]),
+    action("iam:DetachRolePolicy", &[by(CLUSTER), by(IRSA)]),
+    action("iam:DeleteRole", &[by(CLUSTER), by(IRSA)]),
+    action("iam:PassRole", &[by(CLUSTER)]),
+    action("iam:CreateServiceLinkedRole", &[by(CLUSTER)]),
+    action("iam:ListRoles", &[when(IRSA, "for `list`"), by(LEFTOVERS)]),
+    action(
+        "iam:ListRoleTags",
+        &[when(IRSA, "for `list`"), by(LEFTOVERS)],
+    ),
     // iam: `eks-cluster create --admin` checks that an IAM user it names exists.
-    "iam:GetUser",
+    action("iam:GetUser", &[when(CLUSTER, ADMINS)]),
     // iam: the OIDC provider (eks-oidc; irsa reads it).
-    "iam:GetOpenIDConnectProvider",
-    "iam:CreateOpenIDConnectProvider",
-    "iam:TagOpenIDConnectProvider",
-    "iam:AddClientIDToOpenIDConnectProvider",
-    "iam:RemoveClientIDFromOpenIDConnectProvider",
-    "iam:DeleteOpenIDConnectProvider",
+    action(
+        "iam:GetOpenIDConnectProvider",
+        &[by(OIDC), by(IRSA), by(LEFTOVERS)],
+    ),
+    action("iam:CreateOpenIDConnectProvider", &[by(OIDC)]),
+    action("iam:TagOpenIDConnectProvider", &[by(OIDC)]),
+    action("iam:AddClientIDToOpenIDConnectProvider", &[by(OIDC)]),
+    // An adopted provider's added client id.
+    action("iam:RemoveClientIDFromOpenIDConnectProvider", &[by(OIDC)]),
+    action("iam:DeleteOpenIDConnectProvider", &[by(OIDC)]),
     // eks: the cluster and its Fargate profile (eks-cluster; the others describe it).
-    "eks:DescribeCluster",
-    "eks:CreateCluster",
-    "eks:UpdateClusterConfig",
-    "eks:DeleteCluster",
-    "eks:TagResource",
-    "eks:ListFargateProfiles",
-    "eks:DescribeFargateProfile",
-    "eks:CreateFargateProfile",
-    "eks:DeleteFargateProfile",
+    action(
+        "eks:DescribeCluster",
+        &[
+            by(CLUSTER),
+            when(OIDC, "unless the state has `cluster.oidcIssuer`"),
+            by(IRSA),
+            by(SG),
+            when(DEPLOY, DEPLOY_CLUSTER),
+            by(PREFLIGHT),
+            by(LEFTOVERS),
+        ],
+    ),
+    action("eks:CreateCluster", &[by(CLUSTER)]),
+    action("eks:UpdateClusterConfig", &[by(CLUSTER)]),
+    action("eks:DeleteCluster", &[by(CLUSTER)]),
+    action("eks:TagResource", &[by(CLUSTER)]),
+    action(
+        "eks:ListFargateProfiles",
+        &[by(CLUSTER), when(DEPLOY, DEPLOY_PROFILES), by(LEFTOVERS)],
+    ),
+    action(
+        "eks:DescribeFargateProfile",
+        &[by(CLUSTER), when(DEPLOY, DEPLOY_PROFILES), by(LEFTOVERS)],
+    ),
+    action("eks:CreateFargateProfile", &[by(CLUSTER)]),
+    action("eks:DeleteFargateProfile", &[by(CLUSTER)]),
     // eks: the administrators of `eks-cluster create --admin` (access entries; the list and
     // describe calls are with the leftovers below).
-    "eks:CreateAccessEntry",
-    "eks:AssociateAccessPolicy",
-    "eks:ListAssociatedAccessPolicies",
-    "eks:DeleteAccessEntry",
+    action("eks:CreateAccessEntry", &[when(CLUSTER, ADMINS)]),
+    action("eks:AssociateAccessPolicy", &[when(CLUSTER, ADMINS)]),
+    action("eks:ListAssociatedAccessPolicies", &[when(CLUSTER, ADMINS)]),
+    action("eks:DeleteAccessEntry", &[when(CLUSTER, ADMINS)]),
     // elasticloadbalancing: eks-deploy delete --force finds an orphaned ALB and target groups.
-    "elasticloadbalancing:DescribeLoadBalancers",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTags",
-    // eks-preflight leftovers, the end of `make clean` (LEFTOVERS_ACTIONS; the rest are above).
-    "iam:ListOpenIDConnectProviders",
-    "eks:ListAccessEntries",
-    "eks:DescribeAccessEntry",
-    "logs:DescribeLogGroups",
+    action(
+        "elasticloadbalancing:DescribeLoadBalancers",
+        &[when(DEPLOY, DEPLOY_FORCE), by(LEFTOVERS)],
+    ),
+    action(
+        "elasticloadbalancing:DescribeTargetGroups",
+        &[when(DEPLOY, DEPLOY_FORCE), by(LEFTOVERS)],
+    ),
+    action(
+        "elasticloadbalancing:DescribeTags",
+        &[when(DEPLOY, DEPLOY_FORCE), by(LEFTOVERS)],
+    ),
+    // eks-preflight leftovers, the end of `make clean` (the rest are above).
+    action("iam:ListOpenIDConnectProviders", &[by(LEFTOVERS)]),
+    action(
+        "eks:ListAccessEntries",
+        &[when(CLUSTER, ADMINS), by(LEFTOVERS)],
+    ),
+    action(
+        "eks:DescribeAccessEntry",
+        &[when(CLUSTER, ADMINS), by(LEFTOVERS)],
+    ),
+    action("logs:DescribeLogGroups", &[by(LEFTOVERS)]),
+    // eks-preflight's own checks: the simulation, room for a VPC and an Elastic IP.
+    action("iam:SimulatePrincipalPolicy", &[by(PREFLIGHT)]),
+    action("ec2:DescribeAccountAttributes", &[by(PREFLIGHT)]),
+    action("servicequotas:GetServiceQuota", &[by(PREFLIGHT)]),
+    action("servicequotas:GetAWSDefaultServiceQuota", &[by(PREFLIGHT)]),
 ];
 
-/// What `eks-preflight leftovers` (run by `make clean` after the teardown) calls, as its
-/// `main.rs` lists it: all in [`PIPELINE_ACTIONS`], since the pipeline's identity runs it.
-pub const LEFTOVERS_ACTIONS: &[&str] = &[
-    "sts:GetCallerIdentity",
-    "cloudformation:DescribeStacks",
-    "elasticloadbalancing:DescribeLoadBalancers",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTags",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeAddresses",
-    "ec2:DescribeNatGateways",
-    "iam:ListRoles",
-    "iam:ListRoleTags",
-    "iam:ListOpenIDConnectProviders",
-    "iam:GetOpenIDConnectProvider",
-    "eks:DescribeCluster",
-    "eks:ListFargateProfiles",
-    "eks:DescribeFargateProfile",
-    "eks:ListAccessEntries",
-    "eks:DescribeAccessEntry",
-    "logs:DescribeLogGroups",
-];
+/// Every IAM action the pipeline's identity needs: the steps' and `eks-preflight leftovers`'
+/// (run by `make clean`), in the order of [`ACTIONS`]. `eks-preflight` simulates these.
+pub static PIPELINE_ACTIONS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    ACTIONS
+        .iter()
+        .filter(|a| a.needed_by.iter().any(|n| n.by != PREFLIGHT))
+        .map(|a| a.name)
+        .collect()
+});
 
-/// The actions of [`PIPELINE_ACTIONS`] that no step's doc names one by one: what CloudFormation
-/// calls for the stacks' resources (`Fn::GetAZs`, reading back what it made, the Elastic IP's
-/// release after the NAT gateway), and the spelled-out `ec2:Describe*`.
-pub const FROM_STACK_RESOURCES: &[&str] = &[
-    "ec2:DisassociateAddress",
-    "ec2:DescribeInternetGateways",
-    "ec2:DescribeAddresses",
-    "ec2:DescribeSecurityGroupRules",
-];
+/// What `binary` (or [`LEFTOVERS`]) needs, grouped by when: the actions it always needs first
+/// (`when` is `""`), then each condition in the order it first appears in [`ACTIONS`].
+pub fn needed_by(binary: &str) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = vec![("", Vec::new())];
+    for action in ACTIONS {
+        for need in action.needed_by.iter().filter(|n| n.by == binary) {
+            match groups.iter_mut().find(|(w, _)| *w == need.when) {
+                Some((_, names)) => names.push(action.name),
+                None => groups.push((need.when, vec![action.name])),
+            }
+        }
+    }
+    groups.retain(|(_, names)| !names.is_empty());
+    groups
+}
 
 /// `service:Action` split in two; `None` for anything else.
 pub fn split(action: &str) -> Option<(&str, &str)> {
@@ -215,135 +342,103 @@ pub fn grouped_lines<'a>(actions: impl IntoIterator<Item = &'a str>) -> Vec<Stri
     lines
 }
 
-/// The `service:Action` names in backticks in the `//!` block of a `main.rs`.
-pub fn documented_actions(main_rs: &str) -> Vec<String> {
-    main_rs
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .flat_map(|l| l.split('`').skip(1).step_by(2))
-        .filter(|quoted| split(quoted).is_some())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::path::Path;
 
     use super::*;
 
-    /// Every step crate (the registry's folders); `patch` makes no AWS call but is read so a
-    /// later permission there counts.
-    fn step_crates() -> impl Iterator<Item = &'static str> {
-        common::steps::STEPS.iter().map(|step| step.folder)
-    }
-
-    fn documented() -> Vec<(String, String)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        step_crates()
-            .flat_map(|krate| {
-                let path = root.join(krate).join("src/main.rs");
-                let text = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                documented_actions(&text)
-                    .into_iter()
-                    .map(|a| (krate.to_string(), a))
-                    .collect::<Vec<_>>()
-            })
+    fn needers() -> BTreeSet<&'static str> {
+        ACTIONS
+            .iter()
+            .flat_map(|a| a.needed_by.iter().map(|n| n.by))
             .collect()
     }
 
     #[test]
-    fn every_action_a_step_documents_is_in_the_list() {
-        let documented = documented();
+    fn every_binary_that_needs_an_action_exists() {
+        let mut known: BTreeSet<&str> = common::steps::binaries().collect();
+        known.extend([PREFLIGHT, LEFTOVERS]);
+        for by in needers() {
+            assert!(
+                known.contains(by),
+                "{by} is neither a step nor eks-preflight"
+            );
+        }
+    }
+
+    /// Every step that calls AWS has its list, the offline one none.
+    #[test]
+    fn every_step_that_calls_aws_has_its_actions() {
+        for step in &common::steps::STEPS {
+            let needs = needed_by(step.binary);
+            assert_eq!(
+                !needs.is_empty(),
+                step.calls_aws,
+                "{}: {needs:?}",
+                step.binary
+            );
+        }
+    }
+
+    #[test]
+    fn the_pipeline_list_leaves_out_only_preflight_s_own_checks() {
+        assert!(PIPELINE_ACTIONS.contains(&"iam:ListOpenIDConnectProviders"));
         assert!(
-            documented.len() >= 60,
-            "the docs name {} actions; the parser is broken",
-            documented.len()
+            PIPELINE_ACTIONS.contains(&"iam:GetRole"),
+            "steps need it too"
         );
-        for (krate, action) in &documented {
-            let covered = match action.strip_suffix('*') {
-                Some(prefix) => PIPELINE_ACTIONS.iter().any(|a| a.starts_with(prefix)),
-                None => PIPELINE_ACTIONS.contains(&action.as_str()),
-            };
-            assert!(
-                covered,
-                "{krate}/src/main.rs names `{action}`, which PIPELINE_ACTIONS lacks"
-            );
-        }
+        assert!(!PIPELINE_ACTIONS.contains(&"iam:SimulatePrincipalPolicy"));
+        assert!(!PIPELINE_ACTIONS.contains(&"servicequotas:GetServiceQuota"));
+        let steps_and_leftovers: BTreeSet<&str> = ACTIONS
+            .iter()
+            .filter(|a| a.needed_by.iter().any(|n| n.by != PREFLIGHT))
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(
+            PIPELINE_ACTIONS.iter().copied().collect::<BTreeSet<_>>(),
+            steps_and_leftovers
+        );
     }
 
     #[test]
-    fn every_listed_action_is_documented_or_from_the_stacks() {
-        let documented: BTreeSet<String> = documented().into_iter().map(|(_, a)| a).collect();
-        for action in PIPELINE_ACTIONS {
-            let named = documented.contains(*action);
-            let from_stacks = FROM_STACK_RESOURCES.contains(action);
-            let for_leftovers = LEFTOVERS_ACTIONS.contains(action);
-            assert!(
-                named || from_stacks || for_leftovers,
-                "{action} is neither in a step's doc, nor in FROM_STACK_RESOURCES or LEFTOVERS_ACTIONS"
-            );
-            assert!(!(named && from_stacks), "{action} is documented already");
-        }
-        for action in FROM_STACK_RESOURCES {
-            assert!(PIPELINE_ACTIONS.contains(action), "{action}");
-        }
-    }
-
-    #[test]
-    fn leftovers_actions_are_simulated_and_documented() {
-        let main_rs =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs"))
-                .expect("preflight/src/main.rs");
-        let doc = documented_actions(&main_rs);
-        let listed = main_rs
-            .split("for `leftovers`:")
-            .nth(1)
-            .map(documented_actions)
-            .expect("main.rs lists what `leftovers` needs");
-        for action in LEFTOVERS_ACTIONS {
-            assert!(PIPELINE_ACTIONS.contains(action), "{action}");
-            assert!(doc.iter().any(|d| d == action), "main.rs lacks {action}");
-        }
-        for action in &listed {
-            assert!(
-                LEFTOVERS_ACTIONS.contains(&action.as_str()),
-                "main.rs names {action} for leftovers; LEFTOVERS_ACTIONS lacks it"
-            );
-        }
+    fn needs_are_grouped_by_when_always_first() {
+        let irsa = needed_by("irsa");
+        assert_eq!(irsa[0].0, "");
+        assert!(irsa[0].1.contains(&"iam:CreateRole"));
+        assert_eq!(
+            irsa[1],
+            ("for `list`", vec!["iam:ListRoles", "iam:ListRoleTags"])
+        );
+        let deploy = needed_by("eks-deploy");
+        assert!(
+            deploy.iter().all(|(when, _)| !when.is_empty()),
+            "{deploy:?}"
+        );
+        assert!(needed_by("eks-patch").is_empty());
     }
 
     #[test]
     fn the_list_is_well_formed_without_duplicates() {
         let mut seen = BTreeSet::new();
-        for action in PIPELINE_ACTIONS {
-            assert!(split(action).is_some(), "{action}");
+        for action in ACTIONS {
+            assert!(split(action.name).is_some(), "{}", action.name);
             assert!(
-                !action.contains('*'),
-                "{action}: no patterns in a simulation"
+                !action.name.contains('*'),
+                "{}: no patterns in a simulation",
+                action.name
             );
-            assert!(seen.insert(action), "{action} twice");
+            assert!(seen.insert(action.name), "{} twice", action.name);
+            assert!(
+                !action.needed_by.is_empty(),
+                "{}: nobody needs it",
+                action.name
+            );
+            let mut by = BTreeSet::new();
+            for need in action.needed_by {
+                assert!(by.insert(need.by), "{}: {} twice", action.name, need.by);
+            }
         }
-    }
-
-    #[test]
-    fn documented_actions_are_read_from_the_doc_block_only() {
-        let text = "//! IAM: `ec2:CreateVpc`, `iam:PassRole` and `ec2:Describe*`;\n\
-                    //! usage `x --connect-to H:P:A:P2` and `a:b`\n\
-                    //! `sts:GetCallerIdentity`\n\
-                    \n\
-                    // `eks:CreateCluster` is code, not doc\n";
-        assert_eq!(
-            documented_actions(text),
-            [
-                "ec2:CreateVpc",
-                "iam:PassRole",
-                "ec2:Describe*",
-                "sts:GetCallerIdentity"
-            ]
-        );
     }
 
     #[test]

@@ -778,3 +778,293 @@ mod tests {
         assert!(found.to_text().contains("not proven"));
     }
 }
+
+/// What counts as ours, against EC2 and IAM clients answered in-process (`aws-smithy-mocks`):
+/// the answers model an endpoint that passes over a tag filter (moto does for
+/// `DescribeNatGateways`, so a brought network's NAT gateway came back), so only what an answer
+/// shows tagged may count.
+#[cfg(test)]
+mod fakes {
+    use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
+    use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
+    use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput;
+    use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
+    use aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsOutput;
+    use aws_sdk_ec2::types::{Address, NatGateway, NatGatewayState, SecurityGroup, Vpc};
+    use aws_sdk_iam::operation::list_role_tags::{ListRoleTagsError, ListRoleTagsOutput};
+    use aws_sdk_iam::operation::list_roles::ListRolesOutput;
+    use aws_sdk_iam::types::Role;
+    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    fn ec2_client(rules: &[&Rule]) -> aws_sdk_ec2::Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::v2026_01_12())
+            .region(Region::new("us-east-2"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+
+    fn iam_client(rules: &[&Rule]) -> aws_sdk_iam::Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_iam::Config::builder()
+            .behavior_version(BehaviorVersion::v2026_01_12())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        aws_sdk_iam::Client::from_conf(config)
+    }
+
+    fn tag(key: &str, value: &str) -> aws_sdk_ec2::types::Tag {
+        aws_sdk_ec2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+    }
+
+    fn ids(left: &[Leftover]) -> Vec<(&str, &str, &str)> {
+        left.iter()
+            .map(|l| (l.kind, l.id.as_str(), l.why.as_str()))
+            .collect()
+    }
+
+    /// Every describe answers the same whatever the filter (as moto's `DescribeNatGateways`
+    /// does): ours, another cluster's and an untagged resource come back, on each of the two
+    /// filtered calls.
+    #[tokio::test]
+    async fn ec2_counts_only_what_the_answer_shows_tagged_for_the_cluster() {
+        let vpcs = mock!(aws_sdk_ec2::Client::describe_vpcs).then_output(|| {
+            DescribeVpcsOutput::builder()
+                .vpcs(
+                    Vpc::builder()
+                        .vpc_id("vpc-ours")
+                        .tags(tag(CLUSTER_TAG, "demo"))
+                        .tags(tag("Name", "demo-vpc"))
+                        .build(),
+                )
+                .vpcs(
+                    Vpc::builder()
+                        .vpc_id("vpc-other")
+                        .tags(tag(CLUSTER_TAG, "other"))
+                        .build(),
+                )
+                .build()
+        });
+        let groups = mock!(aws_sdk_ec2::Client::describe_security_groups).then_output(|| {
+            DescribeSecurityGroupsOutput::builder()
+                .security_groups(
+                    SecurityGroup::builder()
+                        .group_id("sg-brought")
+                        .group_name("brought")
+                        .build(),
+                )
+                .build()
+        });
+        let interfaces = mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .then_output(|| DescribeNetworkInterfacesOutput::builder().build());
+        let addresses = mock!(aws_sdk_ec2::Client::describe_addresses).then_output(|| {
+            DescribeAddressesOutput::builder()
+                .addresses(
+                    Address::builder()
+                        .allocation_id("eipalloc-alb")
+                        .public_ip("192.0.2.1")
+                        .tags(tag(CONTROLLER_CLUSTER_TAG, "demo"))
+                        .build(),
+                )
+                .build()
+        });
+        let gateways = mock!(aws_sdk_ec2::Client::describe_nat_gateways).then_output(|| {
+            DescribeNatGatewaysOutput::builder()
+                // The brought network's gateway: no tag of ours.
+                .nat_gateways(
+                    NatGateway::builder()
+                        .nat_gateway_id("nat-brought")
+                        .state(NatGatewayState::Available)
+                        .tags(tag("Name", "theirs"))
+                        .build(),
+                )
+                .nat_gateways(
+                    NatGateway::builder()
+                        .nat_gateway_id("nat-ours")
+                        .state(NatGatewayState::Available)
+                        .tags(tag(CLUSTER_TAG, "demo"))
+                        .build(),
+                )
+                // Ours, but on its way out: not left.
+                .nat_gateways(
+                    NatGateway::builder()
+                        .nat_gateway_id("nat-deleted")
+                        .state(NatGatewayState::Deleted)
+                        .tags(tag(CLUSTER_TAG, "demo"))
+                        .build(),
+                )
+                .build()
+        });
+        let ec2 = ec2_client(&[&vpcs, &groups, &interfaces, &addresses, &gateways]);
+        let left = ec2_tagged(&ec2, "demo")
+            .await
+            .expect("every listing answered");
+        assert_eq!(
+            ids(&left),
+            [
+                ("VPC", "vpc-ours", "tag eks-fargate-alb/cluster=demo"),
+                (
+                    "NAT gateway",
+                    "nat-ours",
+                    "tag eks-fargate-alb/cluster=demo"
+                ),
+                (
+                    "Elastic IP",
+                    "eipalloc-alb",
+                    "tag elbv2.k8s.aws/cluster=demo"
+                ),
+            ]
+        );
+        assert_eq!(left[0].name.as_deref(), Some("demo-vpc"));
+        // One call per tag key and kind.
+        assert_eq!(gateways.num_calls(), 2);
+        assert_eq!(vpcs.num_calls(), 2);
+    }
+
+    /// A failed listing is no proof: it is reported, not passed over.
+    #[tokio::test]
+    async fn a_failed_ec2_listing_is_reported() {
+        let vpcs = mock!(aws_sdk_ec2::Client::describe_vpcs).then_error(|| {
+            aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsError::generic(
+                ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+        let ec2 = ec2_client(&[&vpcs]);
+        let err = ec2_tagged(&ec2, "demo")
+            .await
+            .expect_err("a failed listing");
+        assert!(
+            err.starts_with("ec2:DescribeVpcs: ") && err.contains("UnauthorizedOperation"),
+            "{err}"
+        );
+    }
+
+    fn role(name: &str, trusted: &str) -> Role {
+        Role::builder()
+            .role_name(name)
+            .role_id(format!("AROA{name}"))
+            .arn(format!("arn:aws:iam::123456789012:role/{name}"))
+            .path("/")
+            .create_date(aws_smithy_types::DateTime::from_secs(0))
+            .assume_role_policy_document(
+                serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": trusted_principal(trusted)}]})
+                    .to_string(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn trusted_principal(trusted: &str) -> serde_json::Value {
+        if trusted.contains(":oidc-provider/") {
+            serde_json::json!({"Federated": trusted})
+        } else {
+            serde_json::json!({"Service": trusted})
+        }
+    }
+
+    fn role_tags(for_role: &'static str, tags: &'static [(&'static str, &'static str)]) -> Rule {
+        mock!(aws_sdk_iam::Client::list_role_tags)
+            .match_requests(move |r| r.role_name() == Some(for_role))
+            .then_output(move || {
+                ListRoleTagsOutput::builder()
+                    .set_tags(Some(
+                        tags.iter()
+                            .map(|(k, v)| {
+                                aws_sdk_iam::types::Tag::builder()
+                                    .key(*k)
+                                    .value(*v)
+                                    .build()
+                                    .unwrap()
+                            })
+                            .collect(),
+                    ))
+                    .build()
+                    .unwrap()
+            })
+    }
+
+    /// Only roles that trust EKS, Fargate or an OIDC provider are asked for their tags; of
+    /// those, only the ones tagged for the cluster (or with the old IRSA tag) count; one gone
+    /// since the listing is passed over.
+    #[tokio::test]
+    async fn roles_count_by_trust_then_tag() {
+        let listed = mock!(aws_sdk_iam::Client::list_roles).then_output(|| {
+            ListRolesOutput::builder()
+                .roles(role("cluster-role", "eks.amazonaws.com"))
+                .roles(role("instance-role", "ec2.amazonaws.com"))
+                .roles(role(
+                    "irsa-old",
+                    "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/X",
+                ))
+                .roles(role("pods-other", "eks-fargate-pods.amazonaws.com"))
+                .roles(role("gone", "eks.amazonaws.com"))
+                .build()
+                .unwrap()
+        });
+        let cluster_role = role_tags("cluster-role", &[(CLUSTER_TAG, "demo")]);
+        // Tagged ours, but trusting only EC2: never asked for.
+        let instance_role = role_tags("instance-role", &[(CLUSTER_TAG, "demo")]);
+        let irsa_old = role_tags("irsa-old", &[(LEGACY_IRSA_CLUSTER_TAG, "demo")]);
+        let pods_other = role_tags("pods-other", &[(CLUSTER_TAG, "other")]);
+        let gone = mock!(aws_sdk_iam::Client::list_role_tags)
+            .match_requests(|r| r.role_name() == Some("gone"))
+            .then_error(|| {
+                ListRoleTagsError::generic(
+                    ErrorMetadata::builder()
+                        .code("NoSuchEntity")
+                        .message("The role with name gone cannot be found.")
+                        .build(),
+                )
+            });
+        let iam = iam_client(&[
+            &listed,
+            &cluster_role,
+            &instance_role,
+            &irsa_old,
+            &pods_other,
+            &gone,
+        ]);
+        let left = roles(&iam, "demo").await.expect("every listing answered");
+        assert_eq!(
+            ids(&left),
+            [
+                (
+                    "IAM role",
+                    "arn:aws:iam::123456789012:role/cluster-role",
+                    "tag eks-fargate-alb/cluster=demo"
+                ),
+                (
+                    "IAM role",
+                    "arn:aws:iam::123456789012:role/irsa-old",
+                    "tag eks-fargate-alb/irsa-cluster=demo"
+                ),
+            ]
+        );
+        assert_eq!(instance_role.num_calls(), 0, "a role not trusting EKS");
+        assert_eq!(gone.num_calls(), 1);
+    }
+}

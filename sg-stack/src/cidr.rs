@@ -1,78 +1,18 @@
 //! Allowed source CIDRs for the ALB: IPv4 or IPv6, canonical (no host bits), no duplicates.
 
-use std::fmt;
-use std::net::IpAddr;
-
 /// Most CIDRs one stack takes: each makes two rules (80 and 443), and a security group holds 60
 /// inbound rules per address family by default.
 pub const MAX_CIDRS: usize = 30;
 
-/// One allowed CIDR.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// True for IPv6.
-    pub fn is_ipv6(&self) -> bool {
-        self.addr.is_ipv6()
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = text.split_once('/').ok_or(
-            "not a CIDR: write it as ADDRESS/PREFIX, like 203.0.113.0/24 or 2001:db8::/32",
-        )?;
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= max)
-            .ok_or_else(|| format!("the prefix length must be 0 to {max}"))?;
-        let canonical = Cidr {
-            addr: network(addr, prefix),
-            prefix,
-        };
-        if canonical.addr != addr {
-            return Err(format!("it has host bits set; did you mean {canonical}?"));
-        }
-        Ok(canonical)
-    }
-}
-
-fn network(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    }
-}
+/// One allowed CIDR (the `ipnet` crate's, parsed by [`common::cidr::parse`]).
+pub type Cidr = common::cidr::IpNet;
 
 /// Parses every value, keeps the first of duplicates, and checks the count. The error names the
 /// offending value.
 pub fn parse_all(values: &[String]) -> Result<Vec<Cidr>, (String, String)> {
     let mut out: Vec<Cidr> = Vec::new();
     for value in values {
-        let cidr: Cidr = value.trim().parse().map_err(|e| (value.clone(), e))?;
+        let cidr = common::cidr::parse(value.trim()).map_err(|e| (value.clone(), e.to_string()))?;
         if !out.contains(&cidr) {
             out.push(cidr);
         }
@@ -121,7 +61,7 @@ mod tests {
                 "198.51.100.7/32"
             ]
         );
-        assert!(got[2].is_ipv6() && !got[0].is_ipv6());
+        assert!(matches!(got[2], Cidr::V6(_)) && matches!(got[0], Cidr::V4(_)));
     }
 
     #[test]

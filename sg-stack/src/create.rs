@@ -79,10 +79,8 @@ pub async fn create(state: &mut State, ctx: &Context, args: &CreateArgs) -> Resu
     let clients = Clients::new(&ctx.aws);
     let cfn = &clients.cloudformation;
 
-    let network = match network::from_state(state, &cluster)? {
-        Some(found) => found,
-        None => network::discover(&clients.eks, &clients.ec2, &cluster, &ctx.region).await?,
-    };
+    let network =
+        network::resolve(&clients.eks, &clients.ec2, state, &cluster, &ctx.region).await?;
     tracing::info!(
         "cluster {cluster}: VPC {}, cluster security group {} (from {})",
         network.vpc_id,

@@ -10,7 +10,7 @@ use crate::{DeleteArgs, SECTION, Section, stack_name, template};
 pub async fn delete(state: &mut State, ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
     let previous: Option<Section> =
         common::error::recorded_section(args.cluster.as_deref(), state, &ctx.region)?;
-    if state.raw("deploy").is_some() && !args.force {
+    if common::sections::deploy::present(state) && !args.force {
         return Err(Usage::DeployStillThere.into());
     }
     let (name, target, cluster) = match &previous {

@@ -5,14 +5,12 @@
 
 mod args;
 pub mod cidr;
+pub mod cli;
 mod create;
 mod delete;
 pub mod error;
 pub mod network;
 pub mod template;
-
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::cidr::Cidr;
 
@@ -22,46 +20,16 @@ pub use crate::delete::delete;
 pub use crate::error::{Error, Usage};
 
 /// This step's section of the state document.
-pub const SECTION: &str = "sgStack";
+pub const SECTION: &str = common::sections::sg_stack::KEY;
 /// The default allowed CIDR, as the seed's Makefile had it.
 pub const DEFAULT_CIDR: &str = "0.0.0.0/0";
 /// The default target port: the container port of the app eks-patch renders.
 pub const DEFAULT_TARGET_PORT: u16 = 80;
 /// The longest stack name CloudFormation accepts.
 pub const MAX_STACK_NAME: usize = 128;
-/// What to do when the state's `sgStack` section is about another cluster or region.
-const SAME_PLACE_FIX: &str = "delete that stack first or use a separate state";
 
-/// The `sgStack` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Section {
-    pub stack_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack_id: Option<String>,
-    pub region: String,
-    pub cluster_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_group_id: Option<String>,
-    pub vpc_id: String,
-    pub cluster_security_group_id: String,
-    pub cluster_security_group_source: network::Source,
-    pub allowed_cidrs: Vec<String>,
-    /// The ports the ALB may reach on the pods (absent in sections written before they were
-    /// chosen, whose stack opened every port).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub target_ports: Vec<u16>,
-    /// Keys a newer version wrote, kept as they are.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Section {
-    /// True when this section records `stack` (by its id) as the one this step made.
-    pub fn records(&self, stack: &common::cfn::Stack) -> bool {
-        self.stack_id.as_deref() == Some(stack.id.as_str())
-    }
-}
+/// The `sgStack` section: its one model lives in `common::sections::sg_stack`.
+pub use common::sections::sg_stack::Section;
 
 /// The step named in [`common::owner::STEP_TAG`] on the stack this step makes.
 pub const STEP: &str = "sg-stack";
@@ -73,14 +41,6 @@ pub fn not_ours(stack: &common::cfn::Stack, name: &str, fix: &str) -> common::ow
         name: name.to_owned(),
         why: common::owner::why_not_ours(|k| stack.tags.get(k).map(String::as_str)),
         fix: fix.to_owned(),
-    }
-}
-
-impl common::error::OwnSection for Section {
-    const SECTION: &'static str = SECTION;
-    const SAME_PLACE_FIX: &'static str = SAME_PLACE_FIX;
-    fn place(&self) -> (&str, &str) {
-        (&self.cluster_name, &self.region)
     }
 }
 
@@ -155,6 +115,7 @@ mod tests {
     use common::error::pick_for_section;
     use common::step::EXIT_USAGE;
     use common::{State, StepFailure};
+    use serde_json::Map;
 
     #[test]
     fn stack_names() {

@@ -30,7 +30,11 @@ pub fn render(cidrs: &[Cidr], ports: &[u16]) -> Value {
                     "ToPort": port,
                     "Description": format!("{name} to the ALB from {cidr}"),
                 });
-                let key = if cidr.is_ipv6() { "CidrIpv6" } else { "CidrIp" };
+                let key = if cidr.addr().is_ipv6() {
+                    "CidrIpv6"
+                } else {
+                    "CidrIp"
+                };
                 rule[key] = Value::String(cidr.to_string());
                 rule
             })
@@ -129,7 +133,7 @@ mod tests {
     use super::*;
 
     fn cidrs(v: &[&str]) -> Vec<Cidr> {
-        v.iter().map(|s| s.parse().unwrap()).collect()
+        v.iter().map(|s| common::cidr::parse(s).unwrap()).collect()
     }
 
     fn descriptions(value: &Value, out: &mut Vec<String>) {

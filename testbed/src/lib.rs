@@ -30,6 +30,7 @@ mod moto;
 pub mod run;
 pub mod seed;
 pub mod sim;
+pub mod statecheck;
 pub mod webhooksim;
 
 pub use moto::{Call, Moto};

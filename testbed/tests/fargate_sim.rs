@@ -411,12 +411,7 @@ async fn pods_go_where_the_profiles_in_moto_allow_when_they_are_made() {
 
     // A restart makes new pods (KCM's new ReplicaSet), which the profile now selects; the
     // stuck ones go.
-    deployments
-        .patch(
-            "early",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}})),
-        )
+    common::workload::restart(&deployments, "early", &[])
         .await
         .unwrap();
     until_available(&client, "default", "early").await;

@@ -72,7 +72,7 @@ pub(super) async fn permissions_check(sdk: &SdkConfig, caller_arn: &str) -> Chec
         }
         Principal::Unsupported { reason } => {
             return Check::warn("permissions", format!("not checked: {reason}"))
-                .details(grouped(PIPELINE_ACTIONS))
+                .details(grouped(&PIPELINE_ACTIONS))
                 .fix("make sure the identity may call the actions above")
                 .data(unchecked(None));
         }
@@ -94,7 +94,7 @@ pub(super) async fn permissions_check(sdk: &SdkConfig, caller_arn: &str) -> Chec
                 "not checked: {source_arn} may not call iam:SimulatePrincipalPolicy ({err})"
             ),
         )
-        .details(grouped(PIPELINE_ACTIONS))
+        .details(grouped(&PIPELINE_ACTIONS))
         .fix(format!(
             "allow iam:SimulatePrincipalPolicy on {source_arn} to have the {} actions above checked",
             PIPELINE_ACTIONS.len()
@@ -104,7 +104,7 @@ pub(super) async fn permissions_check(sdk: &SdkConfig, caller_arn: &str) -> Chec
             "permissions",
             format!("not checked: iam:SimulatePrincipalPolicy on {source_arn} failed: {err}"),
         )
-        .details(grouped(PIPELINE_ACTIONS))
+        .details(grouped(&PIPELINE_ACTIONS))
         .fix("make sure the identity may call the actions above")
         .data(unchecked(Some(&source_arn))),
     }
